@@ -69,6 +69,8 @@ class Decision:
     inference_framework: str | None = None
     streaming_command_after: str | None = None
     args_after: dict[str, Any] | None = None
+    fingerprint: str | None = None
+    basis_fingerprint: str | None = None
 
     @property
     def changes(self) -> bool:

@@ -1,0 +1,1 @@
+"""Model engine --enforce-eager migration tool."""
