@@ -4,8 +4,9 @@ A bundle's command is ``["/bin/bash", "-c", script]`` and the script went throug
 eight formatting generations (see the facts file, section 3): unquoted Python dict
 reprs, quoted values, two module names, download and Ray steps in front. The only
 safe change to such a script is surgical, so this module reads it with bash's own
-word rules (quotes, brackets, escapes, operators) to know exactly which bytes make
-up the ``--enforce-eager`` token, and re-parses every edit before handing it out.
+word rules (quotes, brackets, escapes, operators; see ``migrate.shell``) to know
+exactly which bytes make up the ``--enforce-eager`` token, and re-parses every edit
+before handing it out.
 
 Pure and stdlib-only on purpose: the policy and the plan are tested without a
 database, and the same code must give the same answer in a dry run and a real run.
@@ -17,6 +18,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+
+from migrate import shell
 
 __all__ = [
     "ENFORCE_EAGER",
@@ -82,7 +85,7 @@ class Arg:
     inline: bool = False
 
     def texts(self) -> tuple[str, ...]:
-        return tuple(_unquote(value) for value in self.values)
+        return tuple(shell.unquote(value) for value in self.values)
 
 
 @dataclass(frozen=True)
@@ -150,318 +153,7 @@ class VllmInvocation:
         return int(text)
 
 
-# Lexing ---------------------------------------------------------------------------
-
-# Token kinds. "sep" ends a subcommand; "pipe" (| |& &) ends a simple command but not
-# the subcommand; "redir" is a redirection operator whose target is the next word.
-_SEP = "sep"
-_PIPE = "pipe"
-_REDIR = "redir"
-_WORD = "word"
-
-# Longest operators first; a run of digits directly before < or > is an fd number
-# (bash reads "5005>log" as a redirection of fd 5005, not as the word 5005).
-_OPERATOR = re.compile(
-    r"(?P<sep>&&|\|\|)"
-    r"|(?P<pipe>\|&|\||&(?!>))"
-    r"|(?P<redir>[0-9]*(?:<<<|<<-|<<|<&|<>|<|>>|>&|>\||>)|&>>|&>)"
-)
-_WORD_END = frozenset(" \t\n;&|<>")
-_OPENERS = frozenset("'\"`([{")
-_CLOSE = {"(": ")", "{": "}", "[": "]"}
-_GROUP_NAMES = {
-    "'": "single quote",
-    '"': "double quote",
-    "`": "backtick",
-    "$'": "$'...' quote",
-    "(": "parenthesis",
-    "{": "brace",
-    "[": "square bracket",
-}
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str
-    start: int
-    end: int
-    raw: str
-
-
-def _unbalanced(what: str) -> CommandError:
-    return CommandError(UNBALANCED_QUOTING, what)
-
-
-def _skip_group(s: str, i: int, strict: bool = True) -> int:
-    """Index just past the quote or bracket group opening at ``s[i]``.
-
-    An explicit stack instead of recursion, so that no input can exhaust the
-    interpreter's recursion limit.
-    """
-    n = len(s)
-    if s.startswith("$'", i):
-        stack = ["$'"]
-        i += 2
-    else:
-        stack = [s[i]]
-        i += 1
-    while stack:
-        if i >= n:
-            if strict:
-                raise _unbalanced(f"The script has an unclosed {_GROUP_NAMES[stack[-1]]}.")
-            return n
-        top = stack[-1]
-        c = s[i]
-        if top == "'":
-            if c == "'":
-                stack.pop()
-            i += 1
-        elif top in ('"', "`", "$'"):
-            if c == "\\":
-                i += 2
-            elif c == ("'" if top == "$'" else top):
-                stack.pop()
-                i += 1
-            elif top == '"' and c == "`":
-                stack.append("`")
-                i += 1
-            elif top == '"' and c == "$" and s.startswith("$(", i):
-                # Command substitution inside double quotes starts a fresh quoting context.
-                stack.append("(")
-                i += 2
-            else:
-                i += 1
-        else:
-            if c == "\\":
-                i += 2
-            elif c in "'\"`":
-                stack.append(c)
-                i += 1
-            elif s.startswith("$'", i):
-                stack.append("$'")
-                i += 2
-            elif c in "({[":
-                stack.append(c)
-                i += 1
-            elif c in ")}]":
-                if c != _CLOSE[top]:
-                    if strict:
-                        raise _unbalanced(f"The script closes a {_GROUP_NAMES[top]} with {c!r}.")
-                    return n
-                stack.pop()
-                i += 1
-            else:
-                i += 1
-    return min(i, n)
-
-
-def _lex(script: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    i = 0
-    n = len(script)
-    while i < n:
-        c = script[i]
-        if c in " \t":
-            i += 1
-            continue
-        if script.startswith("\\\n", i):
-            i += 2
-            continue
-        if c in "\n;":
-            tokens.append(_Token(_SEP, i, i + 1, c))
-            i += 1
-            continue
-        if c == "#":
-            # A comment runs to the end of the line, and hides quotes and semicolons in it.
-            newline = script.find("\n", i)
-            i = n if newline < 0 else newline
-            continue
-        if c in "&|<>0123456789":
-            match = _OPERATOR.match(script, i)
-            if match is not None and match.lastgroup is not None:
-                tokens.append(_Token(match.lastgroup, i, match.end(), match.group()))
-                i = match.end()
-                continue
-        start = i
-        while i < n:
-            c = script[i]
-            if c in _WORD_END:
-                break
-            if c == "\\":
-                if script.startswith("\\\n", i) and (i + 2 >= n or script[i + 2] in _WORD_END):
-                    # A continuation that ends the word is whitespace; the lexer skips it.
-                    break
-                # Otherwise bash joins the two halves (a\<newline>b is the word "ab").
-                i += 2
-                continue
-            if c in _OPENERS or script.startswith("$'", i):
-                i = _skip_group(script, i)
-                continue
-            if c in ")}]":
-                raise _unbalanced(f"The script has a {c!r} that closes nothing.")
-            i += 1
-        if i == start:  # defensive: never loop without progress
-            i += 1
-        i = min(i, n)
-        tokens.append(_Token(_WORD, start, i, script[start:i]))
-    return tokens
-
-
-def _subcommands(tokens: list[_Token]) -> list[list[_Token]]:
-    groups: list[list[_Token]] = []
-    current: list[_Token] = []
-    for token in tokens:
-        if token.kind == _SEP:
-            if current:
-                groups.append(current)
-            current = []
-        else:
-            current.append(token)
-    if current:
-        groups.append(current)
-    return groups
-
-
-# Unquoting ------------------------------------------------------------------------
-
-_ANSI_C_ESCAPES = {
-    "n": "\n",
-    "t": "\t",
-    "r": "\r",
-    "a": "\a",
-    "b": "\b",
-    "e": "\x1b",
-    "E": "\x1b",
-    "f": "\f",
-    "v": "\v",
-    "\\": "\\",
-    "'": "'",
-    '"': '"',
-    "?": "?",
-}
-
-
-def _unquote(raw: str) -> str:
-    """The word as the program receives it, for quotes and escapes at the top level.
-
-    Bracket groups and ``$(...)`` are copied verbatim: a generation D/E value such as
-    ``{'type': 'linear', 'factor': 2.0}`` must stay a readable dict, not lose its
-    inner quotes. Never raises, whatever ``raw`` is.
-    """
-    out: list[str] = []
-    i = 0
-    n = len(raw)
-    while i < n:
-        c = raw[i]
-        if c == "\\":
-            if i + 1 < n:
-                if raw[i + 1] != "\n":
-                    out.append(raw[i + 1])
-                i += 2
-            else:
-                out.append(c)
-                i += 1
-        elif c == "'":
-            close = raw.find("'", i + 1)
-            close = n if close < 0 else close
-            out.append(raw[i + 1 : close])
-            i = close + 1
-        elif c == '"':
-            i = _unquote_double(raw, i + 1, out)
-        elif raw.startswith("$'", i):
-            i = _unquote_ansi_c(raw, i + 2, out)
-        elif c in "`([{":
-            end = _skip_group(raw, i, strict=False)
-            out.append(raw[i:end])
-            i = end
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def _unquote_double(raw: str, i: int, out: list[str]) -> int:
-    n = len(raw)
-    while i < n:
-        c = raw[i]
-        if c == '"':
-            return i + 1
-        if c == "\\" and i + 1 < n and raw[i + 1] in '$`"\\\n':
-            if raw[i + 1] != "\n":
-                out.append(raw[i + 1])
-            i += 2
-        elif c == "`" or raw.startswith("$(", i):
-            start = i
-            end = _skip_group(raw, i + (1 if c == "$" else 0), strict=False)
-            out.append(raw[start:end])
-            i = end
-        else:
-            out.append(c)
-            i += 1
-    return n
-
-
-def _unquote_ansi_c(raw: str, i: int, out: list[str]) -> int:
-    n = len(raw)
-    while i < n:
-        c = raw[i]
-        if c == "'":
-            return i + 1
-        if c == "\\" and i + 1 < n:
-            escaped = raw[i + 1]
-            out.append(_ANSI_C_ESCAPES.get(escaped, "\\" + escaped))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return n
-
-
-def _requote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
-
-
-def _raw_equals(raw: str) -> tuple[int, str] | None:
-    """Offset of the first top-level ``=`` in a raw word and the quote it sits in."""
-    i = 0
-    n = len(raw)
-    quote = ""
-    while i < n:
-        c = raw[i]
-        if not quote:
-            if c == "\\":
-                i += 2
-            elif c == "=":
-                return i, ""
-            elif raw.startswith("$'", i):
-                quote = "$'"
-                i += 2
-            elif c in "'\"":
-                quote = c
-                i += 1
-            elif c in "`([{":
-                i = _skip_group(raw, i, strict=False)
-            else:
-                i += 1
-        elif quote == "'":
-            if c == "=":
-                return i, quote
-            if c == "'":
-                quote = ""
-            i += 1
-        else:
-            if c == "\\":
-                i += 2
-            elif c == "=":
-                return i, quote
-            elif c == ("'" if quote == "$'" else '"'):
-                quote = ""
-                i += 1
-            elif quote == '"' and (c == "`" or raw.startswith("$(", i)):
-                i = _skip_group(raw, i + (1 if c == "$" else 0), strict=False)
-            else:
-                i += 1
-    return None
+# Options --------------------------------------------------------------------------
 
 
 def _split_flag(raw: str) -> tuple[str, str | None] | None:
@@ -470,33 +162,28 @@ def _split_flag(raw: str) -> tuple[str, str | None] | None:
     Decided on the unquoted text, because that is what vLLM's argparse sees:
     ``'--enforce-eager'`` in quotes is still the flag.
     """
-    text = _unquote(raw)
+    text = shell.unquote(raw)
     if not text.startswith("--"):
         return None
     if "=" not in text:
         return text, None
     name, value = text.split("=", 1)
-    found = _raw_equals(raw)
+    found = shell.raw_equals(raw)
     if found is not None:
         at, quote = found
         closing = "'" if quote == "$'" else quote
         flag_raw = raw[:at] + closing
-        if _unquote(flag_raw) == name:
+        if shell.unquote(flag_raw) == name:
             # Reopen the quote the "=" sat in, so the value is still a valid shell word.
             return name, quote + raw[at + 1 :]
     # The "=" came from an escape or a bracket; a re-quoted value keeps texts() exact.
-    return name, _requote(value)
+    return name, shell.requote(value)
 
 
 # Finding the invocation -----------------------------------------------------------
 
-_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _PYTHON = re.compile(r"python(?:3(?:\.[0-9]+)?)?")
 _SHORT_OPTIONS = re.compile(r"-[A-Za-z]+")
-# Words that may stand before the interpreter in a simple command.
-_PREFIX_WORDS = frozenset(
-    {"exec", "nohup", "env", "time", "!", "then", "do", "else", "elif", "if", "while", "until"}
-)
 # Counts every place the script names a vLLM module to python, including places the
 # structural parser does not look into (subshells, nested bash -c, comments), so that
 # a second server hidden there makes the script ambiguous instead of half-edited.
@@ -505,25 +192,29 @@ _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
-def _match_module(tokens: list[_Token], i: int) -> tuple[str, int, int] | None:
+def _subcommands(script: str) -> list[list[shell.Token]]:
+    """The script's tokens, one list per subcommand; bad quoting is a CommandError."""
+    try:
+        return shell.subcommands(shell.lex(script))
+    except shell.ShellSyntaxError as err:
+        raise CommandError(UNBALANCED_QUOTING, str(err)) from err
+
+
+def _match_module(tokens: list[shell.Token], i: int) -> tuple[str, int, int] | None:
     """``(module, end offset of the module word, index after it)`` for a vLLM start."""
     n = len(tokens)
-    while (
-        i < n
-        and tokens[i].kind == _WORD
-        and (_ASSIGNMENT.match(tokens[i].raw) or _unquote(tokens[i].raw) in _PREFIX_WORDS)
-    ):
+    while i < n and tokens[i].kind == shell.WORD and shell.is_command_prefix(tokens[i].raw):
         i += 1
-    if i >= n or tokens[i].kind != _WORD:
+    if i >= n or tokens[i].kind != shell.WORD:
         return None
-    if not _PYTHON.fullmatch(_unquote(tokens[i].raw).rsplit("/", 1)[-1]):
+    if not _PYTHON.fullmatch(shell.unquote(tokens[i].raw).rsplit("/", 1)[-1]):
         return None
     i += 1
-    while i < n and tokens[i].kind == _WORD:
-        text = _unquote(tokens[i].raw)
+    while i < n and tokens[i].kind == shell.WORD:
+        text = shell.unquote(tokens[i].raw)
         if text == "-m":
-            if i + 1 < n and tokens[i + 1].kind == _WORD:
-                module = _unquote(tokens[i + 1].raw)
+            if i + 1 < n and tokens[i + 1].kind == shell.WORD:
+                module = shell.unquote(tokens[i + 1].raw)
                 return (module, tokens[i + 1].end, i + 2) if module in VLLM_MODULES else None
             return None
         if text.startswith("-m"):
@@ -548,12 +239,8 @@ class _ArgBuilder:
     inline: bool
 
 
-def _skip_redirect(tokens: list[_Token], i: int) -> int:
-    return i + 2 if i + 1 < len(tokens) and tokens[i + 1].kind == _WORD else i + 1
-
-
 def _read_invocation(
-    script: str, tokens: list[_Token], module: str, module_end: int, i: int
+    script: str, tokens: list[shell.Token], module: str, module_end: int, i: int
 ) -> tuple[VllmInvocation, int, int]:
     """The invocation, the offset after its last argument word, and the next token index."""
     positionals: list[str] = []
@@ -562,12 +249,12 @@ def _read_invocation(
     n = len(tokens)
     while i < n:
         token = tokens[i]
-        if token.kind == _PIPE:
+        if token.kind == shell.PIPE:
             break
-        if token.kind == _REDIR:
+        if token.kind == shell.REDIR:
             # bash strips redirections wherever they stand and passes the rest on as
             # arguments, so a flag after "2>&1" still reaches vLLM and must be seen.
-            i = _skip_redirect(tokens, i)
+            i = shell.skip_redirect(tokens, i)
             continue
         split = _split_flag(token.raw)
         if split is not None:
@@ -598,19 +285,19 @@ def _read_invocation(
     return invocation, anchor, i
 
 
-def _invocations_in(script: str, tokens: list[_Token]) -> list[tuple[VllmInvocation, int]]:
+def _invocations_in(script: str, tokens: list[shell.Token]) -> list[tuple[VllmInvocation, int]]:
     found: list[tuple[VllmInvocation, int]] = []
     at_command = True
     i = 0
     n = len(tokens)
     while i < n:
         token = tokens[i]
-        if token.kind == _PIPE:
+        if token.kind == shell.PIPE:
             at_command = True
             i += 1
             continue
-        if token.kind == _REDIR:
-            i = _skip_redirect(tokens, i)
+        if token.kind == shell.REDIR:
+            i = shell.skip_redirect(tokens, i)
             continue
         if not at_command:
             i += 1
@@ -660,7 +347,7 @@ def _parse(script: str) -> tuple[VllmInvocation, int]:
     if not isinstance(script, str):
         raise CommandError(NOT_A_BASH_COMMAND, "The command script is not a string.")
     found: list[tuple[VllmInvocation, int]] = []
-    for tokens in _subcommands(_lex(script)):
+    for tokens in _subcommands(script):
         found.extend(_invocations_in(script, tokens))
     if not found:
         raise CommandError(
@@ -686,7 +373,7 @@ def split_subcommands(script: str) -> list[tuple[int, int]]:
     """
     if not isinstance(script, str):
         raise CommandError(NOT_A_BASH_COMMAND, "The command script is not a string.")
-    return [(tokens[0].start, tokens[-1].end) for tokens in _subcommands(_lex(script))]
+    return [(tokens[0].start, tokens[-1].end) for tokens in _subcommands(script)]
 
 
 def parse_script(script: str) -> VllmInvocation:
