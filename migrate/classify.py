@@ -16,7 +16,13 @@ from migrate.modelsize import LARGE_MODEL_B, param_count_b
 from migrate.overrides import AUTO, KEEP, Overrides
 from migrate.records import Decision, EndpointRecord
 
-DROP, ADD, KEEP_EAGER, NO_CHANGE, SKIP = "drop-eager", "add-eager", "keep-eager", "no-change", "skip"
+DROP, ADD, KEEP_EAGER, NO_CHANGE, SKIP = (
+    "drop-eager",
+    "add-eager",
+    "keep-eager",
+    "no-change",
+    "skip",
+)
 ACTIONS = (DROP, ADD, KEEP_EAGER, NO_CHANGE, SKIP)
 
 RUNNABLE_FLAVORS = (
@@ -107,9 +113,7 @@ def classify(
     decision.eager_now = inv.enforce_eager
     stored_args = llm.get("vllm_additional_args")
     if stored_args is not None and not isinstance(stored_args, dict):
-        return _skip(
-            decision, "_llm.vllm_additional_args is not an object", "malformed-metadata"
-        )
+        return _skip(decision, "_llm.vllm_additional_args is not an object", "malformed-metadata")
 
     utilization = inv.gpu_memory_utilization
     if utilization is None and stored_args is not None:

@@ -130,7 +130,9 @@ def build_policy(threshold: str, recorded: str) -> PolicyParams:
     try:
         value = Decimal(threshold)
     except InvalidOperation:
-        raise click.BadParameter(f"{threshold!r} is not a number", param_hint="--threshold") from None
+        raise click.BadParameter(
+            f"{threshold!r} is not a number", param_hint="--threshold"
+        ) from None
     if not (Decimal(0) < value <= Decimal(1)):
         raise click.BadParameter("must be in (0, 1]", param_hint="--threshold")
     return PolicyParams(threshold=value, recorded=recorded)
@@ -266,3 +268,6 @@ def scan_command(
             err=True,
         )
     sys.exit(EXIT_CHANGES if summary.changes else EXIT_OK)
+
+
+from migrate import cli_rollout  # noqa: E402,F401

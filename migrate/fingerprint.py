@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from migrate.records import EndpointRecord
@@ -17,7 +17,9 @@ from migrate.records import EndpointRecord
 
 def _canonical(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        # The session's TimeZone decides the offset psycopg returns; the same
+        # instant must digest the same for a plan and an apply run elsewhere.
+        return (value.astimezone(UTC) if value.tzinfo else value).isoformat()
     if isinstance(value, dict):
         return {str(k): _canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -70,7 +70,9 @@ def endpoint_query(conn: Connection, schema: str, filters: Filters) -> sa.Select
     require_tables(conn, schema, ("endpoints", "bundles"))
     have_e = set(table_columns(conn, schema, "endpoints"))
     have_b = set(table_columns(conn, schema, "bundles"))
-    e = sa.table("endpoints", *(sa.column(c) for c in _ENDPOINT_COLUMNS if c in have_e), schema=schema)
+    e = sa.table(
+        "endpoints", *(sa.column(c) for c in _ENDPOINT_COLUMNS if c in have_e), schema=schema
+    )
     b = sa.table("bundles", *(sa.column(c) for c in _BUNDLE_COLUMNS if c in have_b), schema=schema)
     cols = [e.c[c].label(f"e_{c}") for c in _ENDPOINT_COLUMNS if c in have_e]
     cols += [b.c[c].label(f"b_{c}") for c in _BUNDLE_COLUMNS if c in have_b]
@@ -120,7 +122,9 @@ def record_from_row(row: dict[str, Any]) -> EndpointRecord:
     )
 
 
-def stream(conn: Connection, query: sa.Select, batch: int = STREAM_BATCH) -> Iterator[EndpointRecord]:
+def stream(
+    conn: Connection, query: sa.Select, batch: int = STREAM_BATCH
+) -> Iterator[EndpointRecord]:
     """Records one at a time from a server-side cursor (needs an open transaction)."""
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
     for row in result.mappings():

@@ -75,7 +75,7 @@ def write_json(
             continue
         out.write(("\n  " if first else ",\n  ") + json.dumps(as_json(d)))
         first = False
-    out.write("\n ],\n \"summary\": " + json.dumps(summary.as_dict()) + "\n}\n")
+    out.write('\n ],\n "summary": ' + json.dumps(summary.as_dict()) + "\n}\n")
     return summary
 
 
@@ -180,9 +180,10 @@ def write_markdown(
     decisions: Iterable[Decision], out: IO[str], meta: dict[str, Any], only_changes: bool = False
 ) -> Summary:
     summary = Summary()
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as table, tempfile.TemporaryFile(
-        "w+", encoding="utf-8"
-    ) as risks:
+    with (
+        tempfile.TemporaryFile("w+", encoding="utf-8") as table,
+        tempfile.TemporaryFile("w+", encoding="utf-8") as risks,
+    ):
         table.write("| " + " | ".join(HEADERS) + " |\n|" + "---|" * len(HEADERS) + "\n")
         for d in decisions:
             summary.add(d)

@@ -190,9 +190,7 @@ def test_not_ready_and_multinode_are_flagged() -> None:
         "python -m vllm_server --model model_files --tensor-parallel-size 8 --port 5005 "
         "--pipeline-parallel-size 2 --gpu-memory-utilization 0.9 --enforce-eager"
     )
-    d = classify(
-        endpoint(script, status="UPDATE_FAILED", worker=["/bin/bash", "-c", "ray start"])
-    )
+    d = classify(endpoint(script, status="UPDATE_FAILED", worker=["/bin/bash", "-c", "ray start"]))
     assert {"not-ready", "multinode"} <= set(d.flags)
     assert d.action == "drop-eager"
 

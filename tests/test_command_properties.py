@@ -121,7 +121,12 @@ def unquote_simple(raw: str) -> str:
 def value_for(draw: st.DrawFn, quoted: bool) -> tuple[str, str]:
     """A value as (raw token, text)."""
     if quoted:
-        raw = draw(st.one_of(single_quoted, double_quoted, plain_words))
+        # vLLM sees the unquoted word: a quoted "--x" is a flag to it, not a value.
+        raw = draw(
+            st.one_of(single_quoted, double_quoted, plain_words).filter(
+                lambda r: not unquote_simple(r).startswith("--")
+            )
+        )
     else:
         raw = draw(plain_words)
     return raw, unquote_simple(raw)
