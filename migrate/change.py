@@ -1,0 +1,357 @@
+"""One endpoint, one transaction: the write that apply makes, and the checks before it.
+
+The checks (`evaluate`) are pure and shared with the dry run, so a dry run
+reports exactly what the real run would do. The write copies the current
+bundle row server-side (`INSERT ... SELECT`) with the column list read from
+the catalog, so every column, known or not, on any schema version, is copied
+byte for byte; only the id, created_at, the commands and the metadata mark
+differ. No existing bundle row is ever updated or deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from migrate import command as cmd
+from migrate import journal as jr
+from migrate.db import scrub
+from migrate.fingerprint import basis_fingerprint, command_digest, endpoint_fingerprint
+from migrate.plan import PlanItem
+from migrate.records import EndpointRecord
+from migrate.rows import (
+    column_type,
+    insert_bundle_copy,
+    metadata_text,
+    qident,
+    read_bundle,
+    read_endpoint,
+    to_record,
+)
+
+LOCK_NOT_AVAILABLE = "55P03"  # NOWAIT and lock_timeout both raise it
+
+# A test seam: called with a step name and the endpoint's connection mid-transaction,
+# so fault tests can kill the backend at a precise point.
+Hook = Callable[[str, Connection], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    schema: str
+    statement_timeout_s: int = 60
+    # Short: an endpoint someone else is writing is skipped as busy and retried
+    # on the next run, rather than holding model engine's own writers up.
+    lock_timeout_ms: int = 2000
+
+
+@dataclass(frozen=True)
+class Result:
+    endpoint_id: str
+    endpoint_name: str
+    stage: int | None
+    outcome: str
+    detail: str = ""
+    bundle_before: str | None = None
+    bundle_after: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """None outcome: go ahead (detail is a note); otherwise the skip and why."""
+
+    outcome: str | None
+    detail: str = ""
+    command_after: list[str] | None = None
+    streaming_after: list[str] | None = None
+
+
+class Stop(Exception):
+    """Leave the transaction (rolled back) with this result."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.outcome)
+        self.result = result
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
+def begin_settings(conn: Connection, settings: Settings) -> None:
+    for name, value in (
+        ("lock_timeout", f"{settings.lock_timeout_ms}ms"),
+        ("statement_timeout", f"{settings.statement_timeout_s * 1000}ms"),
+        # If this process is stopped mid-transaction, free model engine's row soon.
+        ("idle_in_transaction_session_timeout", f"{max(60, settings.statement_timeout_s)}s"),
+    ):
+        conn.execute(sa.text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+
+
+def _edited(array: list[str] | None, script_after: str | None, eager: bool, what: str) -> list[str]:
+    if array is None or script_after is None:
+        raise cmd.CommandError(
+            cmd.VERIFICATION_FAILED, f"the plan and the bundle disagree on the {what}"
+        )
+    cmd.parse_command(array)  # the shape [bash, -c, script], or CommandError
+    if cmd.set_enforce_eager(array[2], eager) != script_after:
+        raise cmd.CommandError(
+            cmd.VERIFICATION_FAILED,
+            f"the plan's new {what} is not the current one with only --enforce-eager changed",
+        )
+    return [array[0], array[1], script_after]
+
+
+def evaluate(
+    item: PlanItem, record: EndpointRecord | None, history: dict[str, Any] | None
+) -> Verdict:
+    """Whether this plan item may be written now, against the endpoint as it is."""
+    if history is not None:
+        if history["reverted_by"] is not None:
+            return Verdict(
+                jr.SKIPPED_ROLLED_BACK,
+                f"applied by {history['run_id']} and rolled back since; make a new plan to "
+                "apply it again",
+            )
+        return Verdict(
+            jr.SKIPPED_ALREADY_APPLIED,
+            f"applied by {history['run_id']} as {history['bundle_after']}",
+        )
+    if record is None:
+        return Verdict(jr.SKIPPED_DRIFTED, "the endpoint no longer exists")
+    if record.status != "READY":
+        return Verdict(jr.SKIPPED_NOT_READY, f"endpoint status is {record.status}, not READY")
+    note = ""
+    if endpoint_fingerprint(record) != item.fingerprint:
+        if basis_fingerprint(record) != item.basis_fingerprint:
+            if record.current_bundle_id != item.bundle_id:
+                what = f"it now runs {record.current_bundle_id}, the plan saw {item.bundle_id}"
+            else:
+                what = "its command, metadata or status changed"
+            return Verdict(jr.SKIPPED_DRIFTED, f"changed since the plan: {what}; not overwritten")
+        note = "only last_updated_at moved since the plan; nothing the decision read changed"
+    bundle = record.bundle
+    if bundle is None:
+        return Verdict(jr.FAILED, f"bundle {record.current_bundle_id} is missing")
+    try:
+        command_after = _edited(bundle.command, item.command_after, item.eager_after, "command")
+        streaming_after = None
+        if bundle.streaming_command is not None or item.streaming_command_after is not None:
+            streaming_after = _edited(
+                bundle.streaming_command,
+                item.streaming_command_after,
+                item.eager_after,
+                "streaming command",
+            )
+    except cmd.CommandError as err:
+        return Verdict(jr.FAILED, f"refused: {err.reason}")
+    return Verdict(None, note, command_after, streaming_after)
+
+
+def inspect(
+    conn: Connection,
+    settings: Settings,
+    item: PlanItem,
+    plan_digest: str,
+    *,
+    lock: bool,
+    journal: bool,
+) -> tuple[dict[str, Any] | None, EndpointRecord | None, Verdict]:
+    """Read the endpoint (locking it when writing) and judge the item against it."""
+    endpoint = read_endpoint(conn, settings.schema, item.endpoint_id, lock=lock)
+    history = jr.apply_history(conn, plan_digest, item.endpoint_id) if journal else None
+    record = None
+    if endpoint is not None:
+        bundle_id = endpoint.get("current_bundle_id")
+        bundle = read_bundle(conn, settings.schema, bundle_id) if bundle_id else None
+        record = to_record(endpoint, bundle)
+    return endpoint, record, evaluate(item, record, history)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    plan_digest: str
+    stage: int
+
+
+def _bad_bundle_metadata(value: Any) -> bool:
+    return value is not None and not isinstance(value, dict)
+
+
+def _write(
+    conn: Connection, settings: Settings, item: PlanItem, ctx: RunContext, hook: Hook | None
+) -> Result:
+    schema = settings.schema
+    begin_settings(conn, settings)
+    endpoint, record, verdict = inspect(
+        conn, settings, item, ctx.plan_digest, lock=True, journal=True
+    )
+    if hook:
+        hook("locked", conn)
+    base = {
+        "endpoint_id": item.endpoint_id,
+        "endpoint_name": item.endpoint_name,
+        "stage": ctx.stage,
+    }
+    before = record.current_bundle_id if record else None
+    if verdict.outcome is not None:
+        raise Stop(
+            Result(**base, outcome=verdict.outcome, detail=verdict.detail, bundle_before=before)
+        )
+    assert endpoint is not None and record is not None and record.bundle is not None
+    assert verdict.command_after is not None and before is not None
+    if _bad_bundle_metadata(record.bundle.bundle_metadata):
+        raise Stop(Result(**base, outcome=jr.FAILED, detail="bundle_metadata is not a JSON object"))
+    meta_before = metadata_text(conn, schema, item.endpoint_id)
+    mark = {"run_id": ctx.run_id, "plan_digest": ctx.plan_digest, "from_bundle": before}
+    new_id = insert_bundle_copy(
+        conn,
+        schema,
+        before,
+        command=verdict.command_after,
+        streaming=verdict.streaming_after,
+        mark=mark,
+    )
+    if hook:
+        hook("bundle-inserted", conn)
+    sets = ["current_bundle_id = :new_id"]
+    params: dict[str, Any] = {"new_id": new_id, "id": item.endpoint_id}
+    if "last_updated_at" in endpoint:
+        sets.append("last_updated_at = now()")
+    if item.args_after is not None:
+        # Model engine's own later recreation obeys this dict, so it must agree.
+        meta_type = column_type(conn, schema, "endpoints", "endpoint_metadata")
+        sets.append(
+            f"endpoint_metadata = CAST(jsonb_set(CAST(endpoint_metadata AS jsonb), "
+            f"CAST(:path AS text[]), CAST(:args AS jsonb), true) AS {meta_type})"
+        )
+        params.update(path=["_llm", "vllm_additional_args"], args=json.dumps(item.args_after))
+    meta_after = conn.execute(
+        sa.text(
+            f"UPDATE {qident(schema)}.endpoints SET {', '.join(sets)} WHERE id = :id "
+            "RETURNING CAST(CAST(endpoint_metadata AS jsonb) AS text)"
+        ),
+        params,
+    ).scalar_one()
+    if hook:
+        hook("endpoint-updated", conn)
+    jr.record_change(
+        conn,
+        **_journal_fields(ctx, item, "apply"),
+        bundle_before=before,
+        bundle_after=new_id,
+        command_digest_before=command_digest(record.bundle.command),
+        command_digest_after=command_digest(verdict.command_after),
+        metadata_before=meta_before,
+        metadata_after=meta_after,
+        outcome=jr.APPLIED,
+        detail=verdict.detail or None,
+    )
+    if hook:
+        hook("before-commit", conn)
+    return Result(
+        **base, outcome=jr.APPLIED, detail=verdict.detail, bundle_before=before, bundle_after=new_id
+    )
+
+
+def _journal_fields(ctx: RunContext, item: PlanItem, kind: str) -> dict[str, Any]:
+    return {
+        "run_id": ctx.run_id,
+        "kind": kind,
+        "stage": ctx.stage,
+        "endpoint_id": item.endpoint_id,
+        "endpoint_name": item.endpoint_name,
+        "plan_digest": ctx.plan_digest,
+    }
+
+
+def db_failure(exc: sa.exc.DBAPIError, engine: Engine) -> tuple[str, str]:
+    """(outcome, detail) for a database error during one endpoint's transaction."""
+    if sqlstate(exc) == LOCK_NOT_AVAILABLE:
+        return jr.SKIPPED_BUSY, "row locked by another transaction; retry on the next run"
+    text = " ".join(str(getattr(exc, "orig", exc)).split())
+    return jr.FAILED, scrub(f"database error, rolled back: {text}", engine.url)
+
+
+def apply_item(
+    engine: Engine, settings: Settings, item: PlanItem, ctx: RunContext, hook: Hook | None = None
+) -> Result:
+    """Apply one plan item in one transaction; skips and failures are journaled apart."""
+    try:
+        with engine.connect() as conn, conn.begin():
+            return _write(conn, settings, item, ctx, hook)
+    except Stop as stop:
+        result = stop.result
+    except sa.exc.DBAPIError as exc:
+        outcome, detail = db_failure(exc, engine)
+        result = Result(
+            item.endpoint_id, item.endpoint_name, ctx.stage, outcome, detail, item.bundle_id
+        )
+    return record_outside(
+        engine,
+        result,
+        lambda conn: jr.record_change(
+            conn,
+            **_journal_fields(ctx, item, "apply"),
+            bundle_before=result.bundle_before,
+            outcome=result.outcome,
+            detail=result.detail or None,
+        ),
+    )
+
+
+def record_outside(engine: Engine, result: Result, write: Callable[[Connection], Any]) -> Result:
+    """Journal a skip or failure in its own small transaction.
+
+    If even that fails (the database went away), say so in the result rather
+    than lose the outcome: the run stops on failures anyway.
+    """
+    try:
+        with engine.begin() as conn:
+            write(conn)
+    except sa.exc.DBAPIError as exc:
+        text = " ".join(str(getattr(exc, "orig", exc)).split())
+        note = scrub(f" (not journaled: {text})", engine.url)
+        return replace(result, detail=result.detail + note)
+    return result
+
+
+def skip_if_done(engine: Engine, item: PlanItem, ctx: RunContext) -> Result | None:
+    """On a rerun, endpoints this plan already changed are skipped without locking them.
+
+    The journal row was committed with the endpoint's update, so it alone is
+    proof; a busy row is then reported as already applied, not as busy.
+    """
+    with engine.connect() as conn:
+        history = jr.apply_history(conn, ctx.plan_digest, item.endpoint_id)
+    if history is None:
+        return None
+    verdict = evaluate(item, None, history)
+    assert verdict.outcome is not None
+    result = Result(
+        item.endpoint_id,
+        item.endpoint_name,
+        ctx.stage,
+        verdict.outcome,
+        verdict.detail,
+        history["bundle_before"],
+        history["bundle_after"],
+    )
+    return record_outside(
+        engine,
+        result,
+        lambda conn: jr.record_change(
+            conn,
+            **_journal_fields(ctx, item, "apply"),
+            bundle_before=result.bundle_before,
+            bundle_after=result.bundle_after,
+            outcome=result.outcome,
+            detail=result.detail,
+        ),
+    )

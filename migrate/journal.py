@@ -1,0 +1,295 @@
+"""The `bundle_migration` journal: install it from versioned SQL files, read and write it.
+
+Installation works like Flyway: files `sql/journal/NNN_name.sql` are applied in
+order, each once, and recorded with a checksum in `schema_version`; a file that
+changed after it was applied, or a journal newer than this tool, is refused
+rather than guessed at. Every function takes the caller's connection and runs
+inside the caller's transaction: the caller decides what commits together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from migrate.db import DatabaseError
+from migrate.schema import split_statements
+
+SCHEMA = "bundle_migration"
+_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+# Serialises two tools installing at once (apply holds the run lock already,
+# but status or a future command might not).
+_INSTALL_LOCK = 0x626D6A73  # "bmjs"
+
+APPLIED = "applied"
+SKIPPED_DRIFTED = "skipped-drifted"
+SKIPPED_BUSY = "skipped-busy"
+SKIPPED_NOT_READY = "skipped-not-ready"
+SKIPPED_ALREADY_APPLIED = "skipped-already-applied"
+SKIPPED_ROLLED_BACK = "skipped-rolled-back"
+FAILED = "failed"
+ROLLED_BACK = "rolled-back"
+ROLLBACK_SKIPPED_DRIFTED = "rollback-skipped-drifted"
+OUTCOMES = (
+    APPLIED,
+    SKIPPED_DRIFTED,
+    SKIPPED_BUSY,
+    SKIPPED_NOT_READY,
+    SKIPPED_ALREADY_APPLIED,
+    SKIPPED_ROLLED_BACK,
+    FAILED,
+    ROLLED_BACK,
+    ROLLBACK_SKIPPED_DRIFTED,
+)
+
+
+class JournalError(DatabaseError):
+    """The journal schema is not one this tool can use."""
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    version: int
+    name: str
+    text: str
+
+    @property
+    def checksum(self) -> str:
+        return "sha256:" + hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def journal_files() -> list[SqlFile]:
+    folder = resources.files("migrate.sql") / "journal"
+    files = []
+    for entry in folder.iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            files.append(SqlFile(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    files.sort(key=lambda f: f.version)
+    versions = [f.version for f in files]
+    if versions != list(range(1, len(files) + 1)):
+        raise JournalError(f"journal SQL files are not numbered 001.. without gaps: {versions}")
+    return files
+
+
+def exists(conn: Connection) -> bool:
+    """Whether the journal tables are there (a dry run treats none as empty history)."""
+    return conn.execute(sa.text(f"SELECT to_regclass('{SCHEMA}.changes')")).scalar() is not None
+
+
+def installed_versions(conn: Connection) -> dict[int, str]:
+    if conn.execute(sa.text(f"SELECT to_regclass('{SCHEMA}.schema_version')")).scalar() is None:
+        return {}
+    rows = conn.execute(sa.text(f"SELECT version, checksum FROM {SCHEMA}.schema_version"))
+    return {int(v): c for v, c in rows}
+
+
+def install(conn: Connection) -> list[str]:
+    """Apply the journal files not yet applied; return their names."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INSTALL_LOCK})
+    files = journal_files()
+    have = installed_versions(conn)
+    known = {f.version: f for f in files}
+    newer = sorted(v for v in have if v not in known)
+    if newer:
+        raise JournalError(
+            f"the {SCHEMA} journal has schema version {newer[-1]}, newer than this "
+            f"bundle-migrate knows ({len(files)}): use a newer bundle-migrate"
+        )
+    for version, checksum in have.items():
+        if known[version].checksum != checksum:
+            raise JournalError(
+                f"journal SQL file {known[version].name} differs from the one applied to this "
+                "database; a journal file must never change once released"
+            )
+    applied = []
+    for f in files:
+        if f.version in have:
+            continue
+        for statement in split_statements(f.text):
+            conn.exec_driver_sql(statement.replace("%", "%%"))
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {SCHEMA}.schema_version (version, name, checksum) VALUES (:v, :n, :c)"
+            ),
+            {"v": f.version, "n": f.name, "c": f.checksum},
+        )
+        applied.append(f.name)
+    return applied
+
+
+# Runs ------------------------------------------------------------------------------
+
+
+def start_run(
+    conn: Connection,
+    *,
+    run_id: str,
+    kind: str,
+    plan_digest: str | None,
+    operator: str,
+    host: str,
+    options: dict[str, Any],
+) -> None:
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {SCHEMA}.runs (run_id, kind, plan_digest, operator, host, options) "
+            "VALUES (:r, :k, :d, :o, :h, CAST(:opts AS jsonb))"
+        ),
+        {
+            "r": run_id,
+            "k": kind,
+            "d": plan_digest,
+            "o": operator,
+            "h": host,
+            "opts": _json(options),
+        },
+    )
+
+
+def finish_run(conn: Connection, run_id: str, status: str) -> None:
+    conn.execute(
+        sa.text(
+            f"UPDATE {SCHEMA}.runs SET status = :s, finished_at = now() "
+            "WHERE run_id = :r AND status = 'running'"
+        ),
+        {"s": status, "r": run_id},
+    )
+
+
+def close_orphaned_runs(conn: Connection) -> list[str]:
+    """Runs still marked running when we hold the lock died without saying so (SIGKILL)."""
+    rows = conn.execute(
+        sa.text(
+            f"UPDATE {SCHEMA}.runs SET status = 'interrupted', finished_at = now() "
+            "WHERE status = 'running' RETURNING run_id"
+        )
+    )
+    return [r[0] for r in rows]
+
+
+# Changes ---------------------------------------------------------------------------
+
+_CHANGE_COLUMNS = (
+    "run_id",
+    "kind",
+    "stage",
+    "endpoint_id",
+    "endpoint_name",
+    "plan_digest",
+    "bundle_before",
+    "bundle_after",
+    "command_digest_before",
+    "command_digest_after",
+    "metadata_before",
+    "metadata_after",
+    "outcome",
+    "detail",
+)
+_JSONB = ("metadata_before", "metadata_after")
+
+
+def record_change(conn: Connection, **values: Any) -> int:
+    """Insert one change row; metadata_* are JSON text, stored as jsonb. Returns its id."""
+    unknown = set(values) - set(_CHANGE_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown journal columns {sorted(unknown)}")
+    cols = [c for c in _CHANGE_COLUMNS if c in values]
+    exprs = [f"CAST(:{c} AS jsonb)" if c in _JSONB else f":{c}" for c in cols]
+    return conn.execute(
+        sa.text(
+            f"INSERT INTO {SCHEMA}.changes ({', '.join(cols)}) VALUES ({', '.join(exprs)}) "
+            "RETURNING id"
+        ),
+        values,
+    ).scalar_one()
+
+
+def apply_history(conn: Connection, plan_digest: str, endpoint_id: str) -> dict[str, Any] | None:
+    """The latest `applied` change of this plan to this endpoint, reverted or not."""
+    row = (
+        conn.execute(
+            sa.text(
+                f"SELECT id, run_id, bundle_before, bundle_after, reverted_by, created_at "
+                f"FROM {SCHEMA}.changes WHERE kind = 'apply' AND outcome = 'applied' "
+                "AND plan_digest = :d AND endpoint_id = :e ORDER BY id DESC LIMIT 1"
+            ),
+            {"d": plan_digest, "e": endpoint_id},
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def plan_outcomes(conn: Connection, plan_digest: str) -> dict[str, str]:
+    """Per endpoint, where this plan stands: its latest apply outcome, or rolled-back.
+
+    An `applied` change that was reverted reads as `skipped-rolled-back`, so a
+    rerun neither re-applies it nor counts it as pending.
+    """
+    rows = conn.execute(
+        sa.text(
+            f"SELECT DISTINCT ON (endpoint_id) endpoint_id, outcome, reverted_by "
+            f"FROM {SCHEMA}.changes WHERE kind = 'apply' AND plan_digest = :d "
+            "ORDER BY endpoint_id, (outcome = 'applied') DESC, id DESC"
+        ),
+        {"d": plan_digest},
+    )
+    result = {}
+    for endpoint_id, outcome, reverted_by in rows:
+        result[endpoint_id] = SKIPPED_ROLLED_BACK if reverted_by is not None else outcome
+    return result
+
+
+def live_applied_changes(
+    conn: Connection,
+    *,
+    plan_digest: str | None = None,
+    run_id: str | None = None,
+    stage: int | None = None,
+    endpoint_names: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Applied, not yet reverted changes to roll back, newest first (undo order)."""
+    where = ["kind = 'apply'", "outcome = 'applied'", "reverted_by IS NULL"]
+    params: dict[str, Any] = {}
+    if plan_digest is not None:
+        where.append("plan_digest = :d")
+        params["d"] = plan_digest
+    if run_id is not None:
+        where.append("run_id = :r")
+        params["r"] = run_id
+    if stage is not None:
+        where.append("stage = :s")
+        params["s"] = stage
+    if endpoint_names:
+        where.append("endpoint_name = ANY(:names)")
+        params["names"] = list(endpoint_names)
+    rows = conn.execute(
+        sa.text(
+            f"SELECT id, run_id, stage, endpoint_id, endpoint_name, plan_digest, bundle_before, "
+            f"bundle_after FROM {SCHEMA}.changes WHERE {' AND '.join(where)} ORDER BY id DESC"
+        ),
+        params,
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+def run_row(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(sa.text(f"SELECT * FROM {SCHEMA}.runs WHERE run_id = :r"), {"r": run_id})
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,161 @@
+"""Rolling back what runs applied: by plan or run, narrowed by stage or endpoint.
+
+Changes are undone newest first, like an undo stack. An endpoint someone
+touched since the run is left alone unless --force (a rollback that clobbers
+a newer change is how Helm and Argo rollbacks leave systems degraded).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from migrate import change, revert
+from migrate import journal as jr
+from migrate.apply import Reporter, check_target, operator
+from migrate.db import DatabaseError, read_only
+from migrate.lock import MigrationLock
+from migrate.plan import Plan
+from migrate.xid import new_run_id
+
+WOULD_ROLL_BACK = "would-roll-back"
+
+
+@dataclass
+class RollbackOptions:
+    settings: change.Settings
+    plan: Plan | None = None
+    run_id: str | None = None
+    stage: int | None = None
+    endpoints: tuple[str, ...] = ()
+    execute: bool = False
+    force: bool = False
+
+
+@dataclass
+class RollbackSummary:
+    run_id: str | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def failures(self) -> int:
+        return self.counts[jr.FAILED]
+
+
+def _select(conn: Connection, options: RollbackOptions, reporter: Reporter) -> list[dict[str, Any]]:
+    if options.plan is not None:
+        check_target(conn, options.plan)
+    if options.run_id is not None:
+        run = jr.run_row(conn, options.run_id)
+        if run is None or run["kind"] != "apply":
+            raise DatabaseError(f"no apply run {options.run_id} in the journal (see `status`)")
+    changes = jr.live_applied_changes(
+        conn,
+        plan_digest=options.plan.digest if options.plan else None,
+        run_id=options.run_id,
+        stage=options.stage,
+        endpoint_names=options.endpoints,
+    )
+    found = {c["endpoint_name"] for c in changes}
+    for name in options.endpoints:
+        if name not in found:
+            reporter.note(f"{name}: no applied change to roll back in this selection")
+    if not changes:
+        reporter.note("nothing to roll back")
+    return changes
+
+
+def _options_doc(options: RollbackOptions) -> dict[str, Any]:
+    return {
+        "schema": options.settings.schema,
+        "run": options.run_id,
+        "stage": options.stage,
+        "endpoints": list(options.endpoints),
+        "force": options.force,
+    }
+
+
+def run_rollback(
+    engine: Engine,
+    options: RollbackOptions,
+    reporter: Reporter | None = None,
+    hook: change.Hook | None = None,
+) -> RollbackSummary:
+    reporter = reporter or Reporter()
+    if not options.execute:
+        return _dry_run(engine, options, reporter)
+    summary = RollbackSummary()
+    with MigrationLock(engine, options.settings.schema) as lock:
+        with engine.begin() as conn:
+            if not jr.exists(conn):
+                reporter.note(f"no {jr.SCHEMA} journal in this database: nothing was applied")
+                return summary
+            jr.install(conn)  # bring an older journal up to this tool's version
+            jr.close_orphaned_runs(conn)
+            changes = _select(conn, options, reporter)
+            if not changes:
+                return summary
+            summary.run_id = new_run_id()
+            jr.start_run(
+                conn,
+                run_id=summary.run_id,
+                kind="rollback",
+                plan_digest=options.plan.digest if options.plan else None,
+                operator=operator(),
+                host=socket.gethostname(),
+                options=_options_doc(options),
+            )
+        status = "failed"
+        try:
+            for c in changes:
+                lock.check()
+                result = revert.revert_change(
+                    engine,
+                    options.settings,
+                    c,
+                    run_id=summary.run_id,
+                    force=options.force,
+                    hook=hook,
+                )
+                summary.counts[result.outcome] += 1
+                reporter.result(result)
+            status = "failed" if summary.failures else "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            try:
+                with engine.begin() as conn:
+                    jr.finish_run(conn, summary.run_id, status)
+            except Exception:
+                pass  # database gone: the next run marks this one interrupted
+    return summary
+
+
+def _dry_run(engine: Engine, options: RollbackOptions, reporter: Reporter) -> RollbackSummary:
+    summary = RollbackSummary()
+    with read_only(engine, options.settings.statement_timeout_s) as conn:
+        if not jr.exists(conn):
+            reporter.note(f"no {jr.SCHEMA} journal in this database: nothing was applied")
+            return summary
+        for c in _select(conn, options, reporter):
+            outcome, detail, endpoint = revert.check(
+                conn, options.settings, c, lock=False, force=options.force
+            )
+            now = endpoint.get("current_bundle_id") if endpoint else None
+            result = change.Result(
+                c["endpoint_id"],
+                c["endpoint_name"],
+                c["stage"],
+                outcome or WOULD_ROLL_BACK,
+                detail,
+                now,
+                c["bundle_before"],
+            )
+            summary.counts[result.outcome] += 1
+            reporter.preview(result, "")
+    return summary
