@@ -6,6 +6,8 @@ evidence for who put a flag into a stored command.
 
 from __future__ import annotations
 
+import ast
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -84,12 +86,26 @@ class Provenance:
     evidence: tuple[str, ...]
 
 
+def _literal(text: str) -> Any:
+    """A dict or list value as printed in a command: JSON (2026) or a Python repr (2024)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
 def _same_value(stored: Any, texts: tuple[str, ...]) -> bool:
     if not texts:
         return stored is True
     if len(texts) > 1:
         return isinstance(stored, list) and [str(v) for v in stored] == list(texts)
     text = texts[0]
+    if isinstance(stored, dict | list):
+        return _literal(text) == stored
     if isinstance(stored, bool):
         return text.lower() == str(stored).lower()
     left, right = to_decimal(stored), to_decimal(text)
@@ -105,6 +121,55 @@ def mirrored_keys(args: dict[str, Any], command_args: dict[str, tuple[str, ...]]
         for key, value in args.items()
         if key != "enforce_eager" and key in command_args and _same_value(value, command_args[key])
     )
+
+
+# Flags model engine derives from the endpoint itself (weights, ports, shards,
+# template, quantization): a legacy recreation does not record them as args.
+DERIVED_FLAGS = frozenset(
+    {
+        "model",
+        "served_model_name",
+        "port",
+        "host",
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "quantization",
+        "chat_template",
+        "disable_log_requests",
+        "enforce_eager",
+    }
+)
+
+
+def _recorded_evidence(
+    stored_args: dict[str, Any],
+    command_args: dict[str, tuple[str, ...]],
+    command_utilization: Decimal | None,
+    endpoint_created_at: datetime | None,
+) -> list[str]:
+    """Why `enforce_eager: true` looks parsed back out of the command; [] if it does not.
+
+    Only a legacy endpoint (created before model engine recorded args) can have
+    been recreated through the legacy parse, and that parse copies every tunable
+    flag of the old command into the dict, utilization included. A caller names
+    a few arguments of their choosing.
+    """
+    if endpoint_created_at is not None and endpoint_created_at >= ARGS_RECORDED_SINCE:
+        return []
+    stored_u = to_decimal(stored_args.get("gpu_memory_utilization"))
+    if stored_u is None or command_utilization is None or stored_u != command_utilization:
+        return []
+    tunables = sorted(k for k in command_args if k not in DERIVED_FLAGS)
+    mirrored = mirrored_keys(stored_args, command_args)
+    if any(k not in mirrored for k in tunables):
+        return []
+    when = (
+        "creation date unknown"
+        if endpoint_created_at is None
+        else f"endpoint created {endpoint_created_at:%Y-%m-%d}, before model engine "
+        "recorded requested args (May 2026)"
+    )
+    return [when, "the dict copies every tunable flag of the command: " + ", ".join(tunables)]
 
 
 def provenance(
@@ -134,23 +199,13 @@ def provenance(
         return Provenance(EXPLICIT_FALSE, False, tuple(evidence))
 
     if explicit_value is True and stored_args is not None:
-        mirrored = mirrored_keys(stored_args, command_args)
-        reasons = []
-        if "gpu_memory_utilization" in mirrored:
-            reasons.append(
-                "the dict pairs it with the command's own gpu_memory_utilization, "
-                "as the old rule's injection did"
-            )
-        if endpoint_created_at is not None and endpoint_created_at < ARGS_RECORDED_SINCE:
-            reasons.append(
-                f"endpoint created {endpoint_created_at:%Y-%m-%d}, before model engine "
-                "recorded requested args (May 2026)"
-            )
-        if reasons:
-            if mirrored:
-                evidence.append("dict mirrors the command for: " + ", ".join(mirrored))
-            evidence.extend(reasons)
+        recorded = _recorded_evidence(
+            stored_args, command_args, command_utilization, endpoint_created_at
+        )
+        if recorded:
+            evidence.extend(recorded)
             return Provenance(RECORDED, True, tuple(evidence))
+        evidence.append("the dict is not a copy of the command: a caller's request")
         return Provenance(EXPLICIT_TRUE, True, tuple(evidence))
 
     if eager_now and command_utilization is None:

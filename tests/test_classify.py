@@ -132,7 +132,7 @@ def test_explicit_true_request_is_kept() -> None:
 
 def test_recorded_flag_kept_by_default_and_dropped_on_request() -> None:
     args = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
-    rec = endpoint(gen_e(), args=args, created=NEW)
+    rec = endpoint(gen_e(), args=args, created=OLD)
     kept = classify(rec)
     assert kept.action == "keep-eager" and kept.provenance == "recorded"
     assert "recorded-eager" in kept.flags

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -143,15 +144,44 @@ def test_small_explicit_true_dict_is_a_request() -> None:
 def test_dict_mirroring_the_command_is_recorded() -> None:
     cmd = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",), "enforce_eager": ()}
     stored = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
-    p = prov(True, "0.9", cmd, stored)
+    p = prov(True, "0.9", cmd, stored, OLD)
     assert p.kind == policy.RECORDED and p.explicit is True
-    assert any("gpu_memory_utilization" in e and "max_model_len" in e for e in p.evidence)
+    assert any("max_model_len" in e for e in p.evidence)
 
 
-def test_legacy_era_endpoint_with_dict_is_recorded() -> None:
-    p = prov(True, "0.9", {}, {"enforce_eager": "true"}, OLD)
+def test_recorded_evidence_names_the_creation_date() -> None:
+    cmd = {"gpu_memory_utilization": ("0.9",), "max_num_seqs": ("64",)}
+    stored = {"gpu_memory_utilization": "0.9", "max_num_seqs": 64, "enforce_eager": "true"}
+    p = prov(True, "0.9", cmd, stored, OLD)
     assert p.kind == policy.RECORDED
     assert any("2024-10-20" in e for e in p.evidence)
+
+
+def test_partial_copy_is_a_request() -> None:
+    cmd = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",), "seed": ("1",)}
+    stored = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
+    assert prov(True, "0.9", cmd, stored, OLD).kind == policy.EXPLICIT_TRUE
+
+
+def test_endpoint_created_after_args_were_recorded_is_never_recorded() -> None:
+    """Only legacy endpoints went through the legacy parse."""
+    cmd = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",)}
+    stored = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
+    assert prov(True, "0.9", cmd, stored, NEW).kind == policy.EXPLICIT_TRUE
+
+
+def test_dict_values_compare_structurally() -> None:
+    rope = {"type": "linear", "factor": 2.0}
+    cmd_py = {"gpu_memory_utilization": ("0.9",), "rope_scaling": (str(rope),)}
+    cmd_json = {"gpu_memory_utilization": ("0.9",), "rope_scaling": (json.dumps(rope),)}
+    stored = {"gpu_memory_utilization": 0.9, "rope_scaling": rope, "enforce_eager": True}
+    assert prov(True, "0.9", cmd_py, stored, OLD).kind == policy.RECORDED
+    assert prov(True, "0.9", cmd_json, stored, OLD).kind == policy.RECORDED
+
+
+def test_dict_without_utilization_is_a_request() -> None:
+    p = prov(True, "0.9", {"gpu_memory_utilization": ("0.9",)}, {"enforce_eager": True}, OLD)
+    assert p.kind == policy.EXPLICIT_TRUE
 
 
 def test_args_without_enforce_eager_and_flag_is_injected() -> None:
