@@ -208,14 +208,16 @@ def classify(
 def _args_after(stored_args: dict[str, Any] | None, eager_after: bool) -> dict[str, Any] | None:
     """The vllm_additional_args that make model engine's own recreation agree.
 
-    A recreation obeys a stored `enforce_eager`; so a dropped flag must not stay
-    recorded as true. Legacy endpoints (no dict) are left legacy: a recreation
-    parses the new command, which no longer carries the flag.
+    A recreation obeys a stored `enforce_eager`, so a stored value that
+    contradicts the decision (a recorded true we drop, a false an override
+    adds eager over) is removed; the new rule then reproduces the decision from
+    the utilization. Legacy endpoints (no dict) stay legacy: a recreation parses
+    the new command.
     """
     if stored_args is None:
         return None
     stored = policy.to_bool(stored_args.get("enforce_eager"))
-    if not eager_after and stored is True:
+    if stored is not None and stored != eager_after:
         return {k: v for k, v in stored_args.items() if k != "enforce_eager"}
     return None
 

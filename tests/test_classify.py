@@ -238,3 +238,11 @@ def test_fingerprints_track_what_the_decision_read() -> None:
     b = classify(endpoint(gen_c("0.8")))
     assert a.fingerprint != b.fingerprint and a.basis_fingerprint != b.basis_fingerprint
     assert a.fingerprint == classify(endpoint(gen_c())).fingerprint
+
+
+def test_auto_override_adding_eager_clears_a_contradicting_stored_false() -> None:
+    overrides = parse_overrides('[auto]\nendpoints = ["ep"]\n', "o.toml")
+    args = {"enforce_eager": False, "max_model_len": 8192}
+    d = classify(endpoint(gen_e("0.97", eager=False), args=args, created=NEW), overrides=overrides)
+    assert d.action == "add-eager"
+    assert d.args_after == {"max_model_len": 8192}
