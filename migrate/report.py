@@ -111,7 +111,7 @@ def _util(d: Decision) -> str:
     return "-" if d.gpu_memory_utilization is None else f"{d.gpu_memory_utilization:g}"
 
 
-def _row(d: Decision) -> list[str]:
+def _row(d: Decision, flag_sep: str = ", ") -> list[str]:
     return [
         d.endpoint_name,
         d.model_name or "-",
@@ -119,12 +119,14 @@ def _row(d: Decision) -> list[str]:
         _util(d),
         d.endpoint_status or "-",
         d.action,
-        ", ".join(d.flags) or "-",
+        flag_sep.join(d.flags) or "-",
         d.reason,
     ]
 
 
 HEADERS = ["endpoint", "model", "size", "util", "status", "action", "flags", "reason"]
+# Wrap the two free-text columns so a row fits a terminal instead of running off it.
+_WIDTHS = [None, None, None, None, None, None, None, 44]
 
 
 def _summary_rows(summary: Summary) -> list[list[Any]]:
@@ -148,12 +150,12 @@ def write_table(
         summary.add(d)
         if d.changes:
             if len(changing) < limit:
-                changing.append(_row(d))
+                changing.append(_row(d, "\n"))
             else:
                 more_changing += 1
         elif d.flags and not only_changes and any(f in RISK_FLAGS for f in d.flags):
             if len(flagged) < limit:
-                flagged.append(_row(d))
+                flagged.append(_row(d, "\n"))
             else:
                 more_flagged += 1
     out.write(tabulate(_summary_rows(summary), tablefmt="plain") + "\n")
@@ -161,12 +163,14 @@ def write_table(
         flags = ", ".join(f"{f}: {n}" for f, n in sorted(summary.flags.items()))
         out.write(f"flags: {flags}\n")
     out.write(f"\nEndpoints that change ({summary.changes}):\n")
-    out.write((tabulate(changing, HEADERS) if changing else "  none") + "\n")
+    out.write((tabulate(changing, HEADERS, maxcolwidths=_WIDTHS) if changing else "  none") + "\n")
     if more_changing:
         out.write(f"  ... and {more_changing} more (use --format csv or json for all)\n")
     if not only_changes:
         out.write("\nFlagged endpoints that do not change:\n")
-        out.write((tabulate(flagged, HEADERS) if flagged else "  none") + "\n")
+        out.write(
+            (tabulate(flagged, HEADERS, maxcolwidths=_WIDTHS) if flagged else "  none") + "\n"
+        )
         if more_flagged:
             out.write(f"  ... and {more_flagged} more (use --format csv or json for all)\n")
     return summary
