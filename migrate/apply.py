@@ -10,29 +10,22 @@ from __future__ import annotations
 
 import getpass
 import socket
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from migrate import change, diff
+from migrate import change, diff, identity
 from migrate import journal as jr
 from migrate.db import DatabaseError, read_only
-from migrate.identity import database_identity
-from migrate.lock import MigrationLock
-from migrate.plan import Plan, PlanItem, identity_differences
+from migrate.lock import MigrationLock, holder
+from migrate.pacing import Pacer, Reporter
+from migrate.plan import Plan, PlanItem
+from migrate.stages import WOULD_APPLY, StageTally, select_stages
+from migrate.verdict import inspect
 from migrate.xid import new_run_id
 
-WOULD_APPLY = "would-apply"
-# A stage is complete when each endpoint is done or can never be done by this
-# plan; busy, not-ready and failed endpoints are retried by the next run.
-DONE = frozenset(
-    {jr.APPLIED, jr.SKIPPED_ALREADY_APPLIED, jr.SKIPPED_DRIFTED, jr.SKIPPED_ROLLED_BACK}
-)
 DEPLOY_NOTE = (
     "Writing a bundle row does not restart any pod: model engine deploys the new bundle "
     "on the endpoint's next build."
@@ -50,101 +43,18 @@ def operator() -> str:
         return "unknown"
 
 
-def check_target(conn: Connection, plan: Plan) -> None:
-    diffs = identity_differences(plan.database, database_identity(conn))
-    if diffs:
+def check_target(conn: Connection, plan: Plan, *, allow_other_address: bool = False) -> list[str]:
+    """Refuse another database than the plan's; return notes the operator must see."""
+    check = identity.compare(
+        plan.database, identity.database_identity(conn), allow_other_address=allow_other_address
+    )
+    if check.refusals:
         raise PlanMismatch(
             "this plan was made against another database; refusing to apply it here ("
-            + "; ".join(diffs)
+            + "; ".join(check.refusals)
             + ")"
         )
-
-
-def stage_progress(plan: Plan, outcomes: dict[str, str]) -> dict[int, tuple[int, int]]:
-    """Per stage: (endpoints done, endpoints planned)."""
-    progress = {}
-    for stage in plan.stages:
-        items = plan.stage_items(stage.number)
-        done = sum(1 for i in items if outcomes.get(i.endpoint_id) in DONE)
-        progress[stage.number] = (done, len(items))
-    return progress
-
-
-def select_stages(
-    plan: Plan, outcomes: dict[str, str], stage: int | None, all_stages: bool
-) -> tuple[list[int], list[str]]:
-    """The stages to work on and notes for the operator. Pure.
-
-    Default: the first stage not yet complete, never more, so a bare
-    `apply --execute` cannot roll the whole fleet at once.
-    """
-    progress = stage_progress(plan, outcomes)
-    incomplete = [n for n, (done, total) in progress.items() if done < total]
-    notes: list[str] = []
-    if stage is not None:
-        if stage not in progress:
-            raise PlanMismatch(f"the plan has stages 1..{len(plan.stages)}, not {stage}")
-        earlier = [n for n in incomplete if n < stage]
-        if earlier:
-            notes.append(f"warning: earlier stage(s) {', '.join(map(str, earlier))} not complete")
-        return [stage], notes
-    if not incomplete:
-        notes.append("every stage of this plan is complete; nothing to do")
-        return [], notes
-    if all_stages:
-        return incomplete, notes
-    first = incomplete[0]
-    name = plan.stages[first - 1].name
-    notes.append(
-        f"working on stage {first} ({name}) only, the first not complete; "
-        "--stage N or --all-stages to choose"
-    )
-    return [first], notes
-
-
-class Reporter:
-    """What a run tells its operator; the CLI prints, tests may collect."""
-
-    def note(self, text: str) -> None: ...
-
-    def stage_started(self, number: int, name: str, count: int) -> None: ...
-
-    def result(self, result: change.Result) -> None: ...
-
-    def preview(self, result: change.Result, diff_text: str) -> None: ...
-
-    def paused(self, path: Path) -> None: ...
-
-    def resumed(self) -> None: ...
-
-
-@dataclass
-class Pacer:
-    """--max-per-minute and --pause-file, with an injectable clock for tests."""
-
-    max_per_minute: float | None = None
-    pause_file: Path | None = None
-    poll_s: float = 1.0
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    _last: float | None = None
-
-    def wait_while_paused(self, reporter: Reporter) -> None:
-        if self.pause_file is None or not self.pause_file.exists():
-            return
-        reporter.paused(self.pause_file)
-        while self.pause_file.exists():
-            self.sleep(self.poll_s)
-        reporter.resumed()
-
-    def throttle(self) -> None:
-        if self.max_per_minute:
-            interval = 60.0 / self.max_per_minute
-            if self._last is not None:
-                wait = self._last + interval - self.clock()
-                if wait > 0:
-                    self.sleep(wait)
-        self._last = self.clock()
+    return check.notes
 
 
 @dataclass
@@ -156,6 +66,7 @@ class ApplyOptions:
     max_failures: int = 0
     pacer: Pacer = field(default_factory=Pacer)
     plan_path: str | None = None
+    allow_other_address: bool = False
 
 
 @dataclass
@@ -179,6 +90,7 @@ def _options_doc(options: ApplyOptions) -> dict[str, Any]:
         "max_failures": options.max_failures,
         "max_per_minute": options.pacer.max_per_minute,
         "pause_file": str(options.pacer.pause_file) if options.pacer.pause_file else None,
+        "allow_other_address": options.allow_other_address,
     }
 
 
@@ -192,13 +104,14 @@ def run_apply(
     reporter = reporter or Reporter()
     if not options.execute:
         return dry_run(engine, plan, options, reporter)
-    with MigrationLock(engine, plan.schema) as lock:
+    schema = options.settings.schema
+    with MigrationLock(engine, schema) as lock:
         with engine.begin() as conn:
-            check_target(conn, plan)
+            notes = check_target(conn, plan, allow_other_address=options.allow_other_address)
             for name in jr.install(conn):
                 reporter.note(f"created journal {jr.SCHEMA} ({name})")
-            orphaned = jr.close_orphaned_runs(conn)
-            stages, notes = select_stages(
+            orphaned = jr.close_orphaned_runs(conn, schema)
+            stages, stage_notes = select_stages(
                 plan, jr.plan_outcomes(conn, plan.digest), options.stage, options.all_stages
             )
             # A run with nothing to do leaves no run row: the history stays readable.
@@ -208,6 +121,7 @@ def run_apply(
                     conn,
                     run_id=run_id,
                     kind="apply",
+                    schema=schema,
                     plan_digest=plan.digest,
                     operator=operator(),
                     host=socket.gethostname(),
@@ -215,7 +129,7 @@ def run_apply(
                 )
         for run in orphaned:
             reporter.note(f"run {run} had died without finishing; marked interrupted")
-        for text in notes:
+        for text in notes + stage_notes:
             reporter.note(text)
         summary = Summary(run_id=run_id, stages=stages)
         if run_id is None:
@@ -223,7 +137,7 @@ def run_apply(
         status = "failed"
         try:
             _execute(engine, plan, options, reporter, hook, lock, summary)
-            status = "failed" if summary.failures or summary.stopped else "finished"
+            status = "failed" if summary.failures else "stopped" if summary.stopped else "finished"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
@@ -241,6 +155,10 @@ def _finish(engine: Engine, run_id: str, status: str) -> None:
         pass
 
 
+def _next(summary: Summary, index: int) -> int | None:
+    return summary.stages[index + 1] if index + 1 < len(summary.stages) else None
+
+
 def _execute(
     engine: Engine,
     plan: Plan,
@@ -251,11 +169,11 @@ def _execute(
     summary: Summary,
 ) -> None:
     assert summary.run_id is not None
-    for number in summary.stages:
+    for index, number in enumerate(summary.stages):
         items = plan.stage_items(number)
         reporter.stage_started(number, plan.stages[number - 1].name, len(items))
         ctx = change.RunContext(summary.run_id, plan.digest, number)
-        failures = 0
+        tally = StageTally(number, options.max_failures)
         for item in items:
             options.pacer.wait_while_paused(reporter)
             result = change.skip_if_done(engine, item, ctx)
@@ -265,32 +183,51 @@ def _execute(
                 result = change.apply_item(engine, options.settings, item, ctx, hook)
             summary.counts[result.outcome] += 1
             reporter.result(result)
-            if result.outcome == jr.FAILED:
-                failures += 1
-                if failures > options.max_failures:
-                    summary.stopped = (
-                        f"stopped in stage {number}: {failures} failure(s), more than "
-                        f"--max-failures {options.max_failures}"
-                    )
-                    return
+            summary.stopped = tally.add(result.outcome)
+            if summary.stopped:
+                return
+        following = _next(summary, index)
+        if following is not None:
+            summary.stopped = tally.incomplete(following)
+            if summary.stopped:
+                return
 
 
 def dry_run(engine: Engine, plan: Plan, options: ApplyOptions, reporter: Reporter) -> Summary:
+    """The real run's checks and stops, in one READ ONLY transaction."""
     summary = Summary()
     with read_only(engine, options.settings.statement_timeout_s) as conn:
-        check_target(conn, plan)
+        notes = check_target(conn, plan, allow_other_address=options.allow_other_address)
+        who = holder(conn, options.settings.schema)
+        if who:
+            notes.append(
+                f"another run holds the lock on schema {options.settings.schema!r} ({who}): "
+                "a real run now would be refused until it ends"
+            )
         present = jr.exists(conn)
         outcomes = jr.plan_outcomes(conn, plan.digest) if present else {}
-        summary.stages, notes = select_stages(plan, outcomes, options.stage, options.all_stages)
-        for text in notes:
+        summary.stages, stage_notes = select_stages(
+            plan, outcomes, options.stage, options.all_stages
+        )
+        for text in notes + stage_notes:
             reporter.note(text)
-        for number in summary.stages:
+        for index, number in enumerate(summary.stages):
             items = plan.stage_items(number)
             reporter.stage_started(number, plan.stages[number - 1].name, len(items))
+            tally = StageTally(number, options.max_failures)
             for item in items:
                 result, text = _preview(conn, options.settings, plan, item, number, present)
                 summary.counts[result.outcome] += 1
                 reporter.preview(result, text)
+                stop = tally.add(result.outcome)
+                if stop:
+                    summary.stopped = f"a real run would stop here: {stop}"
+                    return summary
+            following = _next(summary, index)
+            stop = tally.incomplete(following) if following is not None else None
+            if stop:
+                summary.stopped = f"a real run would stop here: {stop}"
+                return summary
     return summary
 
 
@@ -302,8 +239,8 @@ def _preview(
     stage: int,
     journal: bool,
 ) -> tuple[change.Result, str]:
-    _, record, verdict = change.inspect(
-        conn, settings, item, plan.digest, lock=False, journal=journal
+    _, record, verdict = inspect(
+        conn, settings.schema, item, plan.digest, lock=False, journal=journal
     )
     before = record.current_bundle_id if record else None
     outcome = verdict.outcome or WOULD_APPLY

@@ -1,7 +1,7 @@
-"""One endpoint, one transaction: the write that apply makes, and the checks before it.
+"""One endpoint, one transaction: the write that apply makes.
 
-The checks (`evaluate`) are pure and shared with the dry run, so a dry run
-reports exactly what the real run would do. The write copies the current
+The checks before it live in migrate.verdict, shared with the dry run, so a
+dry run reports exactly what the real run would do. The write copies the current
 bundle row server-side (`INSERT ... SELECT`) with the column list read from
 the catalog, so every column, known or not, on any schema version, is copied
 byte for byte; only the id, created_at, the commands and the metadata mark
@@ -18,21 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from migrate import command as cmd
 from migrate import journal as jr
 from migrate.db import scrub
-from migrate.fingerprint import basis_fingerprint, command_digest, endpoint_fingerprint
+from migrate.fingerprint import command_digest
 from migrate.plan import PlanItem
-from migrate.records import EndpointRecord
-from migrate.rows import (
-    column_type,
-    insert_bundle_copy,
-    metadata_text,
-    qident,
-    read_bundle,
-    read_endpoint,
-    to_record,
-)
+from migrate.rows import column_type, insert_bundle_copy, metadata_text, qident
+from migrate.verdict import evaluate, inspect
 
 LOCK_NOT_AVAILABLE = "55P03"  # NOWAIT and lock_timeout both raise it
 
@@ -61,16 +52,6 @@ class Result:
     bundle_after: str | None = None
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """None outcome: go ahead (detail is a note); otherwise the skip and why."""
-
-    outcome: str | None
-    detail: str = ""
-    command_after: list[str] | None = None
-    streaming_after: list[str] | None = None
-
-
 class Stop(Exception):
     """Leave the transaction (rolled back) with this result."""
 
@@ -93,95 +74,11 @@ def begin_settings(conn: Connection, settings: Settings) -> None:
         conn.execute(sa.text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
-def _edited(array: list[str] | None, script_after: str | None, eager: bool, what: str) -> list[str]:
-    if array is None or script_after is None:
-        raise cmd.CommandError(
-            cmd.VERIFICATION_FAILED, f"the plan and the bundle disagree on the {what}"
-        )
-    cmd.parse_command(array)  # the shape [bash, -c, script], or CommandError
-    if cmd.set_enforce_eager(array[2], eager) != script_after:
-        raise cmd.CommandError(
-            cmd.VERIFICATION_FAILED,
-            f"the plan's new {what} is not the current one with only --enforce-eager changed",
-        )
-    return [array[0], array[1], script_after]
-
-
-def evaluate(
-    item: PlanItem, record: EndpointRecord | None, history: dict[str, Any] | None
-) -> Verdict:
-    """Whether this plan item may be written now, against the endpoint as it is."""
-    if history is not None:
-        if history["reverted_by"] is not None:
-            return Verdict(
-                jr.SKIPPED_ROLLED_BACK,
-                f"applied by {history['run_id']} and rolled back since; make a new plan to "
-                "apply it again",
-            )
-        return Verdict(
-            jr.SKIPPED_ALREADY_APPLIED,
-            f"applied by {history['run_id']} as {history['bundle_after']}",
-        )
-    if record is None:
-        return Verdict(jr.SKIPPED_DRIFTED, "the endpoint no longer exists")
-    if record.status != "READY":
-        return Verdict(jr.SKIPPED_NOT_READY, f"endpoint status is {record.status}, not READY")
-    note = ""
-    if endpoint_fingerprint(record) != item.fingerprint:
-        if basis_fingerprint(record) != item.basis_fingerprint:
-            if record.current_bundle_id != item.bundle_id:
-                what = f"it now runs {record.current_bundle_id}, the plan saw {item.bundle_id}"
-            else:
-                what = "its command, metadata or status changed"
-            return Verdict(jr.SKIPPED_DRIFTED, f"changed since the plan: {what}; not overwritten")
-        note = "only last_updated_at moved since the plan; nothing the decision read changed"
-    bundle = record.bundle
-    if bundle is None:
-        return Verdict(jr.FAILED, f"bundle {record.current_bundle_id} is missing")
-    try:
-        command_after = _edited(bundle.command, item.command_after, item.eager_after, "command")
-        streaming_after = None
-        if bundle.streaming_command is not None or item.streaming_command_after is not None:
-            streaming_after = _edited(
-                bundle.streaming_command,
-                item.streaming_command_after,
-                item.eager_after,
-                "streaming command",
-            )
-    except cmd.CommandError as err:
-        return Verdict(jr.FAILED, f"refused: {err.reason}")
-    return Verdict(None, note, command_after, streaming_after)
-
-
-def inspect(
-    conn: Connection,
-    settings: Settings,
-    item: PlanItem,
-    plan_digest: str,
-    *,
-    lock: bool,
-    journal: bool,
-) -> tuple[dict[str, Any] | None, EndpointRecord | None, Verdict]:
-    """Read the endpoint (locking it when writing) and judge the item against it."""
-    endpoint = read_endpoint(conn, settings.schema, item.endpoint_id, lock=lock)
-    history = jr.apply_history(conn, plan_digest, item.endpoint_id) if journal else None
-    record = None
-    if endpoint is not None:
-        bundle_id = endpoint.get("current_bundle_id")
-        bundle = read_bundle(conn, settings.schema, bundle_id) if bundle_id else None
-        record = to_record(endpoint, bundle)
-    return endpoint, record, evaluate(item, record, history)
-
-
 @dataclass(frozen=True)
 class RunContext:
     run_id: str
     plan_digest: str
     stage: int
-
-
-def _bad_bundle_metadata(value: Any) -> bool:
-    return value is not None and not isinstance(value, dict)
 
 
 def _write(
@@ -190,7 +87,7 @@ def _write(
     schema = settings.schema
     begin_settings(conn, settings)
     endpoint, record, verdict = inspect(
-        conn, settings, item, ctx.plan_digest, lock=True, journal=True
+        conn, settings.schema, item, ctx.plan_digest, lock=True, journal=True
     )
     if hook:
         hook("locked", conn)
@@ -206,8 +103,6 @@ def _write(
         )
     assert endpoint is not None and record is not None and record.bundle is not None
     assert verdict.command_after is not None and before is not None
-    if _bad_bundle_metadata(record.bundle.bundle_metadata):
-        raise Stop(Result(**base, outcome=jr.FAILED, detail="bundle_metadata is not a JSON object"))
     meta_before = metadata_text(conn, schema, item.endpoint_id)
     mark = {"run_id": ctx.run_id, "plan_digest": ctx.plan_digest, "from_bundle": before}
     new_id = insert_bundle_copy(
@@ -290,6 +185,10 @@ def apply_item(
         result = stop.result
     except sa.exc.DBAPIError as exc:
         outcome, detail = db_failure(exc, engine)
+        if outcome == jr.FAILED:
+            committed = _committed_anyway(engine, item, ctx)
+            if committed is not None:
+                return committed
         result = Result(
             item.endpoint_id, item.endpoint_name, ctx.stage, outcome, detail, item.bundle_id
         )
@@ -303,6 +202,32 @@ def apply_item(
             outcome=result.outcome,
             detail=result.detail or None,
         ),
+    )
+
+
+def _committed_anyway(engine: Engine, item: PlanItem, ctx: RunContext) -> Result | None:
+    """After an error, whether this run's change committed all the same.
+
+    A connection lost during COMMIT leaves the client unsure: the server may
+    have committed. The journal row commits with the change, so it decides;
+    journaling a failure without looking would leave `applied` and `failed`
+    side by side for one endpoint.
+    """
+    try:
+        with engine.connect() as conn:
+            history = jr.apply_history(conn, ctx.plan_digest, item.endpoint_id)
+    except sa.exc.DBAPIError:
+        return None  # still unreachable: the failure is journaled if it can be
+    if history is None or history["run_id"] != ctx.run_id:
+        return None
+    return Result(
+        item.endpoint_id,
+        item.endpoint_name,
+        ctx.stage,
+        jr.APPLIED,
+        "committed, though the connection was lost before the acknowledgement",
+        history["bundle_before"],
+        history["bundle_after"],
     )
 
 

@@ -11,8 +11,8 @@ import click
 from tabulate import tabulate
 
 from migrate import journal as jr
-from migrate.apply import Reporter
 from migrate.change import Result
+from migrate.pacing import Reporter
 
 
 class ConsoleReporter(Reporter):
@@ -86,6 +86,11 @@ class ConsoleReporter(Reporter):
             click.echo(
                 "endpoints changed since the run were left alone; --force restores them anyway"
             )
+        if counts[jr.ROLLBACK_SKIPPED_NOT_READY]:
+            click.echo(
+                "endpoints model engine is updating (not READY) were left alone: roll back "
+                "again once they are READY, or --force"
+            )
 
 
 def _when(value: Any) -> str:
@@ -107,6 +112,7 @@ def render_status(doc: dict[str, Any]) -> str:
                 [
                     run["run_id"],
                     run["kind"],
+                    run.get("schema") or "-",
                     run["status"],
                     _when(run["started_at"]),
                     _when(run["finished_at"]),
@@ -115,12 +121,22 @@ def render_status(doc: dict[str, Any]) -> str:
                     stages or "-",
                 ]
             )
-        headers = ["run", "kind", "status", "started", "finished", "by", "plan", "outcomes"]
+        headers = [
+            "run",
+            "kind",
+            "schema",
+            "status",
+            "started",
+            "finished",
+            "by",
+            "plan",
+            "outcomes",
+        ]
         return tabulate(rows, headers) + "\n"
     if "changes" in doc:
         run = doc["run"]
         head = (
-            f"run {run['run_id']} ({run['kind']}, {run['status']}), "
+            f"run {run['run_id']} ({run['kind']} on {jr.run_schema(run)}, {run['status']}), "
             f"started {_when(run['started_at'])} "
             f"by {run['operator']}@{run['host']}\n"
         )

@@ -37,7 +37,6 @@ def _basis(record: EndpointRecord) -> dict[str, Any]:
     return {
         "endpoint_id": record.id,
         "current_bundle_id": record.current_bundle_id,
-        "status": record.status,
         "metadata": record.metadata,
         "command": bundle.command if bundle else None,
         "streaming_command": bundle.streaming_command if bundle else None,
@@ -45,13 +44,21 @@ def _basis(record: EndpointRecord) -> dict[str, Any]:
 
 
 def endpoint_fingerprint(record: EndpointRecord) -> str:
-    """Everything the decision read, plus last_updated_at: any touch shows."""
-    return digest({**_basis(record), "last_updated_at": record.last_updated_at})
+    """The basis plus status and last_updated_at: any touch shows."""
+    # The keys are those of the first release, so plans made by it still verify.
+    return digest(
+        {**_basis(record), "status": record.status, "last_updated_at": record.last_updated_at}
+    )
 
 
 def basis_fingerprint(record: EndpointRecord) -> str:
-    """Only what the decision read. When just last_updated_at moved (a no-op
-    update), this still matches, and apply need not call the endpoint drifted."""
+    """Only what the decision read from the rows.
+
+    Status is left out: an endpoint planned while UPDATE_FAILED that came back
+    READY with nothing else changed must not read as drifted forever. Apply
+    gates on READY on its own, so a not-ready endpoint is still never written.
+    When just last_updated_at moved (a no-op update), this matches too.
+    """
     return digest(_basis(record))
 
 

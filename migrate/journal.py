@@ -37,6 +37,8 @@ SKIPPED_ROLLED_BACK = "skipped-rolled-back"
 FAILED = "failed"
 ROLLED_BACK = "rolled-back"
 ROLLBACK_SKIPPED_DRIFTED = "rollback-skipped-drifted"
+ROLLBACK_SKIPPED_NOT_READY = "rollback-skipped-not-ready"
+ROLLBACK_SKIPPED_ALREADY = "rollback-skipped-already"
 OUTCOMES = (
     APPLIED,
     SKIPPED_DRIFTED,
@@ -47,6 +49,8 @@ OUTCOMES = (
     FAILED,
     ROLLED_BACK,
     ROLLBACK_SKIPPED_DRIFTED,
+    ROLLBACK_SKIPPED_NOT_READY,
+    ROLLBACK_SKIPPED_ALREADY,
 )
 
 
@@ -91,10 +95,14 @@ def installed_versions(conn: Connection) -> dict[int, str]:
     return {int(v): c for v, c in rows}
 
 
-def install(conn: Connection) -> list[str]:
-    """Apply the journal files not yet applied; return their names."""
+def install(conn: Connection, files: list[SqlFile] | None = None) -> list[str]:
+    """Apply the journal files not yet applied; return their names.
+
+    `files` defaults to every file this tool ships; a prefix of them installs
+    an older journal, which is how the upgrade path is tested.
+    """
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INSTALL_LOCK})
-    files = journal_files()
+    files = journal_files() if files is None else files
     have = installed_versions(conn)
     known = {f.version: f for f in files}
     newer = sorted(v for v in have if v not in known)
@@ -133,6 +141,7 @@ def start_run(
     *,
     run_id: str,
     kind: str,
+    schema: str,
     plan_digest: str | None,
     operator: str,
     host: str,
@@ -140,12 +149,14 @@ def start_run(
 ) -> None:
     conn.execute(
         sa.text(
-            f"INSERT INTO {SCHEMA}.runs (run_id, kind, plan_digest, operator, host, options) "
-            "VALUES (:r, :k, :d, :o, :h, CAST(:opts AS jsonb))"
+            f"INSERT INTO {SCHEMA}.runs "
+            "(run_id, kind, schema, plan_digest, operator, host, options) "
+            "VALUES (:r, :k, :s, :d, :o, :h, CAST(:opts AS jsonb))"
         ),
         {
             "r": run_id,
             "k": kind,
+            "s": schema,
             "d": plan_digest,
             "o": operator,
             "h": host,
@@ -164,15 +175,29 @@ def finish_run(conn: Connection, run_id: str, status: str) -> None:
     )
 
 
-def close_orphaned_runs(conn: Connection) -> list[str]:
-    """Runs still marked running when we hold the lock died without saying so (SIGKILL)."""
+def close_orphaned_runs(conn: Connection, schema: str) -> list[str]:
+    """Runs on `schema` still marked running while we hold its lock died without a word.
+
+    Only that schema's: the lock is per schema, so a run on another schema may
+    well be alive right now.
+    """
     rows = conn.execute(
         sa.text(
             f"UPDATE {SCHEMA}.runs SET status = 'interrupted', finished_at = now() "
-            "WHERE status = 'running' RETURNING run_id"
-        )
+            "WHERE status = 'running' AND schema = :s RETURNING run_id"
+        ),
+        {"s": schema},
     )
     return [r[0] for r in rows]
+
+
+def run_schema(run: dict[str, Any]) -> str | None:
+    """The model engine schema a run worked on.
+
+    A journal not yet upgraded to 002 (read by a dry run, which never installs)
+    has no schema column; those runs carried it in their options.
+    """
+    return run.get("schema") or (run.get("options") or {}).get("schema")
 
 
 # Changes ---------------------------------------------------------------------------
@@ -280,6 +305,23 @@ def live_applied_changes(
         params,
     )
     return [dict(r) for r in rows.mappings()]
+
+
+def reverting_change(conn: Connection, change_id: int) -> dict[str, Any] | None:
+    """The rollback row that reverted this change, if one did."""
+    row = (
+        conn.execute(
+            sa.text(
+                f"SELECT r.id, r.run_id, r.bundle_before, r.bundle_after, r.detail "
+                f"FROM {SCHEMA}.changes c JOIN {SCHEMA}.changes r ON r.id = c.reverted_by "
+                "WHERE c.id = :id"
+            ),
+            {"id": change_id},
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
 
 
 def run_row(conn: Connection, run_id: str) -> dict[str, Any] | None:

@@ -428,24 +428,3 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         if item.stage not in numbers:
             raise PlanError(f"{source}: {item.endpoint_name} is in stage {item.stage}, not planned")
     return plan
-
-
-def identity_differences(planned: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """What makes this database not the one the plan was made against (empty: same).
-
-    The cluster's system identifier is the strongest evidence; when either side
-    could not read it, the server address and port stand in for it.
-    """
-    diffs: list[str] = []
-
-    def differ(key: str, label: str) -> None:
-        if planned.get(key) != current.get(key):
-            diffs.append(f"{label}: plan {planned.get(key)!r}, here {current.get(key)!r}")
-
-    differ("database", "database name")
-    if planned.get("system_identifier") and current.get("system_identifier"):
-        differ("system_identifier", "cluster system identifier")
-    else:
-        differ("host", "server address")
-        differ("port", "server port")
-    return diffs

@@ -4,6 +4,10 @@ The journal row of the change holds the bundle the endpoint ran and its
 metadata as jsonb; both are restored server-side from that row, so the
 metadata comes back value for value. Nothing is deleted: the bundle the run
 wrote stays, as model engine keeps every old bundle.
+
+An endpoint that is not READY is in the middle of a model engine update:
+re-pointing it then races model engine's own writer, so it is skipped (and
+retried by rerunning) unless --force.
 """
 
 from __future__ import annotations
@@ -75,11 +79,26 @@ def check(
     """(skip outcome or None, detail, endpoint row) for rolling this change back now."""
     current = _change_row(conn, change["id"], lock=lock)
     if current["reverted_by"] is not None:
-        return jr.ROLLBACK_SKIPPED_DRIFTED, "already rolled back", None
+        return (
+            jr.ROLLBACK_SKIPPED_ALREADY,
+            f"already rolled back by journal change {current['reverted_by']}",
+            None,
+        )
     endpoint = read_endpoint(conn, settings.schema, change["endpoint_id"], lock=lock)
     if endpoint is None:
         return jr.ROLLBACK_SKIPPED_DRIFTED, "the endpoint no longer exists", None
     reasons = drift(conn, settings, change, endpoint)
+    status = endpoint.get("endpoint_status")
+    if status is not None and status != "READY":
+        if not force:
+            also = ("; also changed since the run: " + "; ".join(reasons)) if reasons else ""
+            return (
+                jr.ROLLBACK_SKIPPED_NOT_READY,
+                f"endpoint status is {status}, not READY: model engine is updating it{also}; "
+                "rerun the rollback once it is READY (--force re-points it anyway)",
+                endpoint,
+            )
+        reasons.append(f"endpoint status {status}, not READY")
     if reasons and not force:
         return (
             jr.ROLLBACK_SKIPPED_DRIFTED,
@@ -129,12 +148,18 @@ def _revert(
                 bundle_before=now_bundle,
             )
         )
+    assert endpoint is not None
     meta_before = metadata_text(conn, schema, change["endpoint_id"])
     meta_type = column_type(conn, schema, "endpoints", "endpoint_metadata")
+    sets = [
+        "current_bundle_id = c.bundle_before",
+        f"endpoint_metadata = CAST(c.metadata_before AS {meta_type})",
+    ]
+    if "last_updated_at" in endpoint:  # as apply: older schemas may lack it
+        sets.append("last_updated_at = now()")
     meta_after = conn.execute(
         sa.text(
-            f"UPDATE {qident(schema)}.endpoints e SET current_bundle_id = c.bundle_before, "
-            f"endpoint_metadata = CAST(c.metadata_before AS {meta_type}), last_updated_at = now() "
+            f"UPDATE {qident(schema)}.endpoints e SET {', '.join(sets)} "
             f"FROM {J}.changes c WHERE c.id = :c AND e.id = :e "
             "RETURNING CAST(CAST(e.endpoint_metadata AS jsonb) AS text)"
         ),
@@ -163,6 +188,8 @@ def _revert(
         sa.text(f"UPDATE {J}.changes SET reverted_by = :n WHERE id = :c AND reverted_by IS NULL"),
         {"n": new_id, "c": change["id"]},
     )
+    if hook:
+        hook("before-commit", conn)
     return Result(
         **base,
         stage=change["stage"],
@@ -189,9 +216,14 @@ def revert_change(
         result = stop.result
     except sa.exc.DBAPIError as exc:
         outcome, text = db_failure(exc, engine)
+        if outcome == jr.FAILED:
+            committed = _committed_anyway(engine, change, run_id)
+            if committed is not None:
+                return committed
         result = Result(
             change["endpoint_id"], change["endpoint_name"], change["stage"], outcome, text
         )
+    # Only a rollback that happened names a bundle after; a skip or failure changed nothing.
     write: Callable[[Connection], Any] = lambda conn: jr.record_change(  # noqa: E731
         conn,
         run_id=run_id,
@@ -201,8 +233,31 @@ def revert_change(
         endpoint_name=change["endpoint_name"],
         plan_digest=change["plan_digest"],
         bundle_before=result.bundle_before,
-        bundle_after=change["bundle_before"],
         outcome=result.outcome,
         detail=result.detail or None,
     )
     return record_outside(engine, result, write)
+
+
+def _committed_anyway(engine: Engine, change: dict[str, Any], run_id: str) -> Result | None:
+    """After an error, whether this run's rollback of the change committed all the same.
+
+    As in apply: a lost COMMIT acknowledgement must not leave a `failed` row
+    beside the `rolled-back` one that did commit.
+    """
+    try:
+        with engine.connect() as conn:
+            undo = jr.reverting_change(conn, change["id"])
+    except sa.exc.DBAPIError:
+        return None
+    if undo is None or undo["run_id"] != run_id:
+        return None
+    return Result(
+        change["endpoint_id"],
+        change["endpoint_name"],
+        change["stage"],
+        jr.ROLLED_BACK,
+        "committed, though the connection was lost before the acknowledgement",
+        undo["bundle_before"],
+        undo["bundle_after"],
+    )

@@ -16,13 +16,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from migrate import change, revert
 from migrate import journal as jr
-from migrate.apply import Reporter, check_target, operator
+from migrate.apply import check_target, operator
 from migrate.db import DatabaseError, read_only
-from migrate.lock import MigrationLock
+from migrate.lock import MigrationLock, holder
+from migrate.pacing import Reporter
 from migrate.plan import Plan
 from migrate.xid import new_run_id
 
 WOULD_ROLL_BACK = "would-roll-back"
+DEPLOY_NOTE = (
+    "Writing rows restarts no pod: model engine deploys the restored bundle on the "
+    "endpoint's next build."
+)
 
 
 @dataclass
@@ -34,6 +39,7 @@ class RollbackOptions:
     endpoints: tuple[str, ...] = ()
     execute: bool = False
     force: bool = False
+    allow_other_address: bool = False
 
 
 @dataclass
@@ -46,13 +52,34 @@ class RollbackSummary:
         return self.counts[jr.FAILED]
 
 
+def run_schema(engine: Engine, run_id: str, statement_timeout_s: int) -> str | None:
+    """The model engine schema an apply run worked on (None: no such run).
+
+    `rollback --run` takes its schema from here, so that it locks and writes the
+    schema the run changed, whatever --schema defaults to.
+    """
+    with read_only(engine, statement_timeout_s) as conn:
+        if not jr.exists(conn):
+            return None
+        run = jr.run_row(conn, run_id)
+    return jr.run_schema(run) if run is not None and run["kind"] == "apply" else None
+
+
 def _select(conn: Connection, options: RollbackOptions, reporter: Reporter) -> list[dict[str, Any]]:
     if options.plan is not None:
-        check_target(conn, options.plan)
+        notes = check_target(conn, options.plan, allow_other_address=options.allow_other_address)
+        for text in notes:
+            reporter.note(text)
     if options.run_id is not None:
         run = jr.run_row(conn, options.run_id)
         if run is None or run["kind"] != "apply":
             raise DatabaseError(f"no apply run {options.run_id} in the journal (see `status`)")
+        recorded = jr.run_schema(run)
+        if recorded != options.settings.schema:
+            raise DatabaseError(
+                f"run {options.run_id} changed schema {recorded!r}, not "
+                f"{options.settings.schema!r}; roll it back on its own schema"
+            )
     changes = jr.live_applied_changes(
         conn,
         plan_digest=options.plan.digest if options.plan else None,
@@ -76,6 +103,7 @@ def _options_doc(options: RollbackOptions) -> dict[str, Any]:
         "stage": options.stage,
         "endpoints": list(options.endpoints),
         "force": options.force,
+        "allow_other_address": options.allow_other_address,
     }
 
 
@@ -89,13 +117,15 @@ def run_rollback(
     if not options.execute:
         return _dry_run(engine, options, reporter)
     summary = RollbackSummary()
-    with MigrationLock(engine, options.settings.schema) as lock:
+    schema = options.settings.schema
+    with MigrationLock(engine, schema) as lock:
         with engine.begin() as conn:
             if not jr.exists(conn):
                 reporter.note(f"no {jr.SCHEMA} journal in this database: nothing was applied")
                 return summary
             jr.install(conn)  # bring an older journal up to this tool's version
-            jr.close_orphaned_runs(conn)
+            for run in jr.close_orphaned_runs(conn, schema):
+                reporter.note(f"run {run} had died without finishing; marked interrupted")
             changes = _select(conn, options, reporter)
             if not changes:
                 return summary
@@ -104,6 +134,7 @@ def run_rollback(
                 conn,
                 run_id=summary.run_id,
                 kind="rollback",
+                schema=schema,
                 plan_digest=options.plan.digest if options.plan else None,
                 operator=operator(),
                 host=socket.gethostname(),
@@ -139,6 +170,12 @@ def run_rollback(
 def _dry_run(engine: Engine, options: RollbackOptions, reporter: Reporter) -> RollbackSummary:
     summary = RollbackSummary()
     with read_only(engine, options.settings.statement_timeout_s) as conn:
+        who = holder(conn, options.settings.schema)
+        if who:
+            reporter.note(
+                f"another run holds the lock on schema {options.settings.schema!r} ({who}): "
+                "a real rollback now would be refused until it ends"
+            )
         if not jr.exists(conn):
             reporter.note(f"no {jr.SCHEMA} journal in this database: nothing was applied")
             return summary
@@ -154,7 +191,7 @@ def _dry_run(engine: Engine, options: RollbackOptions, reporter: Reporter) -> Ro
                 outcome or WOULD_ROLL_BACK,
                 detail,
                 now,
-                c["bundle_before"],
+                None if outcome else c["bundle_before"],
             )
             summary.counts[result.outcome] += 1
             reporter.preview(result, "")

@@ -9,25 +9,35 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from migrate import journal as jr
-from migrate.apply import stage_progress
 from migrate.lock import holder
 from migrate.plan import Plan
+from migrate.stages import stage_progress
 
 J = jr.SCHEMA
 
 
-def runs_overview(conn: Connection, schema: str, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest runs, newest first, each with outcome counts per stage."""
-    runs = [
-        dict(r)
-        for r in conn.execute(
-            sa.text(
-                "SELECT run_id, kind, status, plan_digest, started_at, finished_at, operator, "
-                f"host FROM {J}.runs ORDER BY started_at DESC, run_id DESC LIMIT :n"
-            ),
-            {"n": limit},
-        ).mappings()
-    ]
+_OVERVIEW = (
+    "run_id",
+    "kind",
+    "schema",
+    "status",
+    "plan_digest",
+    "started_at",
+    "finished_at",
+    "operator",
+    "host",
+)
+
+
+def runs_overview(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest runs, newest first, each with its schema and outcome counts per stage."""
+    # SELECT *: status never upgrades the journal, and one from before 002 has no
+    # schema column (jr.run_schema falls back to the run's options).
+    rows = conn.execute(
+        sa.text(f"SELECT * FROM {J}.runs ORDER BY started_at DESC, run_id DESC LIMIT :n"),
+        {"n": limit},
+    ).mappings()
+    runs = [{**{k: r.get(k) for k in _OVERVIEW}, "schema": jr.run_schema(dict(r))} for r in rows]
     if not runs:
         return []
     counts: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
@@ -39,12 +49,15 @@ def runs_overview(conn: Connection, schema: str, limit: int = 20) -> list[dict[s
         {"ids": [r["run_id"] for r in runs]},
     ):
         counts[run_id][str(stage) if stage is not None else "-"][outcome] = n
-    # A run marked running while nobody holds the lock died without a word (SIGKILL).
-    lock_free = holder(conn, schema) is None
+    # A run marked running while nobody holds its schema's lock died without a word (SIGKILL).
+    lock_free: dict[str, bool] = {}
     for run in runs:
         run["stages"] = {k: dict(v) for k, v in counts[run["run_id"]].items()}
-        if run["status"] == "running" and lock_free:
-            run["status"] = "interrupted?"
+        if run["status"] == "running" and run["schema"]:
+            if run["schema"] not in lock_free:
+                lock_free[run["schema"]] = holder(conn, run["schema"]) is None
+            if lock_free[run["schema"]]:
+                run["status"] = "interrupted?"
     return runs
 
 

@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from migrate import fleet
-from migrate.apply import ApplyOptions, Pacer, Summary, run_apply
-from migrate.change import Hook, Settings
+from migrate.apply import ApplyOptions, Summary, run_apply
+from migrate.change import Hook, Result, Settings
 from migrate.db import read_only
 from migrate.identity import database_identity
+from migrate.pacing import Pacer, Reporter
 from migrate.plan import Plan, build_plan
 from migrate.policy import PolicyParams
 from migrate.scan import scan
@@ -67,6 +68,8 @@ def apply(
     all_stages: bool = True,
     max_failures: int = 0,
     hook: Hook | None = None,
+    reporter: Reporter | None = None,
+    allow_other_address: bool = False,
 ) -> Summary:
     options = ApplyOptions(
         settings=Settings(schema=me_db.schema),
@@ -75,8 +78,46 @@ def apply(
         all_stages=all_stages and stage is None,
         max_failures=max_failures,
         pacer=Pacer(),
+        allow_other_address=allow_other_address,
     )
-    return run_apply(me_db.engine, plan, options, hook=hook)
+    return run_apply(me_db.engine, plan, options, reporter, hook=hook)
+
+
+class Collect(Reporter):
+    """Keeps what a run reports: notes, and each endpoint's outcome (real or previewed)."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.outcomes: dict[str, str] = {}
+        self.details: dict[str, str] = {}
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def result(self, result: Result) -> None:
+        self.outcomes[result.endpoint_name] = result.outcome
+        self.details[result.endpoint_name] = result.detail
+
+    def preview(self, result: Result, diff_text: str) -> None:
+        self.result(result)
+
+
+def set_endpoint(me_db: Any, endpoint_id: str, assignment: str, **params: Any) -> None:
+    """UPDATE one endpoint row, as model engine or a person would."""
+    with me_db.engine.begin() as conn:
+        conn.execute(
+            sa.text(f'UPDATE "{me_db.schema}".endpoints SET {assignment} WHERE id = :id'),
+            {"id": endpoint_id, **params},
+        )
+
+
+def run_statuses(me_db: Any) -> list[str]:
+    with me_db.engine.connect() as conn:
+        return list(
+            conn.execute(sa.text("SELECT status FROM bundle_migration.runs ORDER BY started_at"))
+            .scalars()
+            .all()
+        )
 
 
 def table_digests(engine: Engine) -> dict[str, str]:

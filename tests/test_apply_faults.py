@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,13 +20,14 @@ from sqlalchemy.engine import Connection
 
 from migrate import journal as jr
 from migrate.db import DatabaseError
-from migrate.lock import lock_keys
+from migrate.lock import CLIENT_KEEPALIVES, MigrationLock, lock_keys
 from migrate.plan import Plan, to_json
 from migrate.status import runs_overview
 
 
 def _cli(me_db: Any, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "BUNDLE_MIGRATE_DATABASE_URL": me_db.url}
+    # Unbuffered, so a line is in the pipe as soon as the tool prints it.
+    env = {**os.environ, "BUNDLE_MIGRATE_DATABASE_URL": me_db.url, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "migrate", *args],
         env=env,
@@ -32,6 +35,49 @@ def _cli(me_db: Any, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+class Lines:
+    """A process's stdout, read on a thread, so a test can wait for a line as it comes."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line with {text!r} in {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"output ended without {text!r}: {self.seen}")
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def rest(self, timeout: float = 60.0) -> str:
+        """Everything printed, once the process has closed its stdout."""
+        self._thread.join(timeout)
+        while not self._queue.empty():
+            line = self._queue.get()
+            if line is not None:
+                self.seen.append(line)
+        return "".join(self.seen)
+
+
+def _finish(proc: subprocess.Popen[str], lines: Lines, timeout: float = 60.0) -> tuple[str, str]:
+    proc.wait(timeout)
+    assert proc.stderr is not None
+    return lines.rest(), proc.stderr.read()
 
 
 def _wait_for(condition: Any, timeout: float = 30.0, what: str = "condition") -> None:
@@ -105,16 +151,17 @@ def big_plan(me_db: Any, tmp_path: Path) -> tuple[Any, Plan, Path, dict[str, Any
     return me_db, plan, path, endpoints(me_db)
 
 
-@pytest.mark.parametrize("schema_version", ["2026"], indirect=True)
 def test_sigkill_mid_stage_then_rerun_leaves_everything_consistent(
     big_plan: tuple[Any, Plan, Path, dict[str, Any]],
 ) -> None:
     me_db, plan, path, before = big_plan
     assert apply(me_db, plan, stage=1).counts[jr.APPLIED] == 1
     stage_two = plan.stages[1].endpoints
-    proc = _cli(me_db, "apply", str(path), "--execute", "--stage", "2", "--max-per-minute", "400")
+    # One write a second: once three are journaled, the stage has seconds left to go,
+    # so the kill lands in its middle however slow the machine.
+    proc = _cli(me_db, "apply", str(path), "--execute", "--stage", "2", "--max-per-minute", "60")
     applied = "SELECT count(*) FROM bundle_migration.changes WHERE outcome = 'applied'"
-    _wait_for(lambda: _count(me_db, applied) >= 4, what="some endpoints applied")
+    _wait_for(lambda: _count(me_db, applied) >= 1 + 3, what="three endpoints of stage 2 applied")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
@@ -123,7 +170,7 @@ def test_sigkill_mid_stage_then_rerun_leaves_everything_consistent(
     _wait_for(lambda: _lock_free(me_db), what="the server to release the dead session's lock")
     assert_consistent(me_db, plan, before)
     with me_db.engine.connect() as conn:
-        runs = runs_overview(conn, me_db.schema)
+        runs = runs_overview(conn)
     assert [r["status"] for r in runs] == ["interrupted?", "finished"]  # nobody holds the lock
 
     rerun = _cli(me_db, "apply", str(path), "--execute", "--stage", "2")
@@ -147,12 +194,17 @@ def test_sigkill_mid_stage_then_rerun_leaves_everything_consistent(
 
 @pytest.mark.parametrize("schema_version", ["2024"], indirect=True)
 def test_a_second_process_is_refused_and_sigterm_marks_the_run_interrupted(
-    big_plan: tuple[Any, Plan, Path, dict[str, Any]],
+    big_plan: tuple[Any, Plan, Path, dict[str, Any]], tmp_path: Path
 ) -> None:
     me_db, plan, path, before = big_plan
-    first = _cli(me_db, "apply", str(path), "--execute", "--all-stages", "--max-per-minute", "120")
-    running = "SELECT count(*) FROM bundle_migration.changes"
-    _wait_for(lambda: _count(me_db, running) >= 1, what="the first run to start writing")
+    # The first run takes the lock, then waits on its pause file: it holds the lock
+    # for as long as the test needs, whatever the machine's speed.
+    pause = tmp_path / "PAUSE"
+    pause.touch()
+    first = _cli(me_db, "apply", str(path), "--execute", "--all-stages", "--pause-file", str(pause))
+    assert first.stdout is not None
+    lines = Lines(first.stdout)
+    lines.wait_for("paused:")
     second = _cli(me_db, "apply", str(path), "--execute", "--all-stages")
     out, err = second.communicate(timeout=60)
     assert second.returncode == 1
@@ -161,11 +213,12 @@ def test_a_second_process_is_refused_and_sigterm_marks_the_run_interrupted(
     rollback = _cli(me_db, "rollback", "--plan", str(path), "--execute")
     assert rollback.communicate(timeout=60)[1].count("another bundle-migrate") == 1
     first.send_signal(signal.SIGTERM)
-    out, err = first.communicate(timeout=30)
+    out, err = _finish(first, lines, timeout=30)
     assert first.returncode == 130, err
     with me_db.engine.connect() as conn:
         status = conn.execute(sa.text("SELECT status FROM bundle_migration.runs")).scalar_one()
     assert status == "interrupted"
+    assert _count(me_db, "SELECT count(*) FROM bundle_migration.changes") == 0
     assert_consistent(me_db, plan, before)
 
 
@@ -236,12 +289,39 @@ def test_the_pause_file_holds_the_run_until_removed(
     pause = tmp_path / "PAUSE"
     pause.touch()
     proc = _cli(me_db, "apply", str(path), "--execute", "--pause-file", str(pause))
-    started = "SELECT count(*) FROM bundle_migration.runs"
-    _wait_for(lambda: _count(me_db, started) == 1, what="the run to start")
-    time.sleep(1.0)
+    assert proc.stdout is not None
+    lines = Lines(proc.stdout)
+    assert lines.wait_for("paused:") == f"paused: {pause} exists; remove it to go on\n"
+    assert _count(me_db, "SELECT count(*) FROM bundle_migration.runs") == 1
     assert _count(me_db, "SELECT count(*) FROM bundle_migration.changes") == 0
     pause.unlink()
-    out, err = proc.communicate(timeout=60)
+    lines.wait_for("resumed")
+    out, err = _finish(proc, lines)
     assert proc.returncode == 0, err
-    assert f"paused: {pause} exists; remove it to go on" in out and "resumed" in out
     assert _count(me_db, "SELECT count(*) FROM bundle_migration.changes") == 1
+
+
+def test_the_lock_connection_keeps_alive_and_notices_a_pooler(db_engine: Any) -> None:
+    with MigrationLock(db_engine, "some_schema") as lock:
+        conn = lock._conn  # the lock's own session; white-box on purpose
+        assert conn is not None
+        params = conn.connection.dbapi_connection.info.get_parameters()
+        assert {k: params.get(k) for k in CLIENT_KEEPALIVES} == {
+            k: str(v) for k, v in CLIENT_KEEPALIVES.items()
+        }
+        k1, k2 = lock_keys("some_schema")
+        with db_engine.connect() as other:
+            holder_pid = other.execute(
+                sa.text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :a "
+                    "AND objid = :b"
+                ),
+                {"a": k1, "b": k2},
+            ).scalar_one()
+            assert lock.backend_pid == holder_pid
+            # What a transaction pooler does: the next statement reaches another session.
+            lock._conn = other
+            with pytest.raises(DatabaseError, match="not through a transaction pooler"):
+                lock.check()
+            lock._conn = conn
+        lock.check()

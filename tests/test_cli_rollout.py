@@ -8,14 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from rollout_support import make_plan, seed_random
 from sqlalchemy.engine import make_url
 
+from migrate import apply as apply_module
 from migrate.apply import DEPLOY_NOTE
 from migrate.cli import main
+from migrate.db import masked
 from migrate.lock import MigrationLock
 from migrate.plan import seal, to_json
+from migrate.rollback import DEPLOY_NOTE as ROLLBACK_DEPLOY_NOTE
 
 SECRET = "s3cr3t-pw"
 
@@ -89,6 +93,10 @@ def test_the_whole_flow(planned: tuple[Any, Path]) -> None:
     assert preview.exit_code == 0 and "would-roll-back" in preview.stdout
     back = run(me_db, "rollback", "--plan", str(path), "--execute")
     assert back.exit_code == 0 and "rolled-back" in back.stdout
+    for output in (preview.stdout, back.stdout):
+        assert f"database {masked(me_db.url)}, schema {me_db.schema}" in output
+        assert ROLLBACK_DEPLOY_NOTE in output
+        assert "restarts no pod" in output
     assert run(me_db, "rollback", "--run", run_id, "--execute").stdout.count("nothing to roll back")
 
 
@@ -123,6 +131,63 @@ def test_usage_errors_and_the_lock_message(planned: tuple[Any, Path]) -> None:
     assert busy.exit_code == 1
     assert "another bundle-migrate apply or rollback is running" in busy.stderr
     assert "cannot stay stuck" in busy.stderr
+    assert "not through a transaction pooler" in busy.stderr
+    for command in ("apply", "rollback"):
+        assert "not through a transaction pooler" in " ".join(
+            run(me_db, command, "--help").stdout.split()
+        )
+    assert "restores all the old metadata, overwriting later edits" in " ".join(
+        run(me_db, "rollback", "--help").stdout.split()
+    )
+
+
+def test_all_stages_stops_with_an_error_at_a_busy_canary(planned: tuple[Any, Path]) -> None:
+    me_db, path = planned
+    canary = json.loads(path.read_text())["items"][0]
+    assert canary["stage"] == 1
+    with me_db.engine.connect() as holder:
+        # Someone else (model engine) is writing the canary's row right now.
+        holder.execute(
+            sa.text(f'SELECT 1 FROM "{me_db.schema}".endpoints WHERE id = :id FOR UPDATE'),
+            {"id": canary["endpoint_id"]},
+        )
+        dry = run(me_db, "apply", str(path), "--all-stages")
+        result = run(me_db, "apply", str(path), "--execute", "--all-stages")
+        holder.rollback()
+    assert result.exit_code == 1, result.output
+    assert "stage 1 incomplete (1 busy, 0 not ready): rerun to continue" in result.stdout
+    assert "stage 2 (" not in result.stdout  # never started
+    # The dry run cannot see a row lock (it takes none), so it previews the stages.
+    assert dry.exit_code == 0 and "stage 2 (" in dry.stdout
+    again = run(me_db, "apply", str(path), "--execute", "--all-stages")
+    assert again.exit_code == 0, again.output
+
+
+def test_a_failover_needs_allow_other_address_and_both_addresses_are_shown(
+    planned: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    me_db, path = planned
+    plan = make_plan(me_db)
+    seen = {**plan.database, "host": "10.0.0.5", "port": 5432}
+    path.write_text(to_json(seal(replace(plan, database=seen))))
+    real = apply_module.identity.database_identity
+    monkeypatch.setattr(
+        apply_module.identity,
+        "database_identity",
+        lambda conn: {**real(conn), "host": "10.0.0.6", "port": 5432},
+    )
+    refused = run(me_db, "apply", str(path), "--execute", "--stage", "1")
+    assert refused.exit_code == 1
+    assert "server address: plan 10.0.0.5:5432, here 10.0.0.6:5432" in refused.stderr
+    allowed = run(me_db, "apply", str(path), "--execute", "--stage", "1", "--allow-other-address")
+    assert allowed.exit_code == 0, allowed.output
+    assert (
+        "server address: the plan saw 10.0.0.5:5432, this connection reaches 10.0.0.6:5432"
+        in allowed.stdout
+    )
+    back = run(me_db, "rollback", "--plan", str(path), "--execute", "--allow-other-address")
+    assert back.exit_code == 0 and "rolled-back" in back.stdout
+    assert "the plan saw 10.0.0.5:5432" in back.stdout
 
 
 def test_status_before_any_run_and_no_password_anywhere(planned: tuple[Any, Path]) -> None:

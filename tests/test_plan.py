@@ -12,18 +12,19 @@ from typing import Any
 import pytest
 
 from migrate import xid
-from migrate.apply import Pacer, Reporter, select_stages
 from migrate.diff import args_diff, display_lines, unified
+from migrate.identity import compare
+from migrate.pacing import Pacer, Reporter
 from migrate.plan import (
     LARGE_STAGE_NAME,
     PlanError,
     build_plan,
-    identity_differences,
     parse_plan,
     parse_stages,
     to_json,
 )
 from migrate.records import Decision
+from migrate.stages import StageTally, select_stages
 from migrate.ticket import render_markdown
 
 SCRIPT = (
@@ -196,15 +197,39 @@ def test_a_damaged_but_rehashed_plan_is_still_checked() -> None:
         parse_plan(json.dumps(doc))
 
 
-def test_identity_differences_name_what_differs() -> None:
-    assert identity_differences(IDENTITY, dict(IDENTITY)) == []
-    moved = {**IDENTITY, "host": "10.9.9.9"}  # same cluster reached another way
-    assert identity_differences(IDENTITY, moved) == []
-    other = {**IDENTITY, "system_identifier": "999"}
-    assert "system identifier" in identity_differences(IDENTITY, other)[0]
+def test_identity_names_what_differs() -> None:
+    same = compare(IDENTITY, dict(IDENTITY))
+    assert same.refusals == [] and same.notes == []
+    other = compare(IDENTITY, {**IDENTITY, "system_identifier": "999"})
+    assert "system identifier" in other.refusals[0]
+    assert "database name" in compare(IDENTITY, {**IDENTITY, "database": "x"}).refusals[0]
     unknown = {**IDENTITY, "system_identifier": None, "port": 6543}
-    assert identity_differences(IDENTITY, unknown) == ["server port: plan 5432, here 6543"]
-    assert "database name" in identity_differences(IDENTITY, {**IDENTITY, "database": "x"})[0]
+    assert compare(IDENTITY, unknown).refusals == [
+        "server address: plan 10.0.0.5:5432, here 10.0.0.5:6543"
+    ]
+
+
+def test_a_physical_clone_is_refused_unless_the_operator_says_failover() -> None:
+    # A clone (restored backup, promoted replica) has the same name and cluster identifier.
+    clone = {**IDENTITY, "host": "10.9.9.9"}
+    check = compare(IDENTITY, clone)
+    assert len(check.refusals) == 1 and "--allow-other-address" in check.refusals[0]
+    assert "plan 10.0.0.5:5432, here 10.9.9.9:5432" in check.refusals[0]
+    assert check.notes == [
+        "server address: the plan saw 10.0.0.5:5432, this connection reaches 10.9.9.9:5432"
+    ]
+    assert compare(IDENTITY, {**IDENTITY, "port": 6432}).refusals  # port alone differs
+    failover = compare(IDENTITY, clone, allow_other_address=True)
+    assert failover.refusals == []
+    assert "the plan saw 10.0.0.5:5432" in failover.notes[0]
+    assert "--allow-other-address" in failover.notes[1]
+    # One side without an address (a local socket): nothing to compare, but it is said.
+    local = compare(IDENTITY, {**IDENTITY, "host": None, "port": None})
+    assert local.refusals == [] and "a local socket" in local.notes[0]
+    # Without the identifier the address is the only evidence: the flag cannot waive it.
+    blind = {**IDENTITY, "system_identifier": None}
+    refused = compare(blind, {**blind, "host": "10.9.9.9"}, allow_other_address=True)
+    assert "cannot read it" in refused.refusals[0]
 
 
 # stage selection and pacing ------------------------------------------------------
@@ -226,6 +251,26 @@ def test_default_stage_is_the_first_incomplete_one_never_all() -> None:
         [],
         ["every stage of this plan is complete; nothing to do"],
     )
+
+
+def test_a_stage_is_complete_only_when_nothing_is_left_to_retry() -> None:
+    tally = StageTally(1, max_failures=1)
+    for outcome in ("applied", "skipped-drifted", "skipped-already-applied"):
+        assert tally.add(outcome) is None
+    assert tally.incomplete(2) is None
+    for outcome in ("skipped-busy", "skipped-not-ready", "skipped-not-ready"):
+        assert tally.add(outcome) is None
+    assert tally.incomplete(2) == (
+        "stage 1 incomplete (1 busy, 2 not ready): rerun to continue; "
+        "stage 2 was not started (--stage 2 starts it regardless)"
+    )
+    assert tally.add("failed") is None  # within --max-failures: the stage goes on
+    assert "1 failed" in (tally.incomplete(None) or "")
+    assert tally.add("failed") == "stopped in stage 1: 2 failure(s), more than --max-failures 1"
+    # A dry run's would-apply is the real run's applied.
+    preview = StageTally(3, max_failures=0)
+    preview.add("would-apply")
+    assert preview.incomplete(4) is None
 
 
 def test_pacer_throttles_and_waits_while_the_pause_file_exists(tmp_path: Path) -> None:

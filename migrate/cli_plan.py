@@ -1,0 +1,212 @@
+"""The read-only rollout commands: plan (make or render one) and status (read the journal)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from migrate import db, fleet
+from migrate import journal as jr
+from migrate.apply import operator
+from migrate.cli import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    Failure,
+    build_policy,
+    connect,
+    database_options,
+    handle_errors,
+    main,
+    output_stream,
+    policy_options,
+)
+from migrate.cli_rollout import load_plan_file, plan_errors, plan_schema, tool_version
+from migrate.console import render_status
+from migrate.identity import database_identity
+from migrate.overrides import load_overrides
+from migrate.plan import DEFAULT_STAGES, build_plan, to_json
+from migrate.scan import scan
+from migrate.status import plan_status, run_changes, runs_overview
+from migrate.ticket import render_markdown
+
+
+@main.command("plan")
+@database_options
+@policy_options
+@click.option(
+    "--stages",
+    "stage_spec",
+    default=DEFAULT_STAGES,
+    show_default=True,
+    help="A canary count, then cumulative counts or percentages of the regular endpoints.",
+)
+@click.option(
+    "--exclude-large", is_flag=True, help="Leave large (>= 70B, unknown) and flagged endpoints out."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "markdown"]),
+    default="json",
+    show_default=True,
+    help="json: write the plan to --out. markdown: also print a change-ticket on stdout.",
+)
+@click.option("--out", metavar="FILE", help="Where the plan (JSON) goes; - for stdout.")
+@click.option(
+    "--from",
+    "from_plan",
+    metavar="PLAN",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Render a saved plan as markdown instead of making one (no database).",
+)
+@handle_errors
+@plan_errors
+def plan_command(
+    database_url: str | None,
+    schema: str,
+    statement_timeout: int,
+    name_glob: str | None,
+    owner: str | None,
+    model_glob: str | None,
+    statuses: tuple[str, ...],
+    threshold: str,
+    recorded: str,
+    overrides_path: str | None,
+    stage_spec: str,
+    exclude_large: bool,
+    fmt: str,
+    out: str | None,
+    from_plan: str | None,
+) -> None:
+    """Make a reviewed, staged plan of the endpoints whose command changes. Read-only.
+
+    \b
+      bundle-migrate plan --out plan.json
+      bundle-migrate plan --from plan.json --format markdown > ticket.md
+
+    Exit status: 0 nothing to change, 2 the plan has changes, 1 error.
+    """
+    if from_plan:
+        if fmt != "markdown":
+            raise click.UsageError("--from renders a saved plan: add --format markdown")
+        click.echo(render_markdown(load_plan_file(from_plan), from_plan), nl=False)
+        return
+    if not out:
+        raise click.UsageError(
+            "--out FILE is required: the plan file is what is reviewed and applied "
+            "(--out - writes it to stdout)"
+        )
+    if fmt == "markdown" and out == "-":
+        raise click.UsageError("--format markdown prints the ticket on stdout; give --out a file")
+    params = build_policy(threshold, recorded)
+    overrides = load_overrides(overrides_path) if overrides_path else None
+    fleet.check_schema_name(schema)
+    url, engine = connect(database_url)
+    try:
+        with db.read_only(engine, statement_timeout) as conn:
+            identity = database_identity(conn)
+        decisions = scan(
+            engine,
+            schema=schema,
+            filters=fleet.Filters(name_glob, owner, model_glob, statuses),
+            params=params,
+            overrides=overrides,
+            statement_timeout_s=statement_timeout,
+        )
+        plan = build_plan(
+            decisions,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            created_by=operator(),
+            tool_version=tool_version(),
+            database=identity,
+            schema=schema,
+            policy=params.as_dict(),
+            filters={
+                "name": name_glob,
+                "owner": owner,
+                "model": model_glob,
+                "status": list(statuses),
+            },
+            overrides=overrides_path,
+            stage_spec=stage_spec,
+            exclude_large=exclude_large,
+        )
+    finally:
+        engine.dispose()
+    with output_stream(None if out == "-" else out) as handle:
+        handle.write(to_json(plan))
+    stages = ", ".join(f"{s.number}:{s.name}={s.endpoints}" for s in plan.stages) or "none"
+    where = "stdout" if out == "-" else out
+    click.echo(
+        f"plan {plan.short_digest}: {len(plan.items)} endpoint(s) change, stages {stages}; "
+        f"written to {where}",
+        err=True,
+    )
+    if fmt == "markdown":
+        click.echo(render_markdown(plan, out), nl=False)
+    sys.exit(EXIT_CHANGES if plan.items else EXIT_OK)
+
+
+@main.command("status")
+@database_options
+@click.option("--run", "run_id", metavar="RUN_ID", help="List this run's endpoints.")
+@click.option(
+    "--plan",
+    "plan_file",
+    metavar="PLAN",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Progress of a plan, per stage.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list."
+)
+@handle_errors
+@plan_errors
+def status_command(
+    database_url: str | None,
+    schema: str,
+    statement_timeout: int,
+    run_id: str | None,
+    plan_file: str | None,
+    fmt: str,
+    limit: int,
+) -> None:
+    """Runs with their stages and outcome counts; one run's endpoints; a plan's progress.
+
+    Read-only.
+    """
+    plan = load_plan_file(plan_file) if plan_file else None
+    if plan is not None:
+        schema = plan_schema(plan, schema)
+    fleet.check_schema_name(schema)
+    url, engine = connect(database_url)
+    try:
+        with db.read_only(engine, statement_timeout) as conn:
+            present = jr.exists(conn)
+            if plan is not None:
+                doc: dict[str, Any] = {"plan": plan.digest, "stages": plan_status(conn, plan)}
+            elif run_id is not None:
+                run = jr.run_row(conn, run_id) if present else None
+                if run is None:
+                    raise Failure(f"no run {run_id} in the journal")
+                doc = {"run": run, "changes": run_changes(conn, run_id)}
+            else:
+                doc = {"runs": runs_overview(conn, limit) if present else []}
+    finally:
+        engine.dispose()
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        if not present and plan is None:
+            click.echo(
+                f"no bundle-migrate run has written to this database (no {jr.SCHEMA} schema)"
+            )
+            return
+        click.echo(render_status(doc), nl=False)

@@ -1,0 +1,124 @@
+"""Whether a plan item may be written now: the checks shared by the real and the dry run.
+
+`evaluate` is pure: it judges a plan item against the endpoint as read (and
+the journal's history of it), so a dry run reports exactly the outcome the
+real run will journal, including refusals such as a bundle_metadata that is
+not an object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from migrate import command as cmd
+from migrate import journal as jr
+from migrate.fingerprint import basis_fingerprint, endpoint_fingerprint
+from migrate.plan import PlanItem
+from migrate.records import EndpointRecord
+from migrate.rows import read_bundle, read_endpoint, to_record
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """None outcome: go ahead (detail is a note); otherwise the skip and why."""
+
+    outcome: str | None
+    detail: str = ""
+    command_after: list[str] | None = None
+    streaming_after: list[str] | None = None
+
+
+def _edited(array: list[str] | None, script_after: str | None, eager: bool, what: str) -> list[str]:
+    if array is None or script_after is None:
+        raise cmd.CommandError(
+            cmd.VERIFICATION_FAILED, f"the plan and the bundle disagree on the {what}"
+        )
+    cmd.parse_command(array)  # the shape [bash, -c, script], or CommandError
+    if cmd.set_enforce_eager(array[2], eager) != script_after:
+        raise cmd.CommandError(
+            cmd.VERIFICATION_FAILED,
+            f"the plan's new {what} is not the current one with only --enforce-eager changed",
+        )
+    return [array[0], array[1], script_after]
+
+
+def _bad_bundle_metadata(value: Any) -> bool:
+    return value is not None and not isinstance(value, dict)
+
+
+def evaluate(
+    item: PlanItem, record: EndpointRecord | None, history: dict[str, Any] | None
+) -> Verdict:
+    """Whether this plan item may be written now, against the endpoint as it is."""
+    if history is not None:
+        if history["reverted_by"] is not None:
+            return Verdict(
+                jr.SKIPPED_ROLLED_BACK,
+                f"applied by {history['run_id']} and rolled back since; make a new plan to "
+                "apply it again",
+            )
+        return Verdict(
+            jr.SKIPPED_ALREADY_APPLIED,
+            f"applied by {history['run_id']} as {history['bundle_after']}",
+        )
+    if record is None:
+        return Verdict(jr.SKIPPED_DRIFTED, "the endpoint no longer exists")
+    if record.status != "READY":
+        return Verdict(jr.SKIPPED_NOT_READY, f"endpoint status is {record.status}, not READY")
+    note = ""
+    if endpoint_fingerprint(record) != item.fingerprint:
+        if basis_fingerprint(record) != item.basis_fingerprint:
+            if record.current_bundle_id != item.bundle_id:
+                what = f"it now runs {record.current_bundle_id}, the plan saw {item.bundle_id}"
+            else:
+                what = "its command or metadata changed"
+            return Verdict(jr.SKIPPED_DRIFTED, f"changed since the plan: {what}; not overwritten")
+        note = (
+            "only its status or last_updated_at changed since the plan; "
+            "nothing the decision read changed"
+        )
+    bundle = record.bundle
+    if bundle is None:
+        return Verdict(jr.FAILED, f"bundle {record.current_bundle_id} is missing")
+    if _bad_bundle_metadata(bundle.bundle_metadata):
+        # The copy marks the new bundle inside this object; anything else would be replaced.
+        kind = type(bundle.bundle_metadata).__name__
+        return Verdict(
+            jr.FAILED, f"refused: bundle_metadata is not a JSON object (a {kind}); not copied"
+        )
+    try:
+        command_after = _edited(bundle.command, item.command_after, item.eager_after, "command")
+        streaming_after = None
+        if bundle.streaming_command is not None or item.streaming_command_after is not None:
+            streaming_after = _edited(
+                bundle.streaming_command,
+                item.streaming_command_after,
+                item.eager_after,
+                "streaming command",
+            )
+    except cmd.CommandError as err:
+        return Verdict(jr.FAILED, f"refused: {err.reason}")
+    return Verdict(None, note, command_after, streaming_after)
+
+
+def inspect(
+    conn: Connection,
+    schema: str,
+    item: PlanItem,
+    plan_digest: str,
+    *,
+    lock: bool,
+    journal: bool,
+) -> tuple[dict[str, Any] | None, EndpointRecord | None, Verdict]:
+    """Read the endpoint (locking it when writing) and judge the item against it."""
+    endpoint = read_endpoint(conn, schema, item.endpoint_id, lock=lock)
+    history = jr.apply_history(conn, plan_digest, item.endpoint_id) if journal else None
+    record = None
+    if endpoint is not None:
+        bundle_id = endpoint.get("current_bundle_id")
+        bundle = read_bundle(conn, schema, bundle_id) if bundle_id else None
+        record = to_record(endpoint, bundle)
+    return endpoint, record, evaluate(item, record, history)
