@@ -9,6 +9,7 @@ READ ONLY transaction and writes nothing, not even the journal schema.
 from __future__ import annotations
 
 import getpass
+import logging
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from migrate.stages import WOULD_APPLY, StageTally, select_stages
 from migrate.verdict import inspect
 from migrate.xid import new_run_id
 
+# Audit events (bundle-migrate --log-format json); extra fields become JSON keys.
+log = logging.getLogger("bundle_migrate.apply")
 DEPLOY_NOTE = (
     "Writing a bundle row does not restart any pod: model engine deploys the new bundle "
     "on the endpoint's next build."
@@ -134,6 +137,16 @@ def run_apply(
         summary = Summary(run_id=run_id, stages=stages)
         if run_id is None:
             return summary
+        log.info(
+            "apply run started",
+            extra={
+                "event": "apply.run_started",
+                "run_id": run_id,
+                "plan_digest": plan.digest,
+                "schema": schema,
+                "stages": stages,
+            },
+        )
         status = "failed"
         try:
             _execute(engine, plan, options, reporter, hook, lock, summary)
@@ -147,6 +160,10 @@ def run_apply(
 
 
 def _finish(engine: Engine, run_id: str, status: str) -> None:
+    log.info(
+        f"apply run {status}",
+        extra={"event": "apply.run_finished", "run_id": run_id, "status": status},
+    )
     try:
         with engine.begin() as conn:
             jr.finish_run(conn, run_id, status)
@@ -183,6 +200,7 @@ def _execute(
                 result = change.apply_item(engine, options.settings, item, ctx, hook)
             summary.counts[result.outcome] += 1
             reporter.result(result)
+            log.info(result.outcome, extra={"event": "apply.endpoint", **vars(result)})
             summary.stopped = tally.add(result.outcome)
             if summary.stopped:
                 return

@@ -20,7 +20,7 @@ from typing import IO, Any
 import click
 import sqlalchemy.exc
 
-from migrate import db, fleet
+from migrate import auditlog, db, fleet
 from migrate.overrides import Overrides, OverridesError, load_overrides
 from migrate.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
 from migrate.records import Decision
@@ -183,7 +183,15 @@ def with_progress(decisions: Iterable[Decision], total: list[int]) -> Iterator[D
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="bundle-migrate")
-def main() -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(auditlog.FORMATS),
+    default="text",
+    show_default=True,
+    envvar=auditlog.ENV,
+    help="json: audit events with the run id, one JSON object per line on stderr.",
+)
+def main(log_format: str) -> None:
     """Move model engine's vLLM endpoints off the --enforce-eager that an old rule injected.
 
     \b
@@ -195,6 +203,7 @@ def main() -> None:
 
     The database URL comes from --database-url or $BUNDLE_MIGRATE_DATABASE_URL.
     """
+    auditlog.start_command(log_format)
 
 
 @main.command("scan")
@@ -271,3 +280,6 @@ def scan_command(
 
 
 from migrate import cli_rollout  # noqa: E402,F401
+
+from migrate import cli_reconcile  # noqa: E402,F401  # isort: skip
+from migrate import cli_sandbox  # noqa: E402,F401  # isort: skip

@@ -7,6 +7,7 @@ a newer change is how Helm and Argo rollbacks leave systems degraded).
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from migrate.pacing import Reporter
 from migrate.plan import Plan
 from migrate.xid import new_run_id
 
+# Audit events (bundle-migrate --log-format json); extra fields become JSON keys.
+log = logging.getLogger("bundle_migrate.rollback")
 WOULD_ROLL_BACK = "would-roll-back"
 DEPLOY_NOTE = (
     "Writing rows restarts no pod: model engine deploys the restored bundle on the "
@@ -140,6 +143,15 @@ def run_rollback(
                 host=socket.gethostname(),
                 options=_options_doc(options),
             )
+        log.info(
+            "rollback run started",
+            extra={
+                "event": "rollback.run_started",
+                "run_id": summary.run_id,
+                "changes": len(changes),
+                "schema": schema,
+            },
+        )
         status = "failed"
         try:
             for c in changes:
@@ -154,11 +166,20 @@ def run_rollback(
                 )
                 summary.counts[result.outcome] += 1
                 reporter.result(result)
+                log.info(result.outcome, extra={"event": "rollback.endpoint", **vars(result)})
             status = "failed" if summary.failures else "finished"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
+            log.info(
+                f"rollback run {status}",
+                extra={
+                    "event": "rollback.run_finished",
+                    "run_id": summary.run_id,
+                    "status": status,
+                },
+            )
             try:
                 with engine.begin() as conn:
                     jr.finish_run(conn, summary.run_id, status)

@@ -1,0 +1,269 @@
+"""`bundle-migrate reconcile`: the scheduled check that the fleet stays on the new rule.
+
+Exit status, as scan's: 0 clean, 2 drift, 1 error. Read-only unless --apply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import click
+from tabulate import tabulate
+
+from migrate import auditlog, db, fleet, metrics
+from migrate.classify import ACTIONS
+from migrate.cli import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    Failure,
+    build_policy,
+    connect,
+    database_options,
+    handle_errors,
+    main,
+    policy_options,
+)
+from migrate.overrides import load_overrides
+from migrate.reconcile import DRIFT, KINDS, PENDING, SEVERITY, Check, check
+from migrate.reconcile_apply import DEFAULT_MAX_CHANGES, ApplyOutcome, apply_some, select
+
+log = logging.getLogger(f"{auditlog.LOGGER}.reconcile")
+TABLE_LIMIT = 50  # rows per kind in the terminal table; JSON always lists every finding
+
+
+def render_json(doc: dict[str, Any], out: IO[str]) -> None:
+    out.write(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def render_table(doc: dict[str, Any], out: IO[str]) -> None:
+    meta, counts = doc["reconcile"], doc["counts"]
+    state = "clean" if doc["status"] == "clean" else f"DRIFT ({doc['drift']} finding(s))"
+    out.write(f"reconcile {meta['database']} schema {meta['schema']}: {state}\n")
+    scan = doc["scan"]
+    actions = ", ".join(f"{a} {scan['actions'][a]}" for a in ACTIONS)
+    out.write(f"scan: {scan['endpoints']} LLM endpoints; {actions}\n")
+    if not meta["journal"]:
+        out.write("journal: none yet (no bundle-migrate run has written here)\n")
+    found = ", ".join(f"{k} {n}" for k, n in counts.items() if n) or "none"
+    out.write(f"findings: {found}\n")
+    for kind in KINDS:
+        rows = [f for f in doc["findings"] if f["kind"] == kind]
+        if not rows:
+            continue
+        out.write(f"\n{kind} ({SEVERITY[kind]}, {len(rows)}):\n")
+        table = [
+            [f["endpoint_name"] or "-", f["run_id"] or "-", f["action"] or "", f["detail"]]
+            for f in rows[:TABLE_LIMIT]
+        ]
+        out.write(tabulate(table, ["endpoint", "run", "action", "detail"]) + "\n")
+        if len(rows) > TABLE_LIMIT:
+            out.write(f"  ... and {len(rows) - TABLE_LIMIT} more (--format json lists all)\n")
+    applied = doc.get("apply")
+    if applied is not None:
+        out.write("\n")
+        if applied["skipped"]:
+            out.write(f"apply skipped: {applied['skipped']}\n")
+        elif applied["run_id"]:
+            out.write(f"apply run {applied['run_id']}: {applied['applied']} endpoint(s) changed\n")
+            for e in applied["endpoints"]:
+                arrow = f" {e['bundle_before']} -> {e['bundle_after']}" if e["bundle_after"] else ""
+                out.write(f"  {e['outcome']:<24} {e['endpoint_name']}{arrow}\n")
+        else:
+            out.write("apply: nothing eligible to change\n")
+    nxt = doc["next"]
+    if nxt["endpoints"]:
+        verb = "next" if applied is not None else "--apply would change"
+        out.write(f"\n{verb} (at most {nxt['max_changes']}): {', '.join(nxt['endpoints'])}\n")
+    if nxt["held_back"]:
+        out.write(
+            f"held back from --apply: {nxt['held_back']} (not READY, or large/flagged "
+            "without --include-large): see runbooks/staged-rollout.md\n"
+        )
+
+
+def document(
+    result: Check,
+    meta: dict[str, Any],
+    outcome: ApplyOutcome | None,
+    max_changes: int,
+    include_large: bool,
+) -> dict[str, Any]:
+    """The JSON contract (README): stable keys; new keys may be added."""
+    chosen, held = select(result.pending, max_changes, include_large, result.reverted_ids())
+    return {
+        "reconcile": {**meta, "journal": result.journal},
+        "status": "drift" if result.drift else "clean",
+        "drift": result.drift,
+        "counts": result.counts(),
+        "findings": [f.as_dict() for f in result.findings],
+        "scan": result.summary.as_dict(),
+        "apply": outcome.as_dict() if outcome is not None else None,
+        "next": {
+            "max_changes": max_changes,
+            "endpoints": [d.endpoint_name for d in chosen],
+            "held_back": len(held),
+        },
+    }
+
+
+def _audit(result: Check, phase: str) -> None:
+    for f in result.findings:
+        if f.kind != PENDING:  # pending changes are counted, not listed: fleets are large
+            level = logging.WARNING if f.severity == DRIFT else logging.INFO
+            log.log(
+                level, f"{f.kind}: {f.detail}", extra={"event": "reconcile.finding", **_fields(f)}
+            )
+    auditlog.event(
+        "reconcile.checked",
+        f"{phase}: {result.drift} drift finding(s)",
+        phase=phase,
+        drift=result.drift,
+        counts={k: n for k, n in result.counts().items() if n},
+        actions=dict(result.summary.actions),
+    )
+
+
+def _fields(f: Any) -> dict[str, Any]:
+    d = f.as_dict()
+    # `run_id` would rebind the log's run; the finding's run is a field of its own.
+    d["finding_run_id"] = d.pop("run_id")
+    d["endpoint"] = d.pop("endpoint_name")
+    return d
+
+
+@main.command("reconcile")
+@database_options
+@policy_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for a person, json for alerting (see README).",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="Write Prometheus text format here (atomically), for node-exporter's textfile "
+    "collector; name it *.prom. Written on failure too (last_run_success 0).",
+)
+@click.option(
+    "--apply",
+    "do_apply",
+    is_flag=True,
+    help="Change up to --max-changes drifted endpoints through the journaled apply path.",
+)
+@click.option(
+    "--max-changes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CHANGES,
+    show_default=True,
+    help="With --apply: at most this many endpoints per run (canary-sized).",
+)
+@click.option(
+    "--include-large",
+    is_flag=True,
+    help="With --apply: large (>= 70B, unknown size) and risk-flagged endpoints too.",
+)
+@handle_errors
+def reconcile_command(
+    database_url: str | None,
+    schema: str,
+    statement_timeout: int,
+    name_glob: str | None,
+    owner: str | None,
+    model_glob: str | None,
+    statuses: tuple[str, ...],
+    threshold: str,
+    recorded: str,
+    overrides_path: str | None,
+    fmt: str,
+    metrics_file: str | None,
+    do_apply: bool,
+    max_changes: int,
+    include_large: bool,
+) -> None:
+    """Check that the fleet stays on the new rule and the journal still holds. Read-only.
+
+    Drift: endpoints the policy would still change; endpoints a run migrated that
+    run the old flag again or point at another bundle; runs that never finished;
+    bundles a run created that are gone. Notices (deleted endpoints, rebuilds by
+    model engine, runs in progress) are reported but are not drift.
+
+    --apply changes at most --max-changes drifted endpoints (default 1) through
+    the same journaled apply path as `apply --execute`; run it on a schedule to
+    converge slowly. Large and flagged endpoints wait for --include-large.
+
+    Exit status: 0 clean, 2 drift (after --apply: what remains), 1 error.
+    """
+    started = time.time()
+    run = metrics.RunMetrics(started=started, finished=started, labels={"schema": schema})
+    try:
+        try:
+            params = build_policy(threshold, recorded)
+        except click.BadParameter as exc:
+            # A usage error exits 2, which here would read as drift: make it an error.
+            raise Failure(exc.format_message()) from None
+        overrides = load_overrides(overrides_path) if overrides_path else None
+        fleet.check_schema_name(schema)
+        url, engine = connect(database_url)
+        filters = fleet.Filters(name_glob, owner, model_glob, statuses)
+        filters_doc = {"name": name_glob, "owner": owner, "model": model_glob, "status": statuses}
+        meta = {
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "database": db.masked(url),
+            "schema": schema,
+            "policy": params.as_dict(),
+            "filters": filters_doc,
+            "overrides": overrides_path,
+        }
+        kwargs = {
+            "schema": schema,
+            "filters": filters,
+            "params": params,
+            "overrides": overrides,
+            "statement_timeout_s": statement_timeout,
+        }
+        outcome = None
+        try:
+            result = check(engine, **kwargs)
+            _audit(result, "before" if do_apply else "check")
+            if do_apply:
+                chosen, _ = select(
+                    result.pending, max_changes, include_large, result.reverted_ids()
+                )
+                outcome = apply_some(
+                    engine,
+                    chosen,
+                    max_changes=max_changes,
+                    schema=schema,
+                    policy=params.as_dict(),
+                    filters={**filters_doc, "status": list(statuses)},
+                    overrides=overrides_path,
+                    statement_timeout_s=statement_timeout,
+                )
+                run.applied = outcome.applied
+                run.apply_skipped = outcome.skipped is not None
+                if outcome.results:
+                    result = check(engine, **kwargs)  # report what remains
+                    _audit(result, "after")
+        finally:
+            engine.dispose()
+        run.check = result
+        doc = document(result, meta, outcome, max_changes, include_large)
+        (render_json if fmt == "json" else render_table)(doc, sys.stdout)
+        sys.stdout.flush()
+    finally:
+        run.finished = time.time()
+        if metrics_file:
+            try:
+                metrics.write(metrics_file, run)
+            except OSError as exc:
+                raise Failure(f"cannot write metrics file {metrics_file}: {exc.strerror}") from None
+    sys.exit(EXIT_CHANGES if result.drift else EXIT_OK)

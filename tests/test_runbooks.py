@@ -1,0 +1,396 @@
+"""The runbooks cannot rot: their commands run against a sandbox, or at least parse.
+
+Fenced blocks in runbooks/*.md, by info string:
+- `sh`: every command runs, in order, in one bash script against a seeded
+  sandbox database; its exit status must be 0, or what a trailing
+  `# exit N [or M]` comment says.
+- `sh production`: needs the real cluster; every `bundle-migrate ...` in it
+  must be accepted by the CLI's parser (options, choices, arguments).
+- `sql`: the role set-up, executed here, then proven by running the tool as
+  each role.
+- `yaml`: the manifests; the CronJob's command is parsed and run as well.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+from rollout_support import journal_rows, seed_random
+from sqlalchemy.engine import make_url
+
+from migrate import metrics
+from migrate.cli import main
+from migrate.reconcile import Check
+from migrate.scan import Summary
+
+RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
+NAMES = ("staged-rollout.md", "rollback.md", "reconciliation.md", "change-ticket-template.md")
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.M | re.S
+)
+EXPECT = re.compile(r"#[^'\"]*?\bexits?\s+(\d)(?:\s+or\s+(\d))?")
+STARTS = re.compile(r"(?:^|[;&|(]|\$\()\s*bundle-migrate\s")
+
+pytestmark = pytest.mark.parametrize("schema_version", ["2026"])
+
+
+@dataclass(frozen=True)
+class Block:
+    info: str
+    body: str
+
+
+def blocks(name: str, info: str | None = None) -> list[Block]:
+    text = (RUNBOOKS / name).read_text(encoding="utf-8")
+    found = []
+    for m in FENCE.finditer(text):
+        indent = m.group("indent")
+        body = "".join(line.removeprefix(indent) for line in m.group("body").splitlines(True))
+        found.append(Block(m.group("info").strip(), body))
+    return [b for b in found if info is None or b.info == info]
+
+
+def commands(body: str) -> list[tuple[str, set[int]]]:
+    """Commands of a block, continuation lines joined, with the exit statuses allowed."""
+    out: list[tuple[str, set[int]]] = []
+    pending = ""
+    for raw in body.splitlines():
+        line = pending + raw
+        if line.rstrip().endswith("\\"):
+            pending = line.rstrip()[:-1] + " "
+            continue
+        pending = ""
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = EXPECT.search(line)
+        allowed = {int(g) for g in m.groups() if g} if m else {0}
+        out.append((line.strip(), allowed))
+    return out
+
+
+# Parsing only ------------------------------------------------------------------------
+
+
+def invocations(command: str, values: dict[str, str]) -> list[list[str]]:
+    """Every `bundle-migrate ...` in a shell command line, as argv, variables filled in."""
+    text = re.sub(r"\$\{?([A-Z_]+)\}?", lambda m: values.get(m.group(1), "x"), command)
+    found = []
+    for m in STARTS.finditer(text):
+        rest = text[m.end() :]
+        words = []
+        lexer = shlex.shlex(rest, posix=True, punctuation_chars=";&|()<>")
+        lexer.whitespace_split = True
+        for word in lexer:
+            if word and set(word) <= set(";&|()<>"):
+                break
+            words.append(word)
+        found.append(words)
+    return found
+
+
+def accept(argv: list[str]) -> None:
+    """What the CLI does up to calling the command: every option and argument checked."""
+    ctx = main.make_context("bundle-migrate", list(argv))
+    group: click.Group = main
+    while True:
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        if not rest:
+            return
+        name, cmd, rest = group.resolve_command(ctx, rest)
+        assert cmd is not None and name is not None
+        ctx = cmd.make_context(name, rest, parent=ctx)
+        if not isinstance(cmd, click.Group):
+            return
+        group = cmd
+
+
+@pytest.fixture
+def fake_values(tmp_path: Path) -> dict[str, str]:
+    plan = tmp_path / "plan.json"
+    plan.write_text("{}")
+    return {"PLAN": str(plan), "RUN_ID": "run_x", "STAGE": "2", "ENDPOINT": "chat", "RC": "0"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_production_commands_parse(
+    name: str, fake_values: dict[str, str], schema_version: str
+) -> None:
+    seen = 0
+    for block in blocks(name):
+        if block.info not in ("sh production", "yaml"):
+            continue
+        for command, _ in commands(block.body):
+            for argv in invocations(command, fake_values):
+                try:
+                    accept(argv)
+                except click.UsageError as exc:
+                    pytest.fail(f"{name}: `bundle-migrate {shlex.join(argv)}`: {exc}")
+                seen += 1
+    assert seen or name == "change-ticket-template.md"
+
+
+def test_parse_check_catches_a_bad_command(
+    fake_values: dict[str, str], schema_version: str
+) -> None:
+    (argv,) = invocations('x=$(bundle-migrate apply "$PLAN" --stages 2 | tail)', fake_values)
+    assert argv == ["apply", fake_values["PLAN"], "--stages", "2"]
+    with pytest.raises(click.UsageError):
+        accept(argv)
+    with pytest.raises(click.UsageError):
+        accept(["reconcile", "--max-changes", "0"])
+    assert commands("a \\\n  b  # exit 0 or 2\n# c\n") == [("a    b  # exit 0 or 2", {0, 2})]
+
+
+# Running in a sandbox --------------------------------------------------------------------
+
+
+def run_sandbox_blocks(
+    name: str, me_db: Any, work: Path, env_extra: dict[str, str] | None = None
+) -> str:
+    """Run every `sh` block of a runbook, in order, in one bash process; return its output."""
+    lines = [
+        "set -u -o pipefail",
+        'check() { case " $3 " in *" $1 "*) ;; *) '
+        'echo "RUNBOOK STEP FAILED (exit $1, expected $3): $2" >&2; exit 97;; esac; }',
+    ]
+    count = 0
+    for block in blocks(name, "sh"):
+        for command, allowed in commands(block.body):
+            lines += [command, f"check $? {shlex.quote(command)} '{' '.join(map(str, allowed))}'"]
+            count += 1
+    assert count, f"{name} has no sandbox block"
+    bindir = Path(sys.executable).parent
+    if not (bindir / "bundle-migrate").exists() and not shutil.which("bundle-migrate"):
+        pytest.fail("bundle-migrate is not installed (pip install -e .)", pytrace=False)
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "BUNDLE_MIGRATE_DATABASE_URL": me_db.url,
+        **(env_extra or {}),
+    }
+    env.pop("BUNDLE_MIGRATE_LOG_FORMAT", None)
+    script = work / f"{name}.sh"
+    script.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        ["bash", str(script)], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{name}:\n{output[-6000:]}"
+    return output
+
+
+def cli(me_db: Any, *args: str) -> Any:
+    env = {"BUNDLE_MIGRATE_DATABASE_URL": me_db.url}
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def rolled_out(me_db: Any, work: Path, stages: tuple[int, ...]) -> Path:
+    """A sandbox fleet, a plan in work/plan.json, the given stages applied."""
+    seed_random(me_db, 30, seed_value=2)
+    plan = work / "plan.json"
+    assert cli(me_db, "plan", "--out", str(plan)).exit_code == 2
+    for stage in stages:
+        result = cli(me_db, "apply", str(plan), "--stage", str(stage), "--execute")
+        assert result.exit_code == 0, result.output
+    return plan
+
+
+def test_staged_rollout_runbook(me_db: Any, tmp_path: Path, schema_version: str) -> None:
+    seed_random(me_db, 30, seed_value=2)
+    output = run_sandbox_blocks("staged-rollout.md", me_db, tmp_path)
+    assert "# bundle-migrate plan" in (tmp_path / "ticket-plan.md").read_text()
+    stages = {r["stage"] for r in journal_rows(me_db, "kind = 'rollback'")}
+    assert stages == {2}, output[-3000:]  # the abort step rolled stage 2 back
+    assert {r["stage"] for r in journal_rows(me_db, "outcome = 'applied'")} == {1, 2}
+
+
+def test_rollback_runbook(me_db: Any, tmp_path: Path, schema_version: str) -> None:
+    plan = rolled_out(me_db, tmp_path, (1, 2))
+    (first,) = journal_rows(me_db, "outcome = 'applied' AND stage = 1")
+    # Someone edits the endpoint after the run: the runbook's drift section handles it.
+    with me_db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f'UPDATE "{me_db.schema}".endpoints SET endpoint_metadata = '
+                """endpoint_metadata || '{"edited": true}'::jsonb WHERE id = :e"""
+            ),
+            {"e": first["endpoint_id"]},
+        )
+    env = {"PLAN": str(plan), "STAGE": "2", "ENDPOINT": first["endpoint_name"]}
+    output = run_sandbox_blocks("rollback.md", me_db, tmp_path, env)
+    assert "rollback-skipped-drifted" in output  # seen by the one-endpoint step ...
+    rolled = journal_rows(me_db, "outcome = 'rolled-back'")
+    assert first["endpoint_id"] in {r["endpoint_id"] for r in rolled}  # ... forced after
+    assert {r["stage"] for r in rolled} == {1, 2}
+    assert not journal_rows(me_db, "outcome = 'applied' AND reverted_by IS NULL AND stage = 2")
+
+
+def test_reconciliation_runbook(me_db: Any, tmp_path: Path, schema_version: str) -> None:
+    rolled_out(me_db, tmp_path, (1,))
+    run_sandbox_blocks("reconciliation.md", me_db, tmp_path)
+    assert (tmp_path / "reconcile.json").read_text().lstrip().startswith("{")
+    names = {
+        f.name for f in text_string_to_metric_families((tmp_path / "reconcile.prom").read_text())
+    }
+    assert f"{metrics.PREFIX}_drift" in names
+    runs = {r["run_id"] for r in journal_rows(me_db, "outcome = 'applied'")}
+    assert len(runs) >= 2  # the canary, and what `reconcile --apply` changed
+
+
+def test_change_ticket_template(me_db: Any, tmp_path: Path, schema_version: str) -> None:
+    plan = rolled_out(me_db, tmp_path, ())
+    shutil.copytree(RUNBOOKS, tmp_path / "runbooks")
+    run_sandbox_blocks("change-ticket-template.md", me_db, tmp_path, {"PLAN": str(plan)})
+    generated = [
+        line.split("`")[0].strip()
+        for line in (tmp_path / "ticket-plan.md").read_text().splitlines()
+        if re.match(r"#{1,2} ", line)
+    ]
+    template = (RUNBOOKS / "change-ticket-template.md").read_text()
+    promised = re.findall(r"^- `(#{1,2} [^`]+)`", template, re.M)
+    assert promised == generated, "the template lists other sections than the tool makes"
+    assert (tmp_path / "ticket.md").read_text().startswith("# Change ticket")
+
+
+# Roles ------------------------------------------------------------------------------------
+
+
+def test_role_setup_gives_each_role_what_it_needs(
+    me_db: Any, tmp_path: Path, schema_version: str
+) -> None:
+    (block,) = blocks("staged-rollout.md", "sql")
+    database = make_url(me_db.url).database
+    suffix = uuid.uuid4().hex[:8]
+    roles = {r: f"{r}_{suffix}" for r in ("bundle_migrate_reader", "bundle_migrate_writer")}
+    text = block.body.replace("llm_engine", f'"{database}"')
+    for role, unique in roles.items():
+        text = text.replace(role, unique)
+    with me_db.engine.connect() as conn:
+        can = conn.execute(
+            sa.text("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
+        ).scalar()
+    if not can:
+        pytest.skip("the test server's role may not create roles")
+    seed_random(me_db, 30, seed_value=2)
+    try:
+        with me_db.engine.begin() as conn:
+            conn.exec_driver_sql(text)
+            for unique in roles.values():
+                conn.exec_driver_sql(f"ALTER ROLE {unique} PASSWORD 'pw-{suffix}'")
+        url = make_url(me_db.url)
+        reader, writer = (
+            url.set(username=u, password=f"pw-{suffix}").render_as_string(hide_password=False)
+            for u in roles.values()
+        )
+        plan = tmp_path / "plan.json"
+
+        def as_role(role_url: str, *args: str) -> Any:
+            env = {"BUNDLE_MIGRATE_DATABASE_URL": role_url}
+            return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+        assert as_role(reader, "scan").exit_code == 2
+        assert as_role(reader, "plan", "--out", str(plan)).exit_code == 2
+        assert as_role(reader, "reconcile").exit_code == 2
+        denied = as_role(reader, "apply", str(plan), "--execute")
+        assert denied.exit_code == 1 and "permission denied" in denied.output
+        done = as_role(writer, "apply", str(plan), "--execute")
+        assert done.exit_code == 0 and "applied" in done.output, done.output
+        assert as_role(writer, "reconcile", "--apply").exit_code in (0, 2)
+        seen = as_role(reader, "reconcile", "--format", "json")
+        assert seen.exit_code == 2 and '"journal": true' in seen.stdout, seen.output
+        assert as_role(reader, "status").exit_code == 0
+        assert as_role(writer, "rollback", "--plan", str(plan), "--execute").exit_code == 0
+    finally:
+        with me_db.engine.begin() as conn:
+            for unique in roles.values():
+                conn.exec_driver_sql(f"DROP OWNED BY {unique} CASCADE")
+        with me_db.engine.begin() as conn:
+            for unique in roles.values():
+                conn.exec_driver_sql(f"DROP ROLE IF EXISTS {unique}")
+
+
+# Manifests ---------------------------------------------------------------------------------
+
+
+def folded_args(manifest: str) -> str:
+    """The `- >-` folded shell script of a container's args, as one line."""
+    lines = manifest.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- >-")
+    indent = len(lines[start + 1]) - len(lines[start + 1].lstrip())
+    body = []
+    for line in lines[start + 1 :]:
+        if len(line) - len(line.lstrip()) < indent or not line.strip():
+            break
+        body.append(line.strip())
+    return " ".join(body)
+
+
+def structure_ok(manifest: str) -> None:
+    """No PyYAML here: a structural check of the YAML subset the manifests use."""
+    try:
+        import yaml  # type: ignore[import-untyped]
+    except ImportError:
+        yaml = None
+    if yaml is not None:
+        assert yaml.safe_load(manifest)
+    assert "\t" not in manifest
+    for line in manifest.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        assert (len(line) - len(line.lstrip())) % 2 == 0, line
+        assert re.match(r"^(- )?([\w./-]+: ?.*|>-|\S.*)$", s), line
+
+
+def test_cronjob_manifests(me_db: Any, tmp_path: Path, schema_version: str) -> None:
+    manifests = [b.body for b in blocks("reconciliation.md", "yaml")]
+    cronjobs = [m for m in manifests if "kind: CronJob" in m]
+    assert len(cronjobs) == 2
+    for m in manifests:
+        structure_ok(m)
+    for m in cronjobs:
+        assert re.search(r"^  concurrencyPolicy: Forbid$", m, re.M)
+        assert re.search(r"^  startingDeadlineSeconds: \d+$", m, re.M)
+        assert "name: BUNDLE_MIGRATE_DATABASE_URL" in m and "secretKeyRef:" in m
+        assert "key: database-url" in m and "restartPolicy: Never" in m
+    check, converge = cronjobs
+    assert "name: bundle-migrate-reader" in check and "--metrics-file" in folded_args(check)
+    assert "--apply" not in folded_args(check) and "--apply" in folded_args(converge)
+    # The check's own script, run here: drift (exit 2) is a successful Job.
+    seed_random(me_db, 30, seed_value=2)
+    script = folded_args(check).replace("/textfile/", f"{tmp_path}/")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "BUNDLE_MIGRATE_DATABASE_URL": me_db.url,
+    }
+    done = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert '"status": "drift"' in done.stdout and '"event": "command.finished"' in done.stderr
+    text = (tmp_path / "bundle_migrate_reconcile.prom").read_text()
+    assert any(f.name.endswith("_drift") for f in text_string_to_metric_families(text))
+
+
+def test_metric_names_in_the_runbook_exist(tmp_path: Path, schema_version: str) -> None:
+    summary = Summary()
+    path = tmp_path / "m.prom"
+    metrics.write(path, metrics.RunMetrics(1.0, 2.0, Check(summary, [], [], True), labels={}))
+    produced = {s.name for f in text_string_to_metric_families(path.read_text()) for s in f.samples}
+    mentioned = set(
+        re.findall(r"bundle_migrate_reconcile_\w+", (RUNBOOKS / "reconciliation.md").read_text())
+    )
+    assert mentioned and mentioned <= produced, mentioned - produced
