@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -126,6 +127,91 @@ def policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+_SCAN_OPTION_NAMES = (
+    "database_url",
+    "schema",
+    "statement_timeout",
+    "name_glob",
+    "owner",
+    "model_glob",
+    "statuses",
+    "threshold",
+    "recorded",
+    "overrides_path",
+)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """The options every fleet-reading command shares, as the operator typed them."""
+
+    database_url: str | None
+    schema: str
+    statement_timeout: int
+    name_glob: str | None
+    owner: str | None
+    model_glob: str | None
+    statuses: tuple[str, ...]
+    threshold: str
+    recorded: str
+    overrides_path: str | None
+
+    @property
+    def filters(self) -> fleet.Filters:
+        return fleet.Filters(self.name_glob, self.owner, self.model_glob, self.statuses)
+
+    def filters_doc(self) -> dict[str, Any]:
+        """The filters as plan files and reports record them."""
+        return {
+            "name": self.name_glob,
+            "owner": self.owner,
+            "model": self.model_glob,
+            "status": list(self.statuses),
+        }
+
+    def policy(self) -> PolicyParams:
+        return build_policy(self.threshold, self.recorded)
+
+    def overrides(self) -> Overrides | None:
+        return load_overrides(self.overrides_path) if self.overrides_path else None
+
+    def connect(self) -> tuple[Any, Any]:
+        fleet.check_schema_name(self.schema)
+        return connect(self.database_url)
+
+    def meta(self, url: Any, params: PolicyParams) -> dict[str, Any]:
+        """The header of a report: what was read, when, under which policy."""
+        return {
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "database": db.masked(url),
+            "schema": self.schema,
+            "policy": params.as_dict(),
+            "filters": self.filters_doc(),
+            "overrides": self.overrides_path,
+        }
+
+    def scan_kwargs(self, params: PolicyParams, overrides: Overrides | None) -> dict[str, Any]:
+        """Keyword arguments for migrate.scan.scan and the checks built on it."""
+        return {
+            "schema": self.schema,
+            "filters": self.filters,
+            "params": params,
+            "overrides": overrides,
+            "statement_timeout_s": self.statement_timeout,
+        }
+
+
+def scan_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Database, filter and policy options, handed to the command as one `opts`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opts = ScanOptions(**{name: kwargs.pop(name) for name in _SCAN_OPTION_NAMES})
+        return func(*args, opts=opts, **kwargs)
+
+    return database_options(policy_options(wrapper))
+
+
 def build_policy(threshold: str, recorded: str) -> PolicyParams:
     try:
         value = Decimal(threshold)
@@ -181,7 +267,31 @@ def with_progress(decisions: Iterable[Decision], total: list[int]) -> Iterator[D
             bar.update(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class Cli(click.Group):
+    """Usage errors exit 1, not click's 2: here 2 means "changes pending", and a
+    cron job must not read a mistyped option as drift."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(EXIT_ERROR)
+        sys.exit(result if isinstance(result, int) else EXIT_OK)
+
+
+@click.group(
+    cls=Cli,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="bundle-migrate")
 @click.option(
     "--log-format",
@@ -207,8 +317,7 @@ def main(log_format: str) -> None:
 
 
 @main.command("scan")
-@database_options
-@policy_options
+@scan_options
 @click.option(
     "--format",
     "fmt",
@@ -220,21 +329,7 @@ def main(log_format: str) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option("--only-changes", is_flag=True, help="List only endpoints whose command changes.")
 @handle_errors
-def scan_command(
-    database_url: str | None,
-    schema: str,
-    statement_timeout: int,
-    name_glob: str | None,
-    owner: str | None,
-    model_glob: str | None,
-    statuses: tuple[str, ...],
-    threshold: str,
-    recorded: str,
-    overrides_path: str | None,
-    fmt: str,
-    output: str | None,
-    only_changes: bool,
-) -> None:
+def scan_command(opts: ScanOptions, fmt: str, output: str | None, only_changes: bool) -> None:
     """Report what the new rule means for every vLLM endpoint. Read-only.
 
     Runs in a READ ONLY transaction with a statement timeout, streaming rows
@@ -242,27 +337,14 @@ def scan_command(
 
     Exit status: 0 no endpoint would change, 2 some would, 1 error.
     """
-    params = build_policy(threshold, recorded)
-    overrides: Overrides | None = load_overrides(overrides_path) if overrides_path else None
-    fleet.check_schema_name(schema)
-    url, engine = connect(database_url)
-    filters = fleet.Filters(name_glob, owner, model_glob, statuses)
-    meta = {
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "database": db.masked(url),
-        "schema": schema,
-        "policy": params.as_dict(),
-        "filters": {"name": name_glob, "owner": owner, "model": model_glob, "status": statuses},
-        "overrides": overrides_path,
-    }
+    params = opts.policy()
+    overrides = opts.overrides()
+    url, engine = opts.connect()
+    meta = opts.meta(url, params)
     total = [0]
     decisions = scan(
         engine,
-        schema=schema,
-        filters=filters,
-        params=params,
-        overrides=overrides,
-        statement_timeout_s=statement_timeout,
+        **opts.scan_kwargs(params, overrides),
         on_total=lambda n: total.__setitem__(0, n),
     )
     try:

@@ -16,18 +16,17 @@ from migrate.cli import (
     EXIT_CHANGES,
     EXIT_OK,
     Failure,
-    build_policy,
+    ScanOptions,
     connect,
     database_options,
     handle_errors,
     main,
     output_stream,
-    policy_options,
+    scan_options,
 )
 from migrate.cli_rollout import load_plan_file, plan_errors, plan_schema, tool_version
 from migrate.console import render_status
 from migrate.identity import database_identity
-from migrate.overrides import load_overrides
 from migrate.plan import DEFAULT_STAGES, build_plan, to_json
 from migrate.scan import scan
 from migrate.status import plan_status, run_changes, runs_overview
@@ -35,8 +34,7 @@ from migrate.ticket import render_markdown
 
 
 @main.command("plan")
-@database_options
-@policy_options
+@scan_options
 @click.option(
     "--stages",
     "stage_spec",
@@ -66,16 +64,7 @@ from migrate.ticket import render_markdown
 @handle_errors
 @plan_errors
 def plan_command(
-    database_url: str | None,
-    schema: str,
-    statement_timeout: int,
-    name_glob: str | None,
-    owner: str | None,
-    model_glob: str | None,
-    statuses: tuple[str, ...],
-    threshold: str,
-    recorded: str,
-    overrides_path: str | None,
+    opts: ScanOptions,
     stage_spec: str,
     exclude_large: bool,
     fmt: str,
@@ -102,36 +91,23 @@ def plan_command(
         )
     if fmt == "markdown" and out == "-":
         raise click.UsageError("--format markdown prints the ticket on stdout; give --out a file")
-    params = build_policy(threshold, recorded)
-    overrides = load_overrides(overrides_path) if overrides_path else None
-    fleet.check_schema_name(schema)
-    url, engine = connect(database_url)
+    params = opts.policy()
+    overrides = opts.overrides()
+    url, engine = opts.connect()
     try:
-        with db.read_only(engine, statement_timeout) as conn:
+        with db.read_only(engine, opts.statement_timeout) as conn:
             identity = database_identity(conn)
-        decisions = scan(
-            engine,
-            schema=schema,
-            filters=fleet.Filters(name_glob, owner, model_glob, statuses),
-            params=params,
-            overrides=overrides,
-            statement_timeout_s=statement_timeout,
-        )
+        decisions = scan(engine, **opts.scan_kwargs(params, overrides))
         plan = build_plan(
             decisions,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             created_by=operator(),
             tool_version=tool_version(),
             database=identity,
-            schema=schema,
+            schema=opts.schema,
             policy=params.as_dict(),
-            filters={
-                "name": name_glob,
-                "owner": owner,
-                "model": model_glob,
-                "status": list(statuses),
-            },
-            overrides=overrides_path,
+            filters=opts.filters_doc(),
+            overrides=opts.overrides_path,
             stage_spec=stage_spec,
             exclude_large=exclude_large,
         )

@@ -9,26 +9,22 @@ import json
 import logging
 import sys
 import time
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import click
 from tabulate import tabulate
 
-from migrate import auditlog, db, fleet, metrics
+from migrate import auditlog, metrics
 from migrate.classify import ACTIONS
 from migrate.cli import (
     EXIT_CHANGES,
     EXIT_OK,
     Failure,
-    build_policy,
-    connect,
-    database_options,
+    ScanOptions,
     handle_errors,
     main,
-    policy_options,
+    scan_options,
 )
-from migrate.overrides import load_overrides
 from migrate.reconcile import DRIFT, KINDS, PENDING, SEVERITY, Check, check
 from migrate.reconcile_apply import DEFAULT_MAX_CHANGES, ApplyOutcome, apply_some, select
 
@@ -137,8 +133,7 @@ def _fields(f: Any) -> dict[str, Any]:
 
 
 @main.command("reconcile")
-@database_options
-@policy_options
+@scan_options
 @click.option(
     "--format",
     "fmt",
@@ -173,16 +168,7 @@ def _fields(f: Any) -> dict[str, Any]:
 )
 @handle_errors
 def reconcile_command(
-    database_url: str | None,
-    schema: str,
-    statement_timeout: int,
-    name_glob: str | None,
-    owner: str | None,
-    model_glob: str | None,
-    statuses: tuple[str, ...],
-    threshold: str,
-    recorded: str,
-    overrides_path: str | None,
+    opts: ScanOptions,
     fmt: str,
     metrics_file: str | None,
     do_apply: bool,
@@ -203,33 +189,17 @@ def reconcile_command(
     Exit status: 0 clean, 2 drift (after --apply: what remains), 1 error.
     """
     started = time.time()
-    run = metrics.RunMetrics(started=started, finished=started, labels={"schema": schema})
+    run = metrics.RunMetrics(started=started, finished=started, labels={"schema": opts.schema})
     try:
         try:
-            params = build_policy(threshold, recorded)
+            params = opts.policy()
         except click.BadParameter as exc:
             # A usage error exits 2, which here would read as drift: make it an error.
             raise Failure(exc.format_message()) from None
-        overrides = load_overrides(overrides_path) if overrides_path else None
-        fleet.check_schema_name(schema)
-        url, engine = connect(database_url)
-        filters = fleet.Filters(name_glob, owner, model_glob, statuses)
-        filters_doc = {"name": name_glob, "owner": owner, "model": model_glob, "status": statuses}
-        meta = {
-            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "database": db.masked(url),
-            "schema": schema,
-            "policy": params.as_dict(),
-            "filters": filters_doc,
-            "overrides": overrides_path,
-        }
-        kwargs = {
-            "schema": schema,
-            "filters": filters,
-            "params": params,
-            "overrides": overrides,
-            "statement_timeout_s": statement_timeout,
-        }
+        overrides = opts.overrides()
+        url, engine = opts.connect()
+        meta = opts.meta(url, params)
+        kwargs = opts.scan_kwargs(params, overrides)
         outcome = None
         try:
             result = check(engine, **kwargs)
@@ -242,11 +212,11 @@ def reconcile_command(
                     engine,
                     chosen,
                     max_changes=max_changes,
-                    schema=schema,
+                    schema=opts.schema,
                     policy=params.as_dict(),
-                    filters={**filters_doc, "status": list(statuses)},
-                    overrides=overrides_path,
-                    statement_timeout_s=statement_timeout,
+                    filters=opts.filters_doc(),
+                    overrides=opts.overrides_path,
+                    statement_timeout_s=opts.statement_timeout,
                 )
                 run.applied = outcome.applied
                 run.apply_skipped = outcome.skipped is not None

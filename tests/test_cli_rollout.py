@@ -42,7 +42,8 @@ def planned(me_db: Any, tmp_path: Path) -> tuple[Any, Path]:
 def test_plan_needs_out_and_renders_a_ticket(planned: tuple[Any, Path], tmp_path: Path) -> None:
     me_db, path = planned
     result = run(me_db, "plan")
-    assert result.exit_code == 2 and "--out FILE is required" in result.output
+    # A usage error exits 1: 2 would read as "changes pending".
+    assert result.exit_code == 1 and "--out FILE is required" in result.output
     doc = json.loads(path.read_text())
     assert doc["format"] == "bundle-migrate-plan" and doc["database"]["database"]
     ticket = run(me_db, "plan", "--from", str(path), "--format", "markdown")
@@ -123,8 +124,8 @@ def test_edited_plans_and_other_databases_are_refused(planned: tuple[Any, Path])
 def test_usage_errors_and_the_lock_message(planned: tuple[Any, Path]) -> None:
     me_db, path = planned
     both = run(me_db, "apply", str(path), "--stage", "1", "--all-stages")
-    assert both.exit_code == 2 and "exclude each other" in both.output
-    assert run(me_db, "rollback").exit_code == 2
+    assert both.exit_code == 1 and "exclude each other" in both.output
+    assert run(me_db, "rollback").exit_code == 1
     assert run(me_db, "apply", str(path), "--stage", "99").exit_code == 1
     with MigrationLock(me_db.engine, me_db.schema):
         busy = run(me_db, "apply", str(path), "--execute")
