@@ -416,6 +416,23 @@ def test_random_fleet_streams_in_flat_memory() -> None:
     assert peak < 2_000_000
 
 
+def test_make_spec_of_a_model_newer_than_its_generation_has_no_past() -> None:
+    # Such a model has no older generation to supersede; this used to raise IndexError
+    # whenever the draw asked for superseded bundles.
+    for seed in range(40):
+        spec = make_spec("A", model_name="deepseek-v3", seed=seed)
+        assert spec.generation == "A" and spec.superseded == ()
+
+
+def test_public_names_stay_importable_from_the_facade() -> None:
+    from migrate import seed, synth
+
+    for name in synth.__all__:
+        assert getattr(synth, name) is not None, name
+    for name in seed.__all__:
+        assert getattr(seed, name) is not None, name
+
+
 def test_invalid_specs_are_refused() -> None:
     spec = make_spec("E", provenance="injected")
     with pytest.raises(ValueError):
