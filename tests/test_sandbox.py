@@ -1,0 +1,213 @@
+"""The sandbox: a real embedded server, started and stopped the ways a user does it.
+
+The command-line tests run `bundle-migrate` in subprocesses, so "the printed URL
+works from another process" and "nothing is left running" are checked for real.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import psycopg
+import pytest
+from sandbox_support import CLI, child_env, postgres_processes, wait_gone
+
+from migrate import sandbox as sb
+from migrate.db import URL_ENV, make_engine, parse_url
+from migrate.scan import scan
+from migrate.synth import random_fleet
+
+TIMEOUT_S = 120
+
+
+@pytest.fixture
+def env() -> Iterator[dict[str, str]]:
+    with child_env() as environment:
+        yield environment
+
+
+def run(args: list[str], env: dict[str, str], check: int | None = 0) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+    if check is not None:
+        assert result.returncode == check, result.stdout + result.stderr
+    return result
+
+
+def field(output: str, prefix: str) -> str:
+    line = next(line for line in output.splitlines() if line.startswith(prefix))
+    return line[len(prefix) :]
+
+
+def endpoint_count(url: str) -> int:
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        row = conn.execute("SELECT count(*) FROM hosted_model_inference.endpoints").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+@pytest.fixture
+def detached_cleanup(env: dict[str, str]) -> Iterator[list[Path]]:
+    """Data directories to stop if a test fails half way: no server may outlive the test."""
+    dirs: list[Path] = []
+    yield dirs
+    for data_dir in dirs:
+        sb.stop_server(data_dir)
+
+
+def test_detach_then_stop(env: dict[str, str], detached_cleanup: list[Path]) -> None:
+    started = run(["sandbox", "--detach", "--endpoints", "30"], env)
+    data_dir = Path(field(started.stdout, "Sandbox ready: ").rsplit("data in ", 1)[1])
+    detached_cleanup.append(data_dir)
+    url = field(started.stdout, "URL: ")
+    export = field(started.stdout, f"export {URL_ENV}=")
+    assert export.strip("'") == url
+    assert data_dir == Path(env["TMPDIR"]).resolve() / f"bundle-migrate-sandbox-{os.getuid()}" / (
+        "pgdata"
+    )
+
+    # The URL works from other processes: this one, and the tool through the variable.
+    assert endpoint_count(url) == 30
+    # Never `-o /dev/null`: as root, scan's write-then-rename replaces the device node.
+    scanned = run(["scan", "--format", "json"], {**env, URL_ENV: url}, None)
+    assert scanned.returncode in (0, 2), scanned.stderr
+
+    # A second --detach finds the running one and says so instead of starting another.
+    again = run(["sandbox", "--detach", "--endpoints", "99"], env)
+    assert field(again.stdout, "URL: ") == url and "reusing the 30 endpoints" in again.stderr
+
+    stopped = run(["sandbox", "stop"], env)
+    assert "sandbox stopped (data deleted)" in stopped.stdout
+    assert not wait_gone(data_dir) and not data_dir.parent.exists()
+    with pytest.raises(psycopg.OperationalError):
+        endpoint_count(url)
+    # Idempotent, for scripts.
+    assert "no sandbox running" in run(["sandbox", "stop"], env).stdout
+
+
+def test_data_dir_keeps_the_fleet_and_seeds_only_when_empty(
+    env: dict[str, str], tmp_path: Path, detached_cleanup: list[Path]
+) -> None:
+    data_dir = tmp_path / "kept"
+    detached_cleanup.append(data_dir)
+    base = ["sandbox", "--data-dir", str(data_dir), "--detach"]
+
+    first = run([*base, "--endpoints", "0"], env)
+    assert "Sandbox ready: 0 endpoints" in first.stdout
+    run(["sandbox", "stop", "--data-dir", str(data_dir)], env)
+    assert (data_dir / "PG_VERSION").exists(), "a --data-dir is kept on stop"
+
+    # Restarted on an empty database: seeded now.
+    second = run([*base, "--endpoints", "25", "--seed", "5"], env)
+    assert "Sandbox ready: 25 endpoints (seed 5, 2026 schema)" in second.stdout
+    # Reattached with other options: the fleet is kept, and the seed remembered.
+    third = run([*base, "--endpoints", "99", "--schema-version", "2024"], env)
+    assert "Sandbox ready: 25 endpoints (seed 5, 2026 schema)" in third.stdout
+    assert endpoint_count(field(third.stdout, "URL: ")) == 25
+
+    # `sandbox --data-dir D stop` works like `sandbox stop --data-dir D`.
+    stopped = run(["sandbox", "--data-dir", str(data_dir), "stop"], env)
+    assert f"data kept in {data_dir}" in stopped.stdout
+    assert not wait_gone(data_dir)
+
+
+def test_a_foreign_directory_is_refused_untouched(env: dict[str, str], tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    result = run(["sandbox", "--data-dir", str(precious)], env, check=1)
+    assert "neither empty nor a PostgreSQL data directory" in result.stderr
+    assert [p.name for p in precious.iterdir()] == ["notes.txt"]
+    assert (
+        "not a sandbox data directory"
+        in run(["sandbox", "stop", "--data-dir", str(precious)], env, check=1).stderr
+    )
+
+
+def _read_until(stream: IO[str], marker: str, lines: list[str]) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            raise AssertionError("sandbox exited early:\n" + "".join(lines))
+        lines.append(line)
+        if marker in line:
+            return
+    raise AssertionError("timed out waiting for " + marker)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_foreground_sandbox_stops_cleanly_on_a_signal(
+    sig: signal.Signals, env: dict[str, str], tmp_path: Path, detached_cleanup: list[Path]
+) -> None:
+    data_dir = tmp_path / "fg"
+    detached_cleanup.append(data_dir)
+    proc = subprocess.Popen(
+        [*CLI, "sandbox", "--data-dir", str(data_dir), "--endpoints", "20"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        _read_until(proc.stdout, "Press Ctrl-C", lines)
+        url = field("".join(lines), "URL: ")
+        assert endpoint_count(url) == 20
+        assert postgres_processes(data_dir)
+        if sig == signal.SIGINT:
+            # As a terminal's Ctrl-C does: to the whole process group.
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        # Drain in a thread: wait() must not block on a full pipe.
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []))
+        reader.start()
+        assert proc.wait(timeout=60) == 0, "".join(lines)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines)
+    assert f"{sig.name} received, stopping" in output
+    assert f"sandbox stopped (data kept in {data_dir})" in output
+    assert not wait_gone(data_dir)
+    assert (data_dir / "PG_VERSION").exists() and not (data_dir / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize("schema_version", ["2024", "2026"])
+def test_seeded_fleet_classifies_as_the_seeder_intended(schema_version: str) -> None:
+    endpoints, seed = 300, 4
+    box = sb.start(endpoints=endpoints, seed=seed, schema_version=schema_version)
+    try:
+        assert box.fleet.seeded is not None and box.fleet.seeded.endpoints == endpoints
+        engine = make_engine(parse_url(box.url))
+        try:
+            decisions = {
+                d.endpoint_id: d.action for d in scan(engine, schema="hosted_model_inference")
+            }
+        finally:
+            engine.dispose()
+    finally:
+        sb.shutdown(box)
+    assert not wait_gone(box.data_dir) and not box.data_dir.exists()
+
+    specs = list(random_fleet(endpoints, seed, schema_version))
+    # The scan reports LLM endpoints only; non-LLM ones are not its business.
+    intended = {s.endpoint_id: s.expected_action for s in specs if s.is_llm}
+    assert Counter(decisions.values()) == Counter(intended.values())
+    assert decisions == intended
+    # The fixed seed really exercises the interesting cases.
+    assert {"drop-eager", "keep-eager", "no-change", "skip"} <= set(intended.values())
+    assert {s.generation for s in specs if s.is_vllm} == set("ABCDEFGH")
