@@ -232,12 +232,21 @@ def connect(database_url: str | None) -> tuple[Any, Any]:
 
 @contextmanager
 def output_stream(path: str | None) -> Iterator[IO[str]]:
-    """Write to a temporary file and rename, so a failed run never leaves half a report."""
+    """Write to a temporary file and rename, so a failed run never leaves half a report.
+
+    Only a regular file (or a new one) is replaced that way: renaming over
+    /dev/null, a FIFO or /dev/stdout would destroy the device, so those are
+    written in place.
+    """
     if path is None:
         yield sys.stdout
         sys.stdout.flush()
         return
     target = Path(path)
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        return
     fd, tmp = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 import uuid
 from pathlib import Path
 
@@ -127,3 +129,26 @@ def test_statement_timeout_applies(db_url: str) -> None:
                 conn.execute(sa.text("SELECT pg_sleep(3)"))
     finally:
         engine.dispose()
+
+
+def test_output_to_a_device_writes_through_it(me_db, tmp_path: Path) -> None:
+    """-o /dev/null must not replace the device with a file (we run as root in CI)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    result = run("--database-url", me_db.url, "--format", "json", "--output", str(fifo))
+    reader.join(timeout=30)
+    assert fifo.is_fifo(), "the FIFO was replaced by a regular file"
+    assert result.exit_code == 0, result.output  # an empty fleet: nothing to change
+    assert '"summary"' in received[0]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pipe.")]
+
+
+def test_output_file_is_replaced_only_when_complete(db_url: str, tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("previous report")
+    result = run("--database-url", db_url, "--format", "json", "--output", str(target))
+    assert result.exit_code == 1
+    assert target.read_text() == "previous report"
