@@ -12,11 +12,12 @@ tested against, so it must not share the scanner's code.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+from migrate import modelsize
 
 GENERATIONS: tuple[str, ...] = ("A", "B", "C", "D", "E", "F", "G", "H")
 PROVENANCES: tuple[str, ...] = (
@@ -58,7 +59,7 @@ SCHEMA_VERSIONS: tuple[str, ...] = ("2024", "2026")
 EAGER_THRESHOLD = Decimal("0.95")
 DEFAULT_UTILIZATION = Decimal("0.9")
 LARGE_MODEL_UTILIZATION = Decimal("0.95")
-LARGE_MODEL_PARAMS_B = 70
+LARGE_MODEL_PARAMS_B = modelsize.LARGE_MODEL_B
 
 # Inclusive bundle creation windows. A runs until C because only llama-3-70b
 # changed shape in May 2024 (that is B); every other endpoint kept A's shape.
@@ -79,30 +80,9 @@ CORE_ARGS = frozenset(
     {"tensor_parallel_size", "pipeline_parallel_size", "quantization", "chat_template"}
 )
 
-# Special cases of model engine's size inference, checked in this order (the lite
-# model must win over its big sibling).
-_SIZE_SPECIAL_CASES: tuple[tuple[str, int], ...] = (
-    ("mixtral-8x7b", 47),
-    ("mixtral-8x22b", 140),
-    ("phi-3-mini", 4),
-    ("phi-3-small", 8),
-    ("phi-3-medium", 15),
-    ("deepseek-coder-v2-lite", 16),
-    ("deepseek-coder-v2", 237),
-)
-_SIZE_PATTERN = re.compile(r"(\d+)b")
-
-
-def param_count_b(model_name: str | None) -> int | None:
-    """Billions of parameters as model engine infers them from the name; None if unknown."""
-    if not model_name:
-        return None
-    name = model_name.lower()
-    for key, size in _SIZE_SPECIAL_CASES:
-        if key in name:
-            return size
-    found = _SIZE_PATTERN.findall(name)
-    return int(found[-1]) if found else None
+# One rule for model size, the tool's own: a synthetic fleet sized by a second
+# copy could drift from what the scan decides without any test noticing why.
+param_count_b = modelsize.param_count_b
 
 
 def default_gpu_memory_utilization(model_name: str | None) -> Decimal:
