@@ -60,6 +60,12 @@ class Stop(Exception):
         self.result = result
 
 
+COMMITTED_UNACKNOWLEDGED = "committed, though the connection was lost before the acknowledgement"
+
+# Writes the journal row for a skip or failure, given the connection and the result.
+Journal = Callable[[Connection, Result], Any]
+
+
 def sqlstate(exc: BaseException) -> str | None:
     return getattr(getattr(exc, "orig", None), "sqlstate", None)
 
@@ -178,34 +184,31 @@ def apply_item(
     engine: Engine, settings: Settings, item: PlanItem, ctx: RunContext, hook: Hook | None = None
 ) -> Result:
     """Apply one plan item in one transaction; skips and failures are journaled apart."""
-    try:
-        with engine.connect() as conn, conn.begin():
-            return _write(conn, settings, item, ctx, hook)
-    except Stop as stop:
-        result = stop.result
-    except sa.exc.DBAPIError as exc:
-        outcome, detail = db_failure(exc, engine)
-        if outcome == jr.FAILED:
-            committed = _committed_anyway(engine, item, ctx)
-            if committed is not None:
-                return committed
-        result = Result(
-            item.endpoint_id, item.endpoint_name, ctx.stage, outcome, detail, item.bundle_id
-        )
-    return record_outside(
+    return in_transaction(
         engine,
-        result,
-        lambda conn: jr.record_change(
-            conn,
-            **_journal_fields(ctx, item, "apply"),
-            bundle_before=result.bundle_before,
-            outcome=result.outcome,
-            detail=result.detail or None,
+        lambda conn: _write(conn, settings, item, ctx, hook),
+        on_error=lambda outcome, detail: Result(
+            item.endpoint_id, item.endpoint_name, ctx.stage, outcome, detail, item.bundle_id
         ),
+        committed_anyway=lambda conn: _committed_anyway(conn, item, ctx),
+        journal=_journal_apart(ctx, item),
     )
 
 
-def _committed_anyway(engine: Engine, item: PlanItem, ctx: RunContext) -> Result | None:
+def _journal_apart(ctx: RunContext, item: PlanItem) -> Journal:
+    """How an apply's skip or failure is journaled, outside its transaction."""
+    return lambda conn, result: jr.record_change(
+        conn,
+        **_journal_fields(ctx, item, "apply"),
+        bundle_before=result.bundle_before,
+        # None for a skip or failure here; the earlier run's bundle for one already applied.
+        bundle_after=result.bundle_after,
+        outcome=result.outcome,
+        detail=result.detail or None,
+    )
+
+
+def _committed_anyway(conn: Connection, item: PlanItem, ctx: RunContext) -> Result | None:
     """After an error, whether this run's change committed all the same.
 
     A connection lost during COMMIT leaves the client unsure: the server may
@@ -213,11 +216,7 @@ def _committed_anyway(engine: Engine, item: PlanItem, ctx: RunContext) -> Result
     journaling a failure without looking would leave `applied` and `failed`
     side by side for one endpoint.
     """
-    try:
-        with engine.connect() as conn:
-            history = jr.apply_history(conn, ctx.plan_digest, item.endpoint_id)
-    except sa.exc.DBAPIError:
-        return None  # still unreachable: the failure is journaled if it can be
+    history = jr.apply_history(conn, ctx.plan_digest, item.endpoint_id)
     if history is None or history["run_id"] != ctx.run_id:
         return None
     return Result(
@@ -225,13 +224,49 @@ def _committed_anyway(engine: Engine, item: PlanItem, ctx: RunContext) -> Result
         item.endpoint_name,
         ctx.stage,
         jr.APPLIED,
-        "committed, though the connection was lost before the acknowledgement",
+        COMMITTED_UNACKNOWLEDGED,
         history["bundle_before"],
         history["bundle_after"],
     )
 
 
-def record_outside(engine: Engine, result: Result, write: Callable[[Connection], Any]) -> Result:
+def in_transaction(
+    engine: Engine,
+    body: Callable[[Connection], Result],
+    *,
+    on_error: Callable[[str, str], Result],
+    committed_anyway: Callable[[Connection], Result | None],
+    journal: Journal,
+) -> Result:
+    """One endpoint's transaction, and the journaling of whatever kept it from committing.
+
+    `body` runs inside the transaction: it returns the result, committed with its
+    own journal row, or raises Stop to leave rolled back with a skip. A database
+    error becomes `on_error(outcome, detail)`, except that an error which may have
+    hit COMMIT itself is first checked: `committed_anyway` looks in the journal on
+    a fresh connection and returns the committed result (already journaled) or
+    None. Skips and failures are journaled by `journal`, outside the transaction.
+    """
+    try:
+        with engine.connect() as conn, conn.begin():
+            return body(conn)
+    except Stop as stop:
+        result = stop.result
+    except sa.exc.DBAPIError as exc:
+        outcome, detail = db_failure(exc, engine)
+        if outcome == jr.FAILED:
+            try:
+                with engine.connect() as conn:
+                    committed = committed_anyway(conn)
+            except sa.exc.DBAPIError:
+                committed = None  # still unreachable: the failure is journaled if it can be
+            if committed is not None:
+                return committed
+        result = on_error(outcome, detail)
+    return record_outside(engine, result, journal)
+
+
+def record_outside(engine: Engine, result: Result, journal: Journal) -> Result:
     """Journal a skip or failure in its own small transaction.
 
     If even that fails (the database went away), say so in the result rather
@@ -239,7 +274,7 @@ def record_outside(engine: Engine, result: Result, write: Callable[[Connection],
     """
     try:
         with engine.begin() as conn:
-            write(conn)
+            journal(conn, result)
     except sa.exc.DBAPIError as exc:
         text = " ".join(str(getattr(exc, "orig", exc)).split())
         note = scrub(f" (not journaled: {text})", engine.url)
@@ -268,15 +303,4 @@ def skip_if_done(engine: Engine, item: PlanItem, ctx: RunContext) -> Result | No
         history["bundle_before"],
         history["bundle_after"],
     )
-    return record_outside(
-        engine,
-        result,
-        lambda conn: jr.record_change(
-            conn,
-            **_journal_fields(ctx, item, "apply"),
-            bundle_before=result.bundle_before,
-            bundle_after=result.bundle_after,
-            outcome=result.outcome,
-            detail=result.detail,
-        ),
-    )
+    return record_outside(engine, result, _journal_apart(ctx, item))

@@ -12,7 +12,6 @@ retried by rerunning) unless --force.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,13 +19,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from migrate import journal as jr
 from migrate.change import (
+    COMMITTED_UNACKNOWLEDGED,
     Hook,
     Result,
     Settings,
     Stop,
     begin_settings,
-    db_failure,
-    record_outside,
+    in_transaction,
 )
 from migrate.fingerprint import command_digest
 from migrate.rows import column_type, metadata_text, qident, read_endpoint
@@ -169,12 +168,7 @@ def _revert(
         hook("endpoint-restored", conn)
     new_id = jr.record_change(
         conn,
-        run_id=run_id,
-        kind="rollback",
-        stage=change["stage"],
-        endpoint_id=change["endpoint_id"],
-        endpoint_name=change["endpoint_name"],
-        plan_digest=change["plan_digest"],
+        **_journal_fields(change, run_id),
         bundle_before=now_bundle,
         bundle_after=change["bundle_before"],
         command_digest_before=_bundle_command_digest(conn, schema, now_bundle),
@@ -200,6 +194,12 @@ def _revert(
     )
 
 
+def _journal_fields(change: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The journal columns every rollback row of this change shares."""
+    same = ("stage", "endpoint_id", "endpoint_name", "plan_digest")
+    return {"run_id": run_id, "kind": "rollback", **{key: change[key] for key in same}}
+
+
 def revert_change(
     engine: Engine,
     settings: Settings,
@@ -209,47 +209,31 @@ def revert_change(
     force: bool = False,
     hook: Hook | None = None,
 ) -> Result:
-    try:
-        with engine.connect() as conn, conn.begin():
-            return _revert(conn, settings, change, run_id, force, hook)
-    except Stop as stop:
-        result = stop.result
-    except sa.exc.DBAPIError as exc:
-        outcome, text = db_failure(exc, engine)
-        if outcome == jr.FAILED:
-            committed = _committed_anyway(engine, change, run_id)
-            if committed is not None:
-                return committed
-        result = Result(
-            change["endpoint_id"], change["endpoint_name"], change["stage"], outcome, text
-        )
-    # Only a rollback that happened names a bundle after; a skip or failure changed nothing.
-    write: Callable[[Connection], Any] = lambda conn: jr.record_change(  # noqa: E731
-        conn,
-        run_id=run_id,
-        kind="rollback",
-        stage=change["stage"],
-        endpoint_id=change["endpoint_id"],
-        endpoint_name=change["endpoint_name"],
-        plan_digest=change["plan_digest"],
-        bundle_before=result.bundle_before,
-        outcome=result.outcome,
-        detail=result.detail or None,
+    return in_transaction(
+        engine,
+        lambda conn: _revert(conn, settings, change, run_id, force, hook),
+        on_error=lambda outcome, detail: Result(
+            change["endpoint_id"], change["endpoint_name"], change["stage"], outcome, detail
+        ),
+        committed_anyway=lambda conn: _committed_anyway(conn, change, run_id),
+        # Only a rollback that happened names a bundle after; a skip or failure changed nothing.
+        journal=lambda conn, result: jr.record_change(
+            conn,
+            **_journal_fields(change, run_id),
+            bundle_before=result.bundle_before,
+            outcome=result.outcome,
+            detail=result.detail or None,
+        ),
     )
-    return record_outside(engine, result, write)
 
 
-def _committed_anyway(engine: Engine, change: dict[str, Any], run_id: str) -> Result | None:
+def _committed_anyway(conn: Connection, change: dict[str, Any], run_id: str) -> Result | None:
     """After an error, whether this run's rollback of the change committed all the same.
 
     As in apply: a lost COMMIT acknowledgement must not leave a `failed` row
     beside the `rolled-back` one that did commit.
     """
-    try:
-        with engine.connect() as conn:
-            undo = jr.reverting_change(conn, change["id"])
-    except sa.exc.DBAPIError:
-        return None
+    undo = jr.reverting_change(conn, change["id"])
     if undo is None or undo["run_id"] != run_id:
         return None
     return Result(
@@ -257,7 +241,7 @@ def _committed_anyway(engine: Engine, change: dict[str, Any], run_id: str) -> Re
         change["endpoint_name"],
         change["stage"],
         jr.ROLLED_BACK,
-        "committed, though the connection was lost before the acknowledgement",
+        COMMITTED_UNACKNOWLEDGED,
         undo["bundle_before"],
         undo["bundle_after"],
     )
