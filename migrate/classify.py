@@ -120,8 +120,9 @@ def classify(
         utilization = policy.to_decimal(stored_args.get("gpu_memory_utilization"))
     decision.gpu_memory_utilization = float(utilization) if utilization is not None else None
     if stored_args is not None and "gpu_memory_utilization" in stored_args:
+        # The command is what runs; a stored value it does not carry is a warning sign.
         stored_u = policy.to_decimal(stored_args["gpu_memory_utilization"])
-        if inv.gpu_memory_utilization is not None and stored_u != inv.gpu_memory_utilization:
+        if stored_u != inv.gpu_memory_utilization:
             decision.flags.append("args-command-mismatch")
 
     if _is_multinode(record, inv):
