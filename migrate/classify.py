@@ -138,11 +138,16 @@ def classify(
             streaming_inv = cmd.parse_command(bundle.streaming_command)
         except cmd.CommandError as err:
             return _skip(decision, f"streaming command not understood: {err.reason}")
-        if streaming_inv.enforce_eager != inv.enforce_eager:
+        # Both commands must change together, so they must agree on everything the
+        # decision reads; otherwise the rule could want one with eager, one without.
+        if (
+            streaming_inv.enforce_eager != inv.enforce_eager
+            or streaming_inv.gpu_memory_utilization != inv.gpu_memory_utilization
+        ):
             return _skip(
                 decision,
-                "command and streaming command disagree on --enforce-eager; "
-                "both or neither must change",
+                "command and streaming command disagree on --enforce-eager or "
+                "--gpu-memory-utilization; both or neither must change",
             )
 
     prov = policy.provenance(

@@ -149,13 +149,12 @@ def _recorded_evidence(
 ) -> list[str]:
     """Why `enforce_eager: true` looks parsed back out of the command; [] if it does not.
 
-    Only a legacy endpoint (created before model engine recorded args) can have
-    been recreated through the legacy parse, and that parse copies every tunable
-    flag of the old command into the dict, utilization included. A caller names
-    a few arguments of their choosing.
+    Recreating a legacy endpoint (one whose metadata had no args: created before
+    May 2026, or later without any) parses the old command back into the dict:
+    every tunable flag, the utilization the old rule paired with the flag
+    included. A caller names the arguments they chose. The creation date only
+    adds weight: the dict itself is the evidence.
     """
-    if endpoint_created_at is not None and endpoint_created_at >= ARGS_RECORDED_SINCE:
-        return []
     stored_u = to_decimal(stored_args.get("gpu_memory_utilization"))
     if stored_u is None or command_utilization is None or stored_u != command_utilization:
         return []
@@ -163,13 +162,21 @@ def _recorded_evidence(
     mirrored = mirrored_keys(stored_args, command_args)
     if any(k not in mirrored for k in tunables):
         return []
-    when = (
-        "creation date unknown"
-        if endpoint_created_at is None
-        else f"endpoint created {endpoint_created_at:%Y-%m-%d}, before model engine "
-        "recorded requested args (May 2026)"
-    )
-    return [when, "the dict copies every tunable flag of the command: " + ", ".join(tunables)]
+    evidence = ["the dict copies every tunable flag of the command: " + ", ".join(tunables)]
+    created = _aware(endpoint_created_at)
+    if created is not None and created < ARGS_RECORDED_SINCE:
+        evidence.append(
+            f"endpoint created {created:%Y-%m-%d}, before model engine recorded "
+            "requested args (May 2026): it was legacy"
+        )
+    return evidence
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """timestamptz columns give aware datetimes; a naive one is taken as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 def provenance(

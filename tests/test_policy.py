@@ -163,11 +163,21 @@ def test_partial_copy_is_a_request() -> None:
     assert prov(True, "0.9", cmd, stored, OLD).kind == policy.EXPLICIT_TRUE
 
 
-def test_endpoint_created_after_args_were_recorded_is_never_recorded() -> None:
-    """Only legacy endpoints went through the legacy parse."""
+def test_endpoint_created_after_may_2026_without_args_can_still_be_recorded() -> None:
+    """Legacy means "no args key", not a date: a later endpoint created without
+    args went through the same legacy parse when it was recreated."""
     cmd = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",)}
     stored = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
-    assert prov(True, "0.9", cmd, stored, NEW).kind == policy.EXPLICIT_TRUE
+    p = prov(True, "0.9", cmd, stored, NEW)
+    assert p.kind == policy.RECORDED
+    assert not any("before model engine recorded" in e for e in p.evidence)
+
+
+def test_naive_creation_time_is_taken_as_utc() -> None:
+    cmd = {"gpu_memory_utilization": ("0.9",)}
+    stored = {"gpu_memory_utilization": 0.9, "enforce_eager": True}
+    p = prov(True, "0.9", cmd, stored, datetime(2024, 1, 1))
+    assert p.kind == policy.RECORDED and any("2024-01-01" in e for e in p.evidence)
 
 
 def test_dict_values_compare_structurally() -> None:
