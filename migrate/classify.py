@@ -198,11 +198,9 @@ def classify(
 
     if decision.changes:
         try:
-            decision.command_after = cmd.set_enforce_eager(inv.script, eager_after)
+            decision.command_after = cmd.set_enforce_eager(inv, eager_after)
             if streaming_inv is not None:
-                decision.streaming_command_after = cmd.set_enforce_eager(
-                    streaming_inv.script, eager_after
-                )
+                decision.streaming_command_after = cmd.set_enforce_eager(streaming_inv, eager_after)
             elif bundle.streaming_command is not None:
                 decision.streaming_command_after = decision.command_after
         except cmd.CommandError as err:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from migrate import shell
@@ -98,6 +98,9 @@ class VllmInvocation:
     end: int
     positionals: tuple[str, ...]
     args: tuple[Arg, ...]
+    # Where an added flag goes when there is no utilization to sit beside: after
+    # the last argument, before any trailing shell operator.
+    insert_at: int = field(default=-1, repr=False, compare=False)
 
     def get(self, flag: str) -> Arg | None:
         # argparse keeps the last occurrence of a repeated option, so do we.
@@ -359,7 +362,7 @@ def _parse(script: str) -> tuple[VllmInvocation, int]:
         )
     invocation, anchor = found[0]
     _check_enforce_eager(invocation)
-    return invocation, anchor
+    return replace(invocation, insert_at=anchor), anchor
 
 
 # Public API -----------------------------------------------------------------------
@@ -392,9 +395,17 @@ def parse_command(command: Sequence[str] | None) -> VllmInvocation:
     return parse_script(command[2])
 
 
-def set_enforce_eager(script: str, on: bool) -> str:
-    """The script with ``--enforce-eager`` present (``on``) or absent, all else unchanged."""
-    before, anchor = _parse(script)
+def set_enforce_eager(script: str | VllmInvocation, on: bool) -> str:
+    """The script with ``--enforce-eager`` present (``on``) or absent, all else unchanged.
+
+    Takes the script, or its parse when the caller has one already (a scan
+    parses every command once; parsing it again for the edit doubled the work).
+    """
+    if isinstance(script, VllmInvocation):
+        before, anchor = script, script.insert_at
+        script = before.script
+    else:
+        before, anchor = _parse(script)
     on = bool(on)
     if before.enforce_eager == on:
         return script

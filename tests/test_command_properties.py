@@ -287,6 +287,9 @@ def test_generated_scripts_parse_as_built(g: Generated) -> None:
 def test_removal_is_exact_and_readding_round_trips(g: Generated) -> None:
     removed = set_enforce_eager(g.with_flag, False)
     assert removed == g.without_flag
+    # Editing from an existing parse is the same edit (the scan parses once).
+    assert set_enforce_eager(parse_script(g.with_flag), False) == removed
+    assert set_enforce_eager(parse_script(removed), True) == set_enforce_eager(removed, True)
     assert not parse_script(removed).has("--enforce-eager")
     assert others(parse_script(removed)) == g.expected
     readded = set_enforce_eager(g.without_flag, True)
