@@ -45,13 +45,25 @@ def masked(url: URL | str) -> str:
             url = make_url(url)
         except ArgumentError:
             return "<unparseable URL>"
+    # libpq also takes the password as a query parameter (?password=...).
+    secret_keys = [k for k in url.query if k.lower() in ("password", "passfile", "sslpassword")]
+    if secret_keys:
+        url = url.update_query_dict({k: "***" for k in secret_keys})
     return url.render_as_string(hide_password=True)
 
 
 def scrub(message: str, url: URL | None) -> str:
     """Remove the password from any text a driver produced, wherever it appears."""
-    if url is not None and url.password:
-        message = message.replace(str(url.password), "***")
+    secrets: list[str] = []
+    if url is not None:
+        if url.password:
+            secrets.append(str(url.password))
+        for key, value in url.query.items():
+            if key.lower() in ("password", "sslpassword"):
+                secrets.extend([value] if isinstance(value, str) else list(value))
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
     # libpq may echo a conninfo string back; hide any password=... in it too.
     return re.sub(r"(password\s*=\s*)\S+", r"\1***", message)
 

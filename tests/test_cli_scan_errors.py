@@ -152,3 +152,12 @@ def test_output_file_is_replaced_only_when_complete(db_url: str, tmp_path: Path)
     result = run("--database-url", db_url, "--format", "json", "--output", str(target))
     assert result.exit_code == 1
     assert target.read_text() == "previous report"
+
+
+def test_password_in_the_query_string_is_masked_too(me_db) -> None:
+    """libpq accepts ?password=...; reports echo the database URL, never the secret."""
+    url = make_url(me_db.url).update_query_dict({"password": SECRET})
+    result = run("--database-url", url.render_as_string(hide_password=False), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.stdout and SECRET not in result.stderr
+    assert "password=%2A%2A%2A" in result.stdout or "password=***" in result.stdout

@@ -205,3 +205,43 @@ def test_scan_is_one_snapshot_and_never_writes(fleet) -> None:
     rest = list(decisions)
     assert first.owner != "changed-mid-scan"
     assert all(d.owner != "changed-mid-scan" for d in rest)
+
+
+def _run_with_stderr(url: str, stderr_is_tty: bool) -> tuple[int, str]:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BUNDLE_MIGRATE_DATABASE_URL": url, "COLUMNS": "120"}
+    argv = [sys.executable, "-m", "migrate", "scan", "--format", "json"]
+    if not stderr_is_tty:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stderr
+    leader, follower = pty.openpty()
+    # stdout must not be a pipe nobody reads while we drain the terminal: the child
+    # would block on a full pipe.
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.communicate(timeout=120)
+    os.close(leader)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_only_on_a_terminal(fleet) -> None:
+    db, _ = fleet
+    code, on_tty = _run_with_stderr(db.url, stderr_is_tty=True)
+    assert code == 2
+    assert "scanning" in on_tty
+    code, piped = _run_with_stderr(db.url, stderr_is_tty=False)
+    assert code == 2
+    assert "scanning" not in piped  # logs and cron mail stay clean
