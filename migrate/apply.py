@@ -118,7 +118,10 @@ def run_apply(
                 plan, jr.plan_outcomes(conn, plan.digest), options.stage, options.all_stages
             )
             # A run with nothing to do leaves no run row: the history stays readable.
-            run_id = new_run_id() if stages else None
+            # Unless an earlier run of this plan was interrupted: a run with no changes
+            # then records that the plan is complete, which resolves it (reconcile).
+            closes = [] if stages else jr.interrupted_runs(conn, schema, "apply", plan.digest)
+            run_id = new_run_id() if stages or closes else None
             if run_id:
                 jr.start_run(
                     conn,
@@ -128,10 +131,12 @@ def run_apply(
                     plan_digest=plan.digest,
                     operator=operator(),
                     host=socket.gethostname(),
-                    options=_options_doc(options),
+                    options={**_options_doc(options), **({"closes": closes} if closes else {})},
                 )
         for run in orphaned:
             reporter.note(f"run {run} had died without finishing; marked interrupted")
+        for run in closes:
+            reporter.note(f"run {run} of this plan was interrupted; the plan is complete: closed")
         for text in notes + stage_notes:
             reporter.note(text)
         summary = Summary(run_id=run_id, stages=stages)

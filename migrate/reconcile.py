@@ -3,11 +3,12 @@
 Two sources, each read in one READ ONLY snapshot:
 
 - the scan: every endpoint whose command the policy would still change is
-  drift (`pending-change`): created by an old code path, rolled back, or not
-  yet reached by the rollout;
-- the journal: for each endpoint's latest applied (not rolled back) change,
-  whether the endpoint still runs what the change left it with; runs that never
-  finished; bundles the journal says a run created that are gone.
+  drift (`pending-change`): created by an old code path, rolled back by hand,
+  or not yet reached by the rollout;
+- the journal (migrate.reconcile_query): for each endpoint's latest applied
+  (not rolled back) change, whether the endpoint still runs what the change
+  left it with; runs that never finished; bundles the journal says a run
+  created that are gone.
 
 The judging is pure (`judge_change`, `judge_runs`, `pending_findings`) and tested
 on plain values; the queries only fetch. Findings are `drift` (exit 2, alert)
@@ -17,24 +18,33 @@ such as an endpoint its owner deleted, must not page anyone forever.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from migrate import command as cmd
 from migrate import fleet
 from migrate import journal as jr
+from migrate.classify import KEEP_EAGER
 from migrate.db import read_only
 from migrate.lock import holder
 from migrate.overrides import KEEP, Overrides
-from migrate.policy import PolicyParams
+from migrate.policy import EXPLICIT_TRUE, PolicyParams
+from migrate.reconcile_query import (
+    RECONCILE_SOURCE,
+    LiveChange,
+    RunRow,
+    failed_applies,
+    live_changes,
+    missing_bundles,
+    open_runs,
+)
 from migrate.records import Decision
-from migrate.rows import qident
 from migrate.scan import Summary, scan
+
+__all__ = ["RECONCILE_SOURCE", "LiveChange", "RunRow"]  # re-exported for callers and tests
 
 DRIFT, NOTICE = "drift", "notice"
 PENDING = "pending-change"
@@ -47,6 +57,9 @@ ENDPOINT_DELETED = "endpoint-deleted"
 KEPT_BY_OVERRIDE = "kept-by-override"
 RUN_IN_PROGRESS = "run-in-progress"
 MISSING_OLD_BUNDLE = "missing-old-bundle"
+ROLLED_BACK = "rolled-back-by-operator"
+OWNER_CHOSE_EAGER = "owner-chose-eager"
+PENDING_NOT_READY = "pending-not-ready"
 SEVERITY = {
     PENDING: DRIFT,
     FLAG_REVERTED: DRIFT,
@@ -58,11 +71,11 @@ SEVERITY = {
     KEPT_BY_OVERRIDE: NOTICE,
     RUN_IN_PROGRESS: NOTICE,
     MISSING_OLD_BUNDLE: NOTICE,
+    ROLLED_BACK: NOTICE,
+    OWNER_CHOSE_EAGER: NOTICE,
+    PENDING_NOT_READY: NOTICE,
 }
 KINDS = tuple(SEVERITY)
-# Written into runs.options.plan_path of the runs reconcile --apply makes, so a
-# later reconcile run can tell its own (planless) runs apart.
-RECONCILE_SOURCE = "(reconcile --apply)"
 # "stopped" (journal 002): ended early on purpose; the run is over all the same.
 ENDED = ("finished", "failed", "stopped")
 
@@ -94,61 +107,27 @@ class Finding:
         }
 
 
-@dataclass(frozen=True)
-class LiveChange:
-    """An endpoint's latest applied change, next to what the endpoint runs now."""
-
-    change_id: int
-    run_id: str
-    endpoint_id: str
-    endpoint_name: str
-    bundle_before: str | None
-    bundle_after: str
-    changed_at: datetime
-    reverted: bool
-    endpoint_exists: bool
-    current_bundle_id: str | None = None
-    model_name: str | None = None
-    current_bundle_created_at: datetime | None = None
-    eager_now: bool | None = None
-    # What the change left the endpoint with; from the bundle it wrote, or, if that
-    # bundle is gone, the opposite of the one before (a change toggles only the flag).
-    eager_expected: bool | None = None
-
-
-@dataclass(frozen=True)
-class RunRow:
-    run_id: str
-    kind: str
-    status: str
-    started_at: datetime
-    plan_digest: str | None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def target(self) -> str | None:
-        """What a later run must share with this one to have finished its work."""
-        if self.options.get("plan_path") == RECONCILE_SOURCE:
-            return RECONCILE_SOURCE  # each reconcile plan is new; any later one rescans
-        if self.plan_digest:
-            return self.plan_digest
-        run = self.options.get("run")
-        return f"run:{run}" if run else None
-
-
 def _flag(on: bool | None) -> str:
     return "runs --enforce-eager" if on else "runs without --enforce-eager"
 
 
-def judge_change(change: LiveChange, overrides: Overrides | None = None) -> Finding | None:
-    """The finding for one endpoint's latest applied change, or None when it still holds."""
+def judge_change(
+    change: LiveChange,
+    overrides: Overrides | None = None,
+    owner_eager: Collection[str] = (),
+) -> Finding | None:
+    """The finding for one endpoint's latest applied change, or None when it still holds.
+
+    `owner_eager`: endpoints the scan keeps eager because their owner asked for it
+    (provenance explicit-true); their flag coming back is the owner's choice.
+    """
     base = {
         "endpoint_id": change.endpoint_id,
         "endpoint_name": change.endpoint_name,
         "run_id": change.run_id,
     }
     if change.reverted:
-        return None  # rolled back on purpose; the scan reports it if it still needs changing
+        return None  # rolled back on purpose: pending_findings says what that means now
     if not change.endpoint_exists:
         return Finding(ENDPOINT_DELETED, "the endpoint was deleted after the run", **base)
     if change.current_bundle_id == change.bundle_after:
@@ -165,6 +144,14 @@ def judge_change(change: LiveChange, overrides: Overrides | None = None) -> Find
                     bundle_id=change.current_bundle_id,
                     **base,
                 )
+        if now and change.endpoint_id in owner_eager:
+            return Finding(
+                OWNER_CHOSE_EAGER,
+                f"{_flag(now)} again: its owner asked for it (enforce_eager: true in its "
+                f"args) and the policy keeps it ({moved})",
+                bundle_id=change.current_bundle_id,
+                **base,
+            )
         return Finding(
             FLAG_REVERTED,
             f"{_flag(now)} again: {moved}",
@@ -188,8 +175,24 @@ def judge_change(change: LiveChange, overrides: Overrides | None = None) -> Find
     )
 
 
+def _unfinished_advice(run: RunRow) -> str:
+    if run.reconcile:
+        return (
+            "the next reconcile --apply continues its work and resolves it, or closes it "
+            "when nothing is left to change"
+        )
+    return (
+        f"rerun the same {run.kind} command to resume it (with nothing left to do, it closes "
+        f"the run); if nobody will resume it, `reconcile --resolve-run {run.run_id}`"
+    )
+
+
 def judge_runs(runs: Iterable[RunRow], lock_held: bool) -> list[Finding]:
-    """Runs that never finished, unless a later run of the same work ended since."""
+    """Runs that never finished, unless a later run of the same kind and work ended since.
+
+    The kind matters: a finished apply of a plan does not finish an interrupted
+    rollback of that plan, nor the other way round.
+    """
     rows = sorted(runs, key=lambda r: (r.started_at, r.run_id))
     findings = []
     for i, run in enumerate(rows):
@@ -200,146 +203,67 @@ def judge_runs(runs: Iterable[RunRow], lock_held: bool) -> list[Finding]:
             continue
         # A later run of the same work that ended, or is resuming it right now.
         done = ENDED + (("running",) if lock_held else ())
-        if run.target and any(r.target == run.target and r.status in done for r in rows[i + 1 :]):
+        if run.target and any(
+            r.kind == run.kind and r.target == run.target and r.status in done
+            for r in rows[i + 1 :]
+        ):
             continue
         how = "died without finishing" if run.status == "running" else "was interrupted"
+        what = "reconcile --apply" if run.reconcile else run.kind
         findings.append(
             Finding(
                 UNFINISHED_RUN,
-                f"{run.kind} run started {run.started_at:%Y-%m-%d %H:%M:%S %Z} {how}; "
-                "rerun the same command to resume it",
+                f"{what} run started {run.started_at:%Y-%m-%d %H:%M:%S %Z} {how}; "
+                + _unfinished_advice(run),
                 run_id=run.run_id,
             )
         )
     return findings
 
 
-def pending_findings(decisions: Iterable[Decision]) -> list[Finding]:
-    return [
-        Finding(
-            PENDING,
-            d.reason + (f" [{', '.join(d.flags)}]" if d.flags else ""),
-            endpoint_id=d.endpoint_id,
-            endpoint_name=d.endpoint_name,
-            bundle_id=d.bundle_id,
-            action=d.action,
+def pending_findings(
+    decisions: Iterable[Decision], rolled_back: Mapping[str, LiveChange] | None = None
+) -> list[Finding]:
+    """The scan's pending changes: drift, unless nobody should act on them now.
+
+    An endpoint whose latest applied change an operator rolled back stays as the
+    rollback left it (reconcile --apply holds it back, as apply skips it for that
+    plan); one that is not READY waits for model engine, not for a person.
+    """
+    rolled_back = rolled_back or {}
+    findings = []
+    for d in decisions:
+        if not d.changes:
+            continue
+        detail = d.reason + (f" [{', '.join(d.flags)}]" if d.flags else "")
+        kind = PENDING
+        back = rolled_back.get(d.endpoint_id)
+        if back is not None:
+            kind = ROLLED_BACK
+            detail = (
+                f"rolled back by run {back.reverted_run or '?'} (undoing {back.run_id}); "
+                "reconcile --apply leaves it: make a new plan to apply it again, or add it "
+                f"to [{KEEP}] in the overrides file to keep eager. {detail}"
+            )
+        elif d.endpoint_status != "READY":
+            kind = PENDING_NOT_READY
+            detail = f"status {d.endpoint_status}: waits until it is READY. {detail}"
+        findings.append(
+            Finding(
+                kind,
+                detail,
+                endpoint_id=d.endpoint_id,
+                endpoint_name=d.endpoint_name,
+                bundle_id=d.bundle_id,
+                action=d.action,
+            )
         )
-        for d in decisions
-        if d.changes
-    ]
+    return findings
 
 
-def eager_of(command: Any) -> bool | None:
-    if command is None:
-        return None
-    try:
-        return cmd.parse_command(command).enforce_eager
-    except cmd.CommandError:
-        return None
-
-
-# Queries ---------------------------------------------------------------------------
-
-J = jr.SCHEMA
-
-
-def live_changes(conn: Connection, schema: str) -> Iterator[LiveChange]:
-    s = qident(schema)
-    # Commands are fetched only where the endpoint moved: the usual row is small.
-    moved = "e.current_bundle_id IS DISTINCT FROM c.bundle_after"
-    query = sa.text(
-        f"SELECT DISTINCT ON (c.endpoint_id) c.id, c.run_id, c.endpoint_id, c.endpoint_name, "
-        f"c.bundle_before, c.bundle_after, c.created_at, c.reverted_by IS NOT NULL AS reverted, "
-        f"e.id IS NOT NULL AS endpoint_exists, e.current_bundle_id, "
-        f"CAST(e.endpoint_metadata AS jsonb) -> '_llm' ->> 'model_name' AS model_name, "
-        f"cur.created_at AS current_created_at, "
-        f"CASE WHEN {moved} THEN cur.runnable_image_command END AS current_command, "
-        f"CASE WHEN {moved} THEN aft.runnable_image_command END AS after_command, "
-        f"CASE WHEN {moved} THEN bef.runnable_image_command END AS before_command "
-        f"FROM {J}.changes c "
-        f"LEFT JOIN {s}.endpoints e ON e.id = c.endpoint_id "
-        f"LEFT JOIN {s}.bundles cur ON cur.id = e.current_bundle_id "
-        f"LEFT JOIN {s}.bundles aft ON aft.id = c.bundle_after "
-        f"LEFT JOIN {s}.bundles bef ON bef.id = c.bundle_before "
-        "WHERE c.kind = 'apply' AND c.outcome = 'applied' "
-        "ORDER BY c.endpoint_id, c.id DESC"
-    )
-    result = conn.execution_options(stream_results=True, yield_per=500).execute(query)
-    for r in result.mappings():
-        expected = eager_of(r["after_command"])
-        if expected is None and r["before_command"] is not None:
-            before = eager_of(r["before_command"])
-            expected = None if before is None else not before
-        yield LiveChange(
-            change_id=r["id"],
-            run_id=r["run_id"],
-            endpoint_id=r["endpoint_id"],
-            endpoint_name=r["endpoint_name"],
-            bundle_before=r["bundle_before"],
-            bundle_after=r["bundle_after"],
-            changed_at=r["created_at"],
-            reverted=r["reverted"],
-            endpoint_exists=r["endpoint_exists"],
-            current_bundle_id=r["current_bundle_id"],
-            model_name=r["model_name"],
-            current_bundle_created_at=r["current_created_at"],
-            eager_now=eager_of(r["current_command"]),
-            eager_expected=expected,
-        )
-
-
-def missing_bundles(conn: Connection, schema: str) -> list[Finding]:
-    """Bundles applied changes created that are gone (model engine never deletes any)."""
-    rows = conn.execute(
-        sa.text(
-            f"SELECT c.run_id, c.endpoint_id, c.endpoint_name, c.bundle_after, "
-            f"c.reverted_by IS NULL AND c.id = (SELECT max(l.id) FROM {J}.changes l "
-            "WHERE l.endpoint_id = c.endpoint_id AND l.kind = 'apply' "
-            "AND l.outcome = 'applied') AS live "
-            f"FROM {J}.changes c WHERE c.kind = 'apply' AND c.outcome = 'applied' "
-            f"AND NOT EXISTS (SELECT 1 FROM {qident(schema)}.bundles b "
-            "WHERE b.id = c.bundle_after) "
-            "ORDER BY c.id"
-        )
-    ).mappings()
-    return [
-        Finding(
-            MISSING_BUNDLE if r["live"] else MISSING_OLD_BUNDLE,
-            f"bundle {r['bundle_after']} written by the run no longer exists"
-            + ("" if r["live"] else " (an older or rolled-back change)"),
-            endpoint_id=r["endpoint_id"],
-            endpoint_name=r["endpoint_name"],
-            run_id=r["run_id"],
-            bundle_id=r["bundle_after"],
-        )
-        for r in rows
-    ]
-
-
-def open_runs(conn: Connection, schema: str) -> list[RunRow]:
-    """This schema's unfinished runs, with every later run that could have finished them."""
-    # options.schema is in every run's options since the first journal version.
-    mine = "COALESCE(options ->> 'schema', :s) = :s"
-    rows = conn.execute(
-        sa.text(
-            f"SELECT run_id, kind, status, started_at, plan_digest, options FROM {J}.runs r "
-            f"WHERE {mine} AND (status IN ('running', 'interrupted') OR EXISTS ("
-            f"SELECT 1 FROM {J}.runs o WHERE o.status IN ('running', 'interrupted') "
-            f"AND o.started_at < r.started_at AND COALESCE(o.options ->> 'schema', :s) = :s))"
-        ),
-        {"s": schema},
-    ).mappings()
-    return [
-        RunRow(
-            run_id=r["run_id"],
-            kind=r["kind"],
-            status=r["status"],
-            started_at=r["started_at"],
-            plan_digest=r["plan_digest"],
-            options=r["options"] if isinstance(r["options"], dict) else {},
-        )
-        for r in rows
-    ]
+def owner_chose_eager(d: Decision) -> bool:
+    """The policy keeps eager because the owner asked for it, not a recorded or hand-added flag."""
+    return d.action == KEEP_EAGER and d.provenance == EXPLICIT_TRUE
 
 
 @dataclass
@@ -350,6 +274,12 @@ class Check:
     findings: list[Finding]
     pending: list[Decision]
     journal: bool
+    # What reconcile --apply must not pick, and why (rolled back by an operator).
+    held: dict[str, str] = field(default_factory=dict)
+    # Endpoints whose latest apply attempt failed, and when: they go last.
+    failed_at: dict[str, datetime] = field(default_factory=dict)
+    # Interrupted reconcile --apply runs nothing has resolved yet.
+    unfinished_reconcile: list[str] = field(default_factory=list)
 
     @property
     def drift(self) -> int:
@@ -365,16 +295,54 @@ class Check:
         return counts
 
 
+@dataclass
+class JournalView:
+    """What the journal says, in one snapshot."""
+
+    present: bool = False
+    findings: list[Finding] = field(default_factory=list)
+    rolled_back: dict[str, LiveChange] = field(default_factory=dict)
+    failed_at: dict[str, datetime] = field(default_factory=dict)
+    unfinished_reconcile: list[str] = field(default_factory=list)
+
+
 def journal_findings(
-    conn: Connection, schema: str, overrides: Overrides | None = None
-) -> tuple[bool, list[Finding]]:
-    """(whether there is a journal, its findings), in the caller's snapshot."""
+    conn: Connection,
+    schema: str,
+    overrides: Overrides | None = None,
+    owner_eager: Collection[str] = (),
+) -> JournalView:
+    """The journal's findings on `schema`, in the caller's snapshot."""
+    view = JournalView()
     if not jr.exists(conn):
-        return False, []
-    findings = [f for c in live_changes(conn, schema) if (f := judge_change(c, overrides))]
-    findings += missing_bundles(conn, schema)
-    findings += judge_runs(open_runs(conn, schema), lock_held=holder(conn, schema) is not None)
-    return True, findings
+        return view
+    view.present = True
+    for change in live_changes(conn, schema):
+        if change.reverted:
+            view.rolled_back[change.endpoint_id] = change
+        elif finding := judge_change(change, overrides, owner_eager):
+            view.findings.append(finding)
+    for r in missing_bundles(conn, schema):
+        view.findings.append(
+            Finding(
+                MISSING_BUNDLE if r["live"] else MISSING_OLD_BUNDLE,
+                f"bundle {r['bundle_after']} written by the run no longer exists"
+                + ("" if r["live"] else " (an older or rolled-back change)"),
+                endpoint_id=r["endpoint_id"],
+                endpoint_name=r["endpoint_name"],
+                run_id=r["run_id"],
+                bundle_id=r["bundle_after"],
+            )
+        )
+    runs = open_runs(conn, schema)
+    unfinished = judge_runs(runs, lock_held=holder(conn, schema) is not None)
+    view.findings += unfinished
+    ours = {r.run_id for r in runs if r.reconcile}
+    view.unfinished_reconcile = [
+        f.run_id for f in unfinished if f.kind == UNFINISHED_RUN and f.run_id in ours
+    ]
+    view.failed_at = failed_applies(conn, schema)
+    return view
 
 
 def check(
@@ -386,9 +354,14 @@ def check(
     overrides: Overrides | None = None,
     statement_timeout_s: int = 60,
 ) -> Check:
-    """Scan and journal checks; read-only. Filters narrow the scan, not the journal."""
+    """Scan and journal checks; read-only. Filters narrow the scan, not the journal.
+
+    (An endpoint the filters leave out has no decision, so its flag coming back
+    reads as flag-reverted even where its owner asked for eager.)
+    """
     summary = Summary()
     pending: list[Decision] = []
+    owner_eager: set[str] = set()
     for d in scan(
         engine,
         schema=schema,
@@ -400,6 +373,12 @@ def check(
         summary.add(d)
         if d.changes:
             pending.append(d)
+        elif owner_chose_eager(d):
+            owner_eager.add(d.endpoint_id)
     with read_only(engine, statement_timeout_s) as conn:
-        journal, found = journal_findings(conn, schema, overrides)
-    return Check(summary, pending_findings(pending) + found, pending, journal)
+        view = journal_findings(conn, schema, overrides, owner_eager)
+    findings = pending_findings(pending, view.rolled_back) + view.findings
+    held = {f.endpoint_id: f.detail for f in findings if f.kind == ROLLED_BACK and f.endpoint_id}
+    return Check(
+        summary, findings, pending, view.present, held, view.failed_at, view.unfinished_reconcile
+    )

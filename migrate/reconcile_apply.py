@@ -11,7 +11,8 @@ converges the fleet a canary at a time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+import socket
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -21,14 +22,17 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from migrate import auditlog
+from migrate import journal as jr
 from migrate.apply import ApplyOptions, Reporter, operator, run_apply
 from migrate.change import Result, Settings
-from migrate.db import read_only
+from migrate.db import DatabaseError, read_only
 from migrate.identity import database_identity
-from migrate.lock import LockBusy
+from migrate.lock import LockBusy, MigrationLock
 from migrate.plan import Plan, build_plan, goes_last, risk_order
-from migrate.reconcile import RECONCILE_SOURCE
+from migrate.reconcile import RECONCILE_SOURCE, UNFINISHED_RUN, judge_runs
+from migrate.reconcile_query import open_runs
 from migrate.records import Decision
+from migrate.xid import new_run_id
 
 DEFAULT_MAX_CHANGES = 1
 
@@ -38,21 +42,33 @@ def select(
     max_changes: int,
     include_large: bool = False,
     first: Collection[str] = (),
+    hold: Mapping[str, str] | None = None,
+    failed: Mapping[str, datetime] | None = None,
 ) -> tuple[list[Decision], list[tuple[Decision, str]]]:
     """(the endpoints to change now, in order; those held back and why). Pure.
 
     Endpoint ids in `first` (migrated once, reverted since) go before the rest:
     they already ran the new command, so they are the safest to change again.
 
-    Not READY endpoints would only be skipped by apply and would take a slot
-    every run, so they wait. Large, unknown-size and risk-flagged endpoints may
-    run out of memory without eager: no unattended job changes them unless
-    asked to (--include-large); a person follows the staged-rollout runbook.
+    `hold` (endpoint id: why) are never chosen: an operator rolled them back, and
+    a rollback is a decision a schedule must not undo. Not READY endpoints would
+    only be skipped by apply and would take a slot every run, so they wait. Large,
+    unknown-size and risk-flagged endpoints may run out of memory without eager:
+    no unattended job changes them unless asked to (--include-large); a person
+    follows the staged-rollout runbook.
+
+    `failed` (endpoint id: when its latest apply attempt failed) go after every
+    other endpoint, the longest-failed first: one endpoint that fails every run
+    must not take the only slot forever, and it is still retried in its turn.
     """
+    hold = hold or {}
+    failed = failed or {}
     held: list[tuple[Decision, str]] = []
     eligible: list[Decision] = []
     for d in pending:
-        if d.endpoint_status != "READY":
+        if d.endpoint_id in hold:
+            held.append((d, hold[d.endpoint_id]))
+        elif d.endpoint_status != "READY":
             held.append((d, f"status {d.endpoint_status}, not READY"))
         elif goes_last(d) and not include_large:
             held.append((d, "large, unknown-size or risk-flagged: needs --include-large"))
@@ -60,8 +76,13 @@ def select(
             eligible.append(d)
     ordered = risk_order([d for d in eligible if not goes_last(d)])
     ordered += risk_order([d for d in eligible if goes_last(d)])
-    ordered.sort(key=lambda d: d.endpoint_id not in first)  # stable: risk order within
+    # Stable sorts: risk order within each group.
+    ordered.sort(key=lambda d: d.endpoint_id not in first)
+    ordered.sort(key=lambda d: (d.endpoint_id in failed, failed.get(d.endpoint_id, _NEVER)))
     return ordered[:max_changes], held
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class AuditReporter(Reporter):
@@ -102,10 +123,15 @@ class ApplyOutcome:
     plan_digest: str | None = None
     results: list[Result] = field(default_factory=list)
     skipped: str | None = None
+    closed: list[str] = field(default_factory=list)  # interrupted runs closed, nothing to do
 
     @property
     def applied(self) -> int:
-        return sum(1 for r in self.results if r.outcome == "applied")
+        return sum(1 for r in self.results if r.outcome == jr.APPLIED)
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for r in self.results if r.outcome == jr.FAILED)
 
     def as_dict(self) -> dict[str, Any]:
         outcomes: dict[str, int] = {}
@@ -116,6 +142,7 @@ class ApplyOutcome:
             "run_id": self.run_id,
             "plan_digest": self.plan_digest,
             "applied": self.applied,
+            "failures": self.failures,
             "outcomes": dict(sorted(outcomes.items())),
             "endpoints": [
                 {
@@ -129,6 +156,7 @@ class ApplyOutcome:
                 for r in self.results
             ],
             "skipped": self.skipped,
+            "closed_runs": self.closed,
         }
 
 
@@ -177,9 +205,25 @@ def apply_some(
     filters: dict[str, Any],
     overrides: str | None,
     statement_timeout_s: int,
+    unfinished: Sequence[str] = (),
 ) -> ApplyOutcome:
+    """Apply the chosen endpoints; with none, close `unfinished` reconcile runs instead.
+
+    Nothing left to choose means no interrupted reconcile run has work left to
+    resume: a run with no changes records that, and `reconcile` stops reporting them.
+    """
     outcome = ApplyOutcome(max_changes=max_changes)
     if not chosen:
+        if unfinished:
+            try:
+                outcome.closed = [
+                    r
+                    for r, _ in close_runs(
+                        engine, schema, unfinished, "nothing left to change", strict=False
+                    )
+                ]
+            except LockBusy as exc:
+                outcome.skipped = str(exc)
         return outcome
     if len(chosen) > max_changes:
         raise ValueError("more endpoints chosen than --max-changes allows")
@@ -231,3 +275,65 @@ def apply_some(
         stopped=summary.stopped,
     )
     return outcome
+
+
+def close_runs(
+    engine: Engine, schema: str, run_ids: Sequence[str], reason: str, *, strict: bool = True
+) -> list[tuple[str, str]]:
+    """Close interrupted runs nobody will resume; (closed run, closing run) pairs.
+
+    A closing run is a finished run of the same kind and work (plan, or run
+    rolled back, or reconcile --apply) with no changes: the journal keeps what
+    happened, and says why the work ended there. Under the run lock, so a run
+    marked running is known dead (and marked interrupted) before it is closed.
+    `strict`: a run that is not unfinished (any more) is an error, else skipped.
+    """
+    closed = []
+    with MigrationLock(engine, schema):
+        with engine.begin() as conn:
+            if not jr.exists(conn):
+                raise DatabaseError(f"no {jr.SCHEMA} journal in this database: no run to resolve")
+            jr.install(conn)
+            jr.close_orphaned_runs(conn, schema)
+            open_now = judge_runs(open_runs(conn, schema), lock_held=False)
+            unfinished = {f.run_id for f in open_now if f.kind == UNFINISHED_RUN}
+            for run_id in run_ids:
+                run = jr.run_row(conn, run_id)
+                if run is None or jr.run_schema(run) != schema:
+                    raise DatabaseError(f"no run {run_id} on schema {schema!r} in the journal")
+                if run_id not in unfinished:
+                    if not strict:
+                        continue  # resolved since the check
+                    how = "resolved by a later run" if run["status"] == "interrupted" else ""
+                    raise DatabaseError(
+                        f"run {run_id} is {how or run['status']}, not unfinished: "
+                        "nothing to resolve"
+                    )
+                options = run["options"] if isinstance(run["options"], dict) else {}
+                closing = new_run_id()
+                jr.start_run(
+                    conn,
+                    run_id=closing,
+                    kind=run["kind"],
+                    schema=schema,
+                    plan_digest=run["plan_digest"],
+                    operator=operator(),
+                    host=socket.gethostname(),
+                    options={
+                        "schema": schema,
+                        "plan_path": options.get("plan_path"),
+                        "run": options.get("run"),
+                        "closes": [run_id],
+                        "reason": reason,
+                    },
+                )
+                jr.finish_run(conn, closing, "finished")
+                closed.append((run_id, closing))
+    for run_id, closing in closed:
+        auditlog.event(
+            "reconcile.run_closed",
+            f"run {run_id} closed by run {closing}: {reason}",
+            closed_run=run_id,
+            closing_run=closing,
+        )
+    return closed

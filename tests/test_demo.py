@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from sandbox_support import CLI, child_env, postgres_processes, wait_gone
+from test_apply_faults import Lines
 
 
 def _data_dir(output: str) -> Path:
@@ -66,24 +66,19 @@ def _interrupt_demo(env: dict[str, str]) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
+    assert proc.stdout is not None
+    # Read on a thread: waiting for a line has a deadline even if none ever comes.
+    lines = Lines(proc.stdout)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, "demo ended before the scan:\n" + "".join(lines)
-            lines.append(line)
-            if line.startswith("[2/7]"):
-                break
-        data_dir = _data_dir("".join(lines))
+        lines.wait_for("[2/7]", timeout=120)
+        data_dir = _data_dir("".join(lines.seen))
         assert postgres_processes(data_dir)
         proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    output = "".join(lines) + rest
+    output = lines.rest(10)
     assert proc.returncode == 130, output
     assert "sandbox stopped" in output and "interrupted" in output
     assert not wait_gone(data_dir) and not data_dir.exists()

@@ -52,9 +52,12 @@ def a_check() -> Check:
 
 def test_counts_per_action_flag_and_kind(tmp_path: Path, schema_version: str) -> None:
     path = tmp_path / "bm.prom"
-    run = metrics.RunMetrics(100.0, 103.5, a_check(), applied=1, labels={"schema": "s"})
+    run = metrics.RunMetrics(
+        100.0, 103.5, a_check(), applied=1, apply_failures=2, labels={"schema": "s"}
+    )
     metrics.write(path, run)
     found = samples(path)
+    assert value(found, "apply_failures") == 2
     assert value(found, "endpoints", action="drop-eager") == 2
     assert value(found, "endpoints", action="skip") == 0  # every action, zeros too
     assert value(found, "flagged_endpoints", flag="some-new-flag") == 1
@@ -96,9 +99,10 @@ def test_reconcile_writes_the_textfile(me_db: Any, tmp_path: Path, schema_versio
     result = invoke(me_db.url, "reconcile", "--metrics-file", str(path))
     assert result.exit_code == 2
     found = samples(path)
-    key = (("schema", me_db.schema),)
+    key = (("mode", "check"), ("schema", me_db.schema))
     assert found[(f"{metrics.PREFIX}_drift", key)] == 2
     assert found[(f"{metrics.PREFIX}_endpoints", (("action", "drop-eager"), *key))] == 2
+    assert found[(f"{metrics.PREFIX}_apply_failures", key)] == 0
     assert found[(f"{metrics.PREFIX}_journal_present", key)] == 0
     success = found[(f"{metrics.PREFIX}_last_success_timestamp_seconds", key)]
     # The database goes away: exit 1, and the file says so without losing the last success.

@@ -1,11 +1,9 @@
-"""reconcile: the pure judgements, then every drift kind against a real PostgreSQL."""
+"""reconcile against a real PostgreSQL: clean fleets, every finding kind, exit statuses."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,142 +14,26 @@ from rollout_support import apply, journal_rows, make_plan, seed
 
 from migrate.cli import main
 from migrate.lock import MigrationLock
-from migrate.overrides import parse_overrides
 from migrate.reconcile import (
     BUNDLE_MOVED,
     ENDPOINT_DELETED,
     FLAG_REVERTED,
     KEPT_BY_OVERRIDE,
     MISSING_BUNDLE,
+    MISSING_OLD_BUNDLE,
+    OWNER_CHOSE_EAGER,
     PENDING,
-    RECONCILE_SOURCE,
+    PENDING_NOT_READY,
     RUN_IN_PROGRESS,
     SUPERSEDED,
     UNFINISHED_RUN,
-    LiveChange,
-    RunRow,
-    judge_change,
-    judge_runs,
 )
-from migrate.reconcile_apply import select
-from migrate.records import Decision
+from migrate.schema import create_model_engine_tables
 from migrate.synth import EndpointSpec, make_spec
-
-T0 = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
 # The journal checks read columns both schema versions have: one test runs on both,
 # the others on the current one, which keeps the suite fast.
 LATEST = pytest.mark.parametrize("schema_version", ["2026"])
-
-
-# Pure ------------------------------------------------------------------------------
-
-
-def live(**kw: Any) -> LiveChange:
-    base: dict[str, Any] = {
-        "change_id": 1,
-        "run_id": "run_a",
-        "endpoint_id": "end_1",
-        "endpoint_name": "chat",
-        "bundle_before": "bun_old",
-        "bundle_after": "bun_new",
-        "changed_at": T0,
-        "reverted": False,
-        "endpoint_exists": True,
-        "current_bundle_id": "bun_new",
-        "model_name": "llama-3-8b",
-        "eager_expected": False,
-    }
-    return LiveChange(**{**base, **kw})
-
-
-def test_judge_change_each_case() -> None:
-    assert judge_change(live()) is None
-    assert judge_change(live(reverted=True, current_bundle_id="bun_old", eager_now=True)) is None
-    assert judge_change(live(endpoint_exists=False)).kind == ENDPOINT_DELETED
-    back = live(current_bundle_id="bun_old", eager_now=True, current_bundle_created_at=T0)
-    found = judge_change(back)
-    assert found.kind == FLAG_REVERTED and found.severity == "drift"
-    assert "runs --enforce-eager again" in found.detail and found.run_id == "run_a"
-    keep = parse_overrides('[keep-eager]\nendpoints = ["chat"]\n')
-    assert judge_change(back, keep).kind == KEPT_BY_OVERRIDE
-    later = T0 + timedelta(days=1)
-    rebuilt = live(current_bundle_id="bun_x", eager_now=False, current_bundle_created_at=later)
-    assert judge_change(rebuilt).kind == SUPERSEDED
-    older = replace(rebuilt, current_bundle_created_at=T0 - timedelta(days=9))
-    assert judge_change(older).kind == BUNDLE_MOVED
-    # A legacy recreation after the run: newer bundle, flag back: still drift.
-    assert judge_change(replace(rebuilt, eager_now=True)).kind == FLAG_REVERTED
-    # Commands it cannot parse: moved is all it can say.
-    assert judge_change(replace(rebuilt, eager_now=None)).kind == BUNDLE_MOVED
-
-
-def run_row(run_id: str, status: str, minutes: int, **kw: Any) -> RunRow:
-    return RunRow(run_id, kw.pop("kind", "apply"), status, T0 + timedelta(minutes=minutes), **kw)
-
-
-def test_judge_runs() -> None:
-    dead = run_row("r1", "running", 0, plan_digest="d1")
-    assert [f.kind for f in judge_runs([dead], lock_held=False)] == [UNFINISHED_RUN]
-    assert [f.kind for f in judge_runs([dead], lock_held=True)] == [RUN_IN_PROGRESS]
-    stopped = run_row("r1", "interrupted", 0, plan_digest="d1")
-    resumed = run_row("r2", "finished", 5, plan_digest="d1")
-    other = run_row("r3", "finished", 6, plan_digest="d2")
-    assert judge_runs([stopped, resumed], lock_held=False) == []
-    resuming = replace(resumed, status="running")
-    assert [f.kind for f in judge_runs([stopped, resuming], True)] == [RUN_IN_PROGRESS]
-    assert [f.run_id for f in judge_runs([stopped, other], False)] == ["r1"]
-    assert [
-        f.run_id
-        for f in judge_runs(
-            [resumed, replace(stopped, started_at=T0 + timedelta(minutes=9))], False
-        )
-    ] == ["r1"]  # noqa: E501
-    rec = {"plan_path": RECONCILE_SOURCE}
-    a = run_row("r4", "interrupted", 0, plan_digest="x", options=rec)
-    b = run_row("r5", "finished", 1, plan_digest="y", options=rec)
-    assert judge_runs([a, b], False) == []
-    rb = run_row("r6", "interrupted", 0, kind="rollback", plan_digest=None, options={"run": "r1"})
-    rb2 = run_row("r7", "finished", 1, kind="rollback", plan_digest=None, options={"run": "r1"})
-    assert judge_runs([rb, rb2], False) == []
-
-
-def decision(
-    name: str, *, status: str = "READY", size: int | None = 8, flags: Any = ()
-) -> Decision:
-    return Decision(
-        endpoint_id="end_" + name,
-        endpoint_name=name,
-        owner="o",
-        model_name="llama-3-8b",
-        param_count_b=size,
-        bundle_id="bun_" + name,
-        endpoint_status=status,
-        gpu_memory_utilization=0.9,
-        eager_now=True,
-        eager_after=False,
-        action="drop-eager",
-        reason="r",
-        flags=list(flags),
-    )
-
-
-def test_select_holds_back_not_ready_and_large() -> None:
-    pending = [
-        decision("b"),
-        decision("a"),
-        decision("big", size=70),
-        decision("busy", status="UPDATE_PENDING"),
-        decision("mn", flags=["multinode"]),
-    ]
-    chosen, held = select(pending, 1)
-    assert [d.endpoint_name for d in chosen] == ["a"]
-    assert sorted(d.endpoint_name for d, _ in held) == ["big", "busy", "mn"]
-    chosen, held = select(pending, 10, include_large=True)
-    assert [d.endpoint_name for d in chosen] == ["a", "b", "mn", "big"]  # risky last, small first
-    assert [d.endpoint_name for d, _ in held] == ["busy"]
-    chosen, _ = select(pending, 2, first={"end_b"})
-    assert [d.endpoint_name for d in chosen] == ["b", "a"]  # reverted ones first
 
 
 # Against PostgreSQL ---------------------------------------------------------------------
@@ -266,7 +148,9 @@ def test_flag_reverted_outside_the_tool(me_db: Any, schema_version: str, tmp_pat
     assert code == 0 and kinds(doc) == {KEPT_BY_OVERRIDE}
 
 
-def copy_bundle(me_db: Any, source: str, new_id: str, created_at: datetime) -> None:
+def copy_bundle(me_db: Any, source: str, new_id: str, created_at: str) -> None:
+    """A copy of a bundle row; `created_at` is SQL on the database's own clock, never
+    Python's, since the journal's timestamps it is compared with come from there."""
     with me_db.engine.begin() as conn:
         cols = [
             r[0]
@@ -283,9 +167,9 @@ def copy_bundle(me_db: Any, source: str, new_id: str, created_at: datetime) -> N
         conn.execute(
             sa.text(
                 f'INSERT INTO "{me_db.schema}".bundles (id, created_at, {names}) '
-                f'SELECT :new, :at, {names} FROM "{me_db.schema}".bundles WHERE id = :src'
+                f'SELECT :new, {created_at}, {names} FROM "{me_db.schema}".bundles WHERE id = :src'
             ),
-            {"new": new_id, "at": created_at, "src": source},
+            {"new": new_id, "src": source},
         )
 
 
@@ -293,7 +177,8 @@ def copy_bundle(me_db: Any, source: str, new_id: str, created_at: datetime) -> N
 def test_bundle_moved_superseded_and_deleted(me_db: Any, schema_version: str) -> None:
     first, second = migrated(me_db)
     # An older copy of the migrated bundle: no model engine rebuild explains it.
-    copy_bundle(me_db, first["bundle_after"], "bun_handmadecopy00000000", T0 - timedelta(days=400))
+    older = "clock_timestamp() - interval '400 days'"
+    copy_bundle(me_db, first["bundle_after"], "bun_handmadecopy00000000", older)
     sql(
         me_db,
         "UPDATE S.endpoints SET current_bundle_id = 'bun_handmadecopy00000000' WHERE id = :e",
@@ -303,7 +188,7 @@ def test_bundle_moved_superseded_and_deleted(me_db: Any, schema_version: str) ->
     assert code == 2 and kinds(doc) == {BUNDLE_MOVED}
     assert "rollback of that run would refuse it" in doc["findings"][0]["detail"]
     # Model engine rebuilt it after the run, the flag as the run left it: a notice only.
-    copy_bundle(me_db, first["bundle_after"], "bun_rebuiltbymodelengine", datetime.now(UTC))
+    copy_bundle(me_db, first["bundle_after"], "bun_rebuiltbymodelengine", "clock_timestamp()")
     sql(
         me_db,
         "UPDATE S.endpoints SET current_bundle_id = 'bun_rebuiltbymodelengine' WHERE id = :e",
@@ -366,87 +251,97 @@ def test_unfinished_runs(me_db: Any, schema_version: str) -> None:
     assert code == 0 and kinds(doc) == {RUN_IN_PROGRESS}
 
 
-def applied_per_run(me_db: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in journal_rows(me_db, "outcome = 'applied'"):
-        counts[row["run_id"]] = counts.get(row["run_id"], 0) + 1
-    return counts
+def mark_last_run(me_db: Any, status: str) -> str:
+    """Rewrite the latest run's status, as a kill after its last commit leaves it."""
+    finished = "NULL" if status == "running" else "now()"
+    return sql(
+        me_db,
+        f"UPDATE bundle_migration.runs SET status = :st, finished_at = {finished} "
+        "WHERE run_id = (SELECT run_id FROM bundle_migration.runs "
+        "ORDER BY started_at DESC, run_id DESC LIMIT 1) RETURNING run_id",
+        st=status,
+    ).scalar_one()
 
 
 @LATEST
-def test_apply_converges_never_more_than_max_changes(me_db: Any, schema_version: str) -> None:
-    seed(me_db, drop_specs(5, me_db.version) + clean_specs(me_db.version))
-    exits = []
-    for _ in range(6):
-        result = reconcile(me_db, "--apply", "--max-changes", "2", "--format", "json")
-        exits.append(result.exit_code)
-        doc = json.loads(result.stdout)
-        assert doc["apply"]["applied"] <= 2
-        if result.exit_code == 0:
-            break
-    assert exits == [2, 2, 0]
-    per_run = applied_per_run(me_db)
-    assert sorted(per_run.values()) == [1, 2, 2] and max(per_run.values()) <= 2
-    with me_db.engine.connect() as conn:
-        sources = conn.execute(
-            sa.text("SELECT DISTINCT options ->> 'plan_path' FROM bundle_migration.runs")
-        ).all()
-    assert sources == [(RECONCILE_SOURCE,)]
-    # Converged: another run changes nothing and writes no run row.
-    result = reconcile(me_db, "--apply")
-    assert result.exit_code == 0 and "apply: nothing eligible to change" in result.stdout
-    assert len(applied_per_run(me_db)) == 3
-
-
-@LATEST
-def test_apply_default_is_one_and_repairs_a_reverted_endpoint(
+def test_a_rerun_with_nothing_left_to_do_resolves_an_interrupted_run(
     me_db: Any, schema_version: str
 ) -> None:
-    change = migrated(me_db, 2)[0]
+    seed(me_db, drop_specs(3, me_db.version))
+    plan = make_plan(me_db, stages="3")
+    apply(me_db, plan)
+    # Killed after its last commit: nothing is left to resume.
+    dead = mark_last_run(me_db, "running")
+    code, doc = report(me_db)
+    assert code == 2 and [f["run_id"] for f in doc["findings"]] == [dead]
+    assert "rerun the same apply command" in doc["findings"][0]["detail"]
+    # The rerun has nothing to do; a run with no changes records that the plan is done.
+    summary = apply(me_db, plan)
+    assert summary.run_id is not None and not summary.counts
+    code, doc = report(me_db)
+    assert code == 0, doc["findings"]
+    # Once resolved, a further rerun writes nothing again.
+    assert apply(me_db, plan).run_id is None
+
+
+@LATEST
+def test_another_schemas_journal_rows_are_not_this_ones(me_db: Any, schema_version: str) -> None:
+    other = replace(me_db, schema="second_engine")
+    with me_db.engine.begin() as conn:
+        create_model_engine_tables(conn, version=me_db.version, schema=other.schema)
+    seed(other, drop_specs(2, me_db.version))
+    assert apply(other, make_plan(other)).counts["applied"] == 2
+    # The default schema has no endpoints: nothing there is deleted or missing.
+    code, doc = report(me_db)
+    assert code == 0 and doc["findings"] == [], doc["findings"]
+    # The other schema's own check still sees its journal.
+    first = journal_rows(me_db, "outcome = 'applied'")[0]
     sql(
         me_db,
-        "UPDATE S.endpoints SET current_bundle_id = :b WHERE id = :e",
+        'UPDATE "second_engine".endpoints SET current_bundle_id = :b WHERE id = :e',
+        b=first["bundle_before"],
+        e=first["endpoint_id"],
+    )
+    sql(me_db, 'DELETE FROM "second_engine".bundles WHERE id = :b', b=first["bundle_after"])
+    code, doc = report(me_db, "--schema", other.schema)
+    assert code == 2 and MISSING_BUNDLE in kinds(doc)
+    code, doc = report(me_db)
+    assert code == 0 and not kinds(doc) & {MISSING_BUNDLE, MISSING_OLD_BUNDLE}
+
+
+@LATEST
+def test_an_owner_turning_eager_back_on_is_a_notice(me_db: Any, schema_version: str) -> None:
+    change = migrated(me_db, 1)[0]
+    # The owner asks for eager through model engine: the eager command and the request.
+    sql(
+        me_db,
+        "UPDATE S.endpoints SET current_bundle_id = :b, endpoint_metadata = jsonb_set("
+        "CAST(endpoint_metadata AS jsonb), '{_llm,vllm_additional_args}', "
+        """'{"enforce_eager": true}')  WHERE id = :e""",
         b=change["bundle_before"],
         e=change["endpoint_id"],
     )
-    result = reconcile(me_db, "--apply")
-    assert result.exit_code == 0, result.stdout
-    assert "1 endpoint(s) changed" in result.stdout
-    latest = journal_rows(me_db, "outcome = 'applied'")[-1]
-    assert latest["endpoint_id"] == change["endpoint_id"]
-    assert latest["bundle_before"] == change["bundle_before"]
-
-
-@LATEST
-def test_apply_leaves_large_models_to_a_person(me_db: Any, schema_version: str) -> None:
-    big = make_spec(
-        "C",
-        provenance="injected",
-        model_name="llama-3-1-70b-instruct",
-        seed=300,
-        index=60,
-        schema_version=me_db.version,
-        status="READY",
-        gpu_memory_utilization=Decimal("0.9"),
+    code, doc = report(me_db)
+    assert code == 0 and kinds(doc) == {OWNER_CHOSE_EAGER}, doc["findings"]
+    assert doc["scan"]["actions"]["keep-eager"] == 1
+    # Without the request the flag coming back is drift again.
+    sql(
+        me_db,
+        "UPDATE S.endpoints SET endpoint_metadata = CAST(endpoint_metadata AS jsonb) "
+        "#- '{_llm,vllm_additional_args}' WHERE id = :e",
+        e=change["endpoint_id"],
     )
-    seed(me_db, [big])
-    code, doc = report(me_db, "--apply")
-    if not doc["findings"]:
-        pytest.fail(f"the large endpoint should be pending: {doc['scan']}")
-    assert code == 2 and doc["apply"]["applied"] == 0 and doc["next"]["held_back"] == 1
-    code, doc = report(me_db, "--apply", "--include-large")
-    assert code == 0 and doc["apply"]["applied"] == 1
+    code, doc = report(me_db)
+    assert code == 2 and FLAG_REVERTED in kinds(doc)
 
 
 @LATEST
-def test_apply_while_another_run_holds_the_lock(me_db: Any, schema_version: str) -> None:
-    seed(me_db, drop_specs(2, me_db.version))
-    with MigrationLock(me_db.engine, me_db.schema):
-        result = reconcile(me_db, "--apply", "--format", "json")
-    assert result.exit_code == 2
-    doc = json.loads(result.stdout)
-    assert "another bundle-migrate apply or rollback is running" in doc["apply"]["skipped"]
-    assert doc["apply"]["applied"] == 0 and doc["counts"][PENDING] == 2
+def test_pending_but_not_ready_is_a_notice(me_db: Any, schema_version: str) -> None:
+    busy = [replace(s, status="UPDATE_PENDING") for s in drop_specs(2, me_db.version)]
+    seed(me_db, busy)
+    code, doc = report(me_db)
+    assert code == 0 and kinds(doc) == {PENDING_NOT_READY}
+    assert doc["counts"][PENDING_NOT_READY] == 2 and doc["next"]["held_back"] == 2
 
 
 @LATEST

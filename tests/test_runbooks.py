@@ -131,9 +131,13 @@ def test_production_commands_parse(
 ) -> None:
     seen = 0
     for block in blocks(name):
-        if block.info not in ("sh production", "yaml"):
+        if block.info == "sh production":
+            lines = [command for command, _ in commands(block.body)]
+        elif block.info == "yaml":
+            lines = folded_scripts(block.body)  # a folded command is one line of shell
+        else:
             continue
-        for command, _ in commands(block.body):
+        for command in lines:
             for argv in invocations(command, fake_values):
                 try:
                     accept(argv)
@@ -153,6 +157,13 @@ def test_parse_check_catches_a_bad_command(
     with pytest.raises(click.UsageError):
         accept(["reconcile", "--max-changes", "0"])
     assert commands("a \\\n  b  # exit 0 or 2\n# c\n") == [("a    b  # exit 0 or 2", {0, 2})]
+    # A folded YAML command is read whole: an option on its second line is checked too.
+    manifest = "args:\n  - >-\n    bundle-migrate reconcile --format json\n    --max-changes 0; x\n"
+    (script,) = folded_scripts(manifest)
+    (argv,) = invocations(script, fake_values)
+    assert argv == ["reconcile", "--format", "json", "--max-changes", "0"]
+    with pytest.raises(click.UsageError):
+        accept(argv)
 
 
 # Running in a sandbox --------------------------------------------------------------------
@@ -272,26 +283,62 @@ def test_change_ticket_template(me_db: Any, tmp_path: Path, schema_version: str)
 def test_role_setup_gives_each_role_what_it_needs(
     me_db: Any, tmp_path: Path, schema_version: str
 ) -> None:
+    """The runbook's SQL, run as it says: by a CREATEROLE administrator, not a superuser."""
     (block,) = blocks("staged-rollout.md", "sql")
-    database = make_url(me_db.url).database
+    url = make_url(me_db.url)
+    database = url.database
     suffix = uuid.uuid4().hex[:8]
     roles = {r: f"{r}_{suffix}" for r in ("bundle_migrate_reader", "bundle_migrate_writer")}
+    dba = f"bm_dba_{suffix}"
     text = block.body.replace("llm_engine", f'"{database}"')
     for role, unique in roles.items():
         text = text.replace(role, unique)
     with me_db.engine.connect() as conn:
-        can = conn.execute(
-            sa.text("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
-        ).scalar()
+        me, can = conn.execute(
+            sa.text("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
+        ).one()
     if not can:
-        pytest.skip("the test server's role may not create roles")
+        pytest.fail(
+            "test_role_setup needs a server role that may create a CREATEROLE administrator "
+            "(a superuser): the runbook's role SQL must run for real",
+            pytrace=False,
+        )
     seed_random(me_db, 30, seed_value=2)
     try:
+        # The administrator owns the database and model engine's tables, as in production.
         with me_db.engine.begin() as conn:
-            conn.exec_driver_sql(text)
-            for unique in roles.values():
-                conn.exec_driver_sql(f"ALTER ROLE {unique} PASSWORD 'pw-{suffix}'")
-        url = make_url(me_db.url)
+            conn.exec_driver_sql(
+                f"CREATE ROLE {dba} LOGIN CREATEROLE NOSUPERUSER PASSWORD 'pw-{suffix}'"
+            )
+            conn.exec_driver_sql(f'ALTER DATABASE "{database}" OWNER TO {dba}')
+            conn.exec_driver_sql(f"ALTER SCHEMA {me_db.schema} OWNER TO {dba}")
+            for (table,) in conn.execute(
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"),
+                {"s": me_db.schema},
+            ):
+                conn.exec_driver_sql(f'ALTER TABLE {me_db.schema}."{table}" OWNER TO {dba}')
+        admin = sa.create_engine(
+            url.set(username=dba, password=f"pw-{suffix}").render_as_string(hide_password=False)
+        )
+        try:
+            with admin.begin() as conn:
+                assert (
+                    conn.execute(
+                        sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+                    ).scalar()
+                    is False
+                )
+                conn.exec_driver_sql(text)
+                for unique in roles.values():
+                    conn.exec_driver_sql(f"ALTER ROLE {unique} PASSWORD 'pw-{suffix}'")
+                # It gave back the membership it took: no writer privileges left.
+                member = conn.execute(
+                    sa.text("SELECT pg_has_role(current_user, :w, 'USAGE')"),
+                    {"w": roles["bundle_migrate_writer"]},
+                ).scalar()
+                assert member is False
+        finally:
+            admin.dispose()
         reader, writer = (
             url.set(username=u, password=f"pw-{suffix}").render_as_string(hide_password=False)
             for u in roles.values()
@@ -316,27 +363,54 @@ def test_role_setup_gives_each_role_what_it_needs(
         assert as_role(writer, "rollback", "--plan", str(plan), "--execute").exit_code == 0
     finally:
         with me_db.engine.begin() as conn:
-            for unique in roles.values():
-                conn.exec_driver_sql(f"DROP OWNED BY {unique} CASCADE")
+            conn.exec_driver_sql(f'ALTER DATABASE "{database}" OWNER TO "{me}"')
+            for unique in [*roles.values(), dba]:
+                if conn.execute(
+                    sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": unique}
+                ).first():
+                    conn.exec_driver_sql(f"DROP OWNED BY {unique} CASCADE")
         with me_db.engine.begin() as conn:
-            for unique in roles.values():
+            for unique in [*roles.values(), dba]:
                 conn.exec_driver_sql(f"DROP ROLE IF EXISTS {unique}")
 
 
 # Manifests ---------------------------------------------------------------------------------
 
 
-def folded_args(manifest: str) -> str:
-    """The `- >-` folded shell script of a container's args, as one line."""
+def folded_scripts(manifest: str) -> list[str]:
+    """Every `- >-` folded block of a manifest (a container's shell script), each as one line."""
     lines = manifest.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == "- >-")
+    scripts = []
+    for start, line in enumerate(lines):
+        if line.strip() != "- >-" or start + 1 >= len(lines):
+            continue
+        indent = len(lines[start + 1]) - len(lines[start + 1].lstrip())
+        body = []
+        for line in lines[start + 1 :]:
+            if len(line) - len(line.lstrip()) < indent or not line.strip():
+                break
+            body.append(line.strip())
+        scripts.append(" ".join(body))
+    return scripts
+
+
+def folded_args(manifest: str) -> str:
+    """The one folded shell script of a container's args."""
+    (script,) = folded_scripts(manifest)
+    return script
+
+
+def configmap_file(manifest: str, key: str) -> str:
+    """The literal block `key: |` of a ConfigMap's data, dedented."""
+    lines = manifest.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"{key}: |")
     indent = len(lines[start + 1]) - len(lines[start + 1].lstrip())
     body = []
     for line in lines[start + 1 :]:
-        if len(line) - len(line.lstrip()) < indent or not line.strip():
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
             break
-        body.append(line.strip())
-    return " ".join(body)
+        body.append(line[indent:])
+    return "\n".join(body).strip() + "\n"
 
 
 def structure_ok(manifest: str) -> None:
@@ -367,22 +441,50 @@ def test_cronjob_manifests(me_db: Any, tmp_path: Path, schema_version: str) -> N
         assert re.search(r"^  startingDeadlineSeconds: \d+$", m, re.M)
         assert "name: BUNDLE_MIGRATE_DATABASE_URL" in m and "secretKeyRef:" in m
         assert "key: database-url" in m and "restartPolicy: Never" in m
+        # Both read the one overrides file, and both write metrics on the labelled node.
+        assert "--overrides /config/overrides.toml" in folded_args(m)
+        assert "name: bundle-migrate-overrides" in m and "mountPath: /config" in m
+        assert "--metrics-file /textfile/" in folded_args(m)
+        assert "bundle-migrate/metrics:" in m and "runAsUser: 65534" in m
     check, converge = cronjobs
-    assert "name: bundle-migrate-reader" in check and "--metrics-file" in folded_args(check)
+    assert "name: bundle-migrate-reader" in check and "name: bundle-migrate-writer" in converge
     assert "--apply" not in folded_args(check) and "--apply" in folded_args(converge)
-    # The check's own script, run here: drift (exit 2) is a successful Job.
+    (configmap,) = [m for m in manifests if "kind: ConfigMap" in m]
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "overrides.toml").write_text(configmap_file(configmap, "overrides.toml"))
+    textfile = tmp_path / "textfile"
+    textfile.mkdir()
+    # Each job's own script, run here: drift (exit 2) is a successful Job.
     seed_random(me_db, 30, seed_value=2)
-    script = folded_args(check).replace("/textfile/", f"{tmp_path}/")
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "BUNDLE_MIGRATE_DATABASE_URL": me_db.url,
     }
-    done = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert '"status": "drift"' in done.stdout and '"event": "command.finished"' in done.stderr
-    text = (tmp_path / "bundle_migrate_reconcile.prom").read_text()
-    assert any(f.name.endswith("_drift") for f in text_string_to_metric_families(text))
+    modes = {}
+    for manifest, prom in (
+        (check, "bundle_migrate_reconcile.prom"),
+        (converge, "bundle_migrate_converge.prom"),
+    ):
+        script = folded_args(manifest).replace("/textfile/", f"{textfile}/")
+        script = script.replace("/config/", f"{config}/")
+        done = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert '"status": "drift"' in done.stdout and '"event": "command.finished"' in done.stderr
+        samples = [
+            s
+            for f in text_string_to_metric_families((textfile / prom).read_text())
+            for s in f.samples
+        ]
+        assert any(s.name.endswith("_drift") for s in samples)
+        modes[prom] = {s.labels["mode"] for s in samples}
+    # Side by side in one directory: no series of one file is also in the other.
+    assert modes == {
+        "bundle_migrate_reconcile.prom": {"check"},
+        "bundle_migrate_converge.prom": {"apply"},
+    }
+    assert len(applied := journal_rows(me_db, "outcome = 'applied'")) == 1, applied
 
 
 def test_metric_names_in_the_runbook_exist(tmp_path: Path, schema_version: str) -> None:

@@ -7,19 +7,30 @@ works from another process" and "nothing is left running" are checked for real.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import stat
 import subprocess
-import threading
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 import psycopg
 import pytest
-from sandbox_support import CLI, child_env, postgres_processes, wait_gone
+from sandbox_support import (
+    CLI,
+    child_env,
+    fake_postgres,
+    postgres_processes,
+    wait_gone,
+    write_pidfile,
+)
+from test_apply_faults import Lines
 
+from migrate import pgserver
 from migrate import sandbox as sb
 from migrate.db import URL_ENV, make_engine, parse_url
 from migrate.scan import scan
@@ -97,7 +108,7 @@ def test_detach_then_stop(env: dict[str, str], detached_cleanup: list[Path]) -> 
 def test_data_dir_keeps_the_fleet_and_seeds_only_when_empty(
     env: dict[str, str], tmp_path: Path, detached_cleanup: list[Path]
 ) -> None:
-    data_dir = tmp_path / "kept"
+    data_dir = Path(env["TMPDIR"]) / "kept"
     detached_cleanup.append(data_dir)
     base = ["sandbox", "--data-dir", str(data_dir), "--detach"]
 
@@ -133,23 +144,26 @@ def test_a_foreign_directory_is_refused_untouched(env: dict[str, str], tmp_path:
     )
 
 
-def _read_until(stream: IO[str], marker: str, lines: list[str]) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        line = stream.readline()
-        if not line:
-            raise AssertionError("sandbox exited early:\n" + "".join(lines))
-        lines.append(line)
-        if marker in line:
-            return
-    raise AssertionError("timed out waiting for " + marker)
+def test_waiting_for_a_line_has_a_deadline_even_when_nothing_comes(tmp_path: Path) -> None:
+    silent = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert silent.stdout is not None
+        started = time.monotonic()
+        with pytest.raises(AssertionError, match="Press Ctrl-C"):
+            Lines(silent.stdout).wait_for("Press Ctrl-C", timeout=0.5)
+        assert time.monotonic() - started < 5
+    finally:
+        silent.kill()
+        silent.wait()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_foreground_sandbox_stops_cleanly_on_a_signal(
     sig: signal.Signals, env: dict[str, str], tmp_path: Path, detached_cleanup: list[Path]
 ) -> None:
-    data_dir = tmp_path / "fg"
+    data_dir = Path(env["TMPDIR"]) / "fg"
     detached_cleanup.append(data_dir)
     proc = subprocess.Popen(
         [*CLI, "sandbox", "--data-dir", str(data_dir), "--endpoints", "20"],
@@ -159,11 +173,12 @@ def test_foreground_sandbox_stops_cleanly_on_a_signal(
         text=True,
         start_new_session=True,
     )
-    lines: list[str] = []
+    assert proc.stdout is not None
+    # Read on a thread: a wait has a deadline, and wait() never blocks on a full pipe.
+    lines = Lines(proc.stdout)
     try:
-        assert proc.stdout is not None
-        _read_until(proc.stdout, "Press Ctrl-C", lines)
-        url = field("".join(lines), "URL: ")
+        lines.wait_for("Press Ctrl-C", timeout=TIMEOUT_S)
+        url = field("".join(lines.seen), "URL: ")
         assert endpoint_count(url) == 20
         assert postgres_processes(data_dir)
         if sig == signal.SIGINT:
@@ -171,15 +186,11 @@ def test_foreground_sandbox_stops_cleanly_on_a_signal(
             os.killpg(proc.pid, sig)
         else:
             proc.send_signal(sig)
-        # Drain in a thread: wait() must not block on a full pipe.
-        reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []))
-        reader.start()
-        assert proc.wait(timeout=60) == 0, "".join(lines)
-        reader.join(10)
+        assert proc.wait(timeout=60) == 0, lines.rest(1)
     finally:
         if proc.poll() is None:
             proc.kill()
-    output = "".join(lines)
+    output = lines.rest(10)
     assert f"{sig.name} received, stopping" in output
     assert f"sandbox stopped (data kept in {data_dir})" in output
     assert not wait_gone(data_dir)
@@ -211,3 +222,91 @@ def test_seeded_fleet_classifies_as_the_seeder_intended(schema_version: str) -> 
     # The fixed seed really exercises the interesting cases.
     assert {"drop-eager", "keep-eager", "no-change", "skip"} <= set(intended.values())
     assert {s.generation for s in specs if s.is_vllm} == set("ABCDEFGH")
+
+
+# --- starting and stopping safely ----------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["starting", "tuning"])
+def test_ctrl_c_during_start_up_leaves_nothing_behind(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Path] = []
+    real_get_server = pgserver._get_server
+
+    def get_server(pgdata: Path, detach: bool) -> Any:
+        seen.append(pgdata)
+        server = real_get_server(pgdata, detach)
+        if where == "starting":
+            raise KeyboardInterrupt  # the server is up, its handle not yet returned
+        return server
+
+    def make_fast(url: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pgserver, "_get_server", get_server)
+    monkeypatch.setattr(pgserver, "_make_fast", make_fast)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pgserver.start_embedded()
+        (pgdata,) = seen
+        assert not wait_gone(pgdata), "the server outlived the interrupted start"
+        assert not pgdata.parent.exists(), "the temporary directory was left behind"
+    finally:
+        for pgdata in seen:
+            sb.stop_server(pgdata)
+            shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
+def test_stop_signals_only_the_server_of_exactly_that_directory(tmp_path: Path) -> None:
+    neighbour = tmp_path / "x" / "pg"
+    neighbour.mkdir(parents=True)
+    server = fake_postgres(tmp_path / "bin", "-D", str(neighbour))
+    try:
+        mine = tmp_path / "x" / "p"  # a prefix of the neighbour's path
+        write_pidfile(mine, server.pid)  # stale: its pid is the neighbour's server now
+        assert sb.stop(mine).was_running is False and server.poll() is None
+        write_pidfile(mine, server.pid, named=neighbour)  # copied from the neighbour
+        assert sb.stop(mine).was_running is False and server.poll() is None
+        # The neighbour's own pid file, its own -D: that server is stopped.
+        write_pidfile(neighbour, server.pid)
+        assert sb.stop(neighbour).was_running is True
+        assert server.wait(timeout=10) is not None
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_stop_keeps_the_default_directory_when_it_cannot_verify_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pgdata = tmp_path / "detached" / "pgdata"
+    monkeypatch.setattr(sb, "default_detached_dir", lambda: pgdata)
+    server = fake_postgres(tmp_path / "bin")  # a postgres with no -D: unverifiable
+    try:
+        write_pidfile(pgdata, server.pid)
+        with pytest.raises(sb.SandboxError, match="cannot be verified"):
+            sb.stop()
+        assert (pgdata / "PG_VERSION").exists() and server.poll() is None
+    finally:
+        server.kill()
+        server.wait()
+    # Once it is gone the directory goes, as usual.
+    result = sb.stop()
+    assert result.deleted and not result.was_running and not pgdata.parent.exists()
+
+
+def test_as_root_a_data_dir_the_server_user_cannot_reach_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sb, "_is_root", lambda: True)
+    private = tmp_path / "private"
+    private.mkdir()
+    private.chmod(0o700)
+    with pytest.raises(sb.SandboxError, match="--allow-permission-changes") as refused:
+        sb.start(private / "pg", endpoints=0)
+    assert str(private) in str(refused.value)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700 and not (private / "pg").exists()
+    assert sb.widened_parents(private / "pg")[0] == private
+    private.chmod(0o755)
+    assert private not in sb.widened_parents(private / "pg")
