@@ -69,15 +69,6 @@ def _clean(value: Any) -> Any:
     return mask(str(value))
 
 
-def bind_run(run_id: str | None) -> None:
-    """The journal run this process now works for; later lines carry it."""
-    _run_id.set(run_id)
-
-
-def current_run_id() -> str | None:
-    return _run_id.get()
-
-
 class _ContextFilter(logging.Filter):
     """Adds the invocation, command and run ids; a record naming a run binds it."""
 
