@@ -217,8 +217,8 @@ def test_missing_bundle(me_db: Any, schema_version: str) -> None:
     assert FLAG_REVERTED in kinds(doc)
 
 
-@LATEST
-def test_unfinished_runs(me_db: Any, schema_version: str) -> None:
+def interrupted_run(me_db: Any) -> Any:
+    """Three planned drops and an apply killed right after it took the lock."""
     seed(me_db, drop_specs(3, me_db.version))
     plan = make_plan(me_db, stages="3")
 
@@ -228,6 +228,12 @@ def test_unfinished_runs(me_db: Any, schema_version: str) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         apply(me_db, plan, hook=interrupt)
+    return plan
+
+
+@LATEST
+def test_unfinished_runs(me_db: Any, schema_version: str) -> None:
+    plan = interrupted_run(me_db)
     code, doc = report(me_db)
     assert code == 2 and UNFINISHED_RUN in kinds(doc)
     (f,) = [f for f in doc["findings"] if f["kind"] == UNFINISHED_RUN]

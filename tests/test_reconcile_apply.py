@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from rollout_support import apply, journal_rows, make_plan, run_statuses, seed
+from rollout_support import journal_rows, run_statuses, seed
 from test_reconcile import (
     clean_specs,
     drop_specs,
+    interrupted_run,
     kinds,
     mark_last_run,
     migrated,
@@ -129,15 +130,7 @@ def test_an_interrupted_reconcile_run_is_closed_once_nothing_is_left(
 
 
 def test_resolve_run_closes_an_abandoned_plan(me_db: Any, schema_version: str) -> None:
-    seed(me_db, drop_specs(3, me_db.version))
-    plan = make_plan(me_db, stages="3")
-
-    def interrupt(step: str, conn: Any) -> None:
-        if step == "locked":
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        apply(me_db, plan, hook=interrupt)
+    interrupted_run(me_db)
     code, doc = report(me_db)
     (unfinished,) = [f for f in doc["findings"] if f["kind"] == UNFINISHED_RUN]
     run_id = unfinished["run_id"]
