@@ -89,8 +89,6 @@ def classify(
         action=SKIP,
         reason="",
         inference_framework=llm.get("inference_framework"),
-        fingerprint=endpoint_fingerprint(record),
-        basis_fingerprint=basis_fingerprint(record),
     )
     if size is None:
         decision.flags.append("unknown-model-size")
@@ -206,6 +204,10 @@ def classify(
         except cmd.CommandError as err:
             return _skip(decision, f"edit refused: {err.reason}", "unparseable-command")
         decision.args_after = _args_after(stored_args, eager_after)
+        # Only a change goes into a plan, so only a change needs what apply checks
+        # against; hashing every endpoint's metadata would tax each scan.
+        decision.fingerprint = endpoint_fingerprint(record)
+        decision.basis_fingerprint = basis_fingerprint(record)
     return decision
 
 

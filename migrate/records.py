@@ -69,6 +69,7 @@ class Decision:
     inference_framework: str | None = None
     streaming_command_after: str | None = None
     args_after: dict[str, Any] | None = None
+    # Set for changes only: the state apply must find before it writes.
     fingerprint: str | None = None
     basis_fingerprint: str | None = None
 

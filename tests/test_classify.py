@@ -246,3 +246,8 @@ def test_auto_override_adding_eager_clears_a_contradicting_stored_false() -> Non
     d = classify(endpoint(gen_e("0.97", eager=False), args=args, created=NEW), overrides=overrides)
     assert d.action == "add-eager"
     assert d.args_after == {"max_model_len": 8192}
+
+
+def test_only_changes_carry_fingerprints() -> None:
+    assert classify(endpoint(gen_c("0.95"), model="llama-3-70b")).fingerprint is None
+    assert classify(endpoint(gen_c())).fingerprint is not None
