@@ -163,6 +163,9 @@ def _exit_status(exc: BaseException | None) -> tuple[int, str | None]:
         return (code if isinstance(code, int) else (0 if code is None else 1)), None
     if isinstance(exc, click.exceptions.Exit):
         return exc.exit_code, None
+    if isinstance(exc, click.UsageError):
+        # The command group exits 1 for usage errors (2 means changes pending).
+        return 1, exc.format_message()
     if isinstance(exc, click.ClickException):
         return exc.exit_code, exc.format_message()
     if isinstance(exc, KeyboardInterrupt):

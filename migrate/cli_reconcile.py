@@ -271,11 +271,7 @@ def _run(
     include_large: bool,
     resolve_runs: tuple[str, ...],
 ) -> tuple[Check, ApplyOutcome | None]:
-    try:
-        params = opts.policy()
-    except click.BadParameter as exc:
-        # A usage error exits 2, which here would read as drift: make it an error.
-        raise Failure(exc.format_message()) from None
+    params = opts.policy()
     overrides = opts.overrides()
     url, engine = opts.connect()
     meta = opts.meta(url, params)

@@ -178,3 +178,13 @@ def test_apply_and_rollback_are_audited(me_db: Any, tmp_path: Path, schema_versi
         assert {line["endpoint_name"] for line in endpoints} <= {s.name for s in drop_specs(2)}
         finished = next(line for line in lines if line["event"] == f"{kind}.run_finished")
         assert finished["status"] == "finished" and lines[-1]["run_id"] == run_id
+
+
+def test_a_usage_error_is_logged_with_the_status_the_process_exits_with(
+    schema_version: str,
+) -> None:
+    result = CliRunner().invoke(
+        main, ["--log-format", "json", "scan", "--threshold", "7"], catch_exceptions=False
+    )
+    assert result.exit_code == 1
+    assert json_lines(result.stderr)[-1]["exit_status"] == 1
