@@ -3,7 +3,7 @@
     python benchmarks/bench_scan.py --endpoints 1000 10000 100000
 
 One embedded PostgreSQL (throwaway); per size a fresh database seeded with the
-synthetic fleet (migrate.synth, COPY via migrate.seed), then ``bundle-migrate
+synthetic fleet (migrate.sandbox.synth, COPY via migrate.sandbox.seed), then ``bundle-migrate
 scan`` in a child process whose wall time and peak RSS (``wait4``'s ru_maxrss)
 are measured on their own. A flat RSS column is the evidence that the scan
 streams (server-side cursor, streamed report) instead of holding the fleet.
@@ -22,11 +22,11 @@ import psycopg
 import sqlalchemy as sa
 from tabulate import tabulate
 
-from migrate.db import URL_ENV
-from migrate.pgserver import EmbeddedServer, start_embedded
-from migrate.schema import create_model_engine_tables
-from migrate.seed import seed_fleet
-from migrate.synth import random_fleet
+from migrate.sandbox.embedded import EmbeddedServer, start_embedded
+from migrate.sandbox.seed import seed_fleet
+from migrate.sandbox.synth import random_fleet
+from migrate.store.connection import URL_ENV
+from migrate.store.ddl import create_model_engine_tables
 
 # ru_maxrss is KiB on Linux, bytes on macOS.
 _RSS_UNIT = 1 if sys.platform == "darwin" else 1024

@@ -1,3 +1,3 @@
-from migrate.cli import main
+from migrate.cli.app import main
 
 main(prog_name="bundle-migrate")

@@ -23,8 +23,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from migrate.pgserver import start_embedded, to_libpq_url, to_sqlalchemy_url
-from migrate.schema import DEFAULT_SCHEMA, SCHEMA_VERSIONS, create_model_engine_tables
+from migrate.sandbox.embedded import start_embedded, to_libpq_url, to_sqlalchemy_url
+from migrate.store.ddl import DEFAULT_SCHEMA, SCHEMA_VERSIONS, create_model_engine_tables
 
 ENV_URL = "BUNDLE_MIGRATE_TEST_DATABASE_URL"
 POSTGRES_IMAGE = os.environ.get("BUNDLE_MIGRATE_TEST_POSTGRES_IMAGE", "postgres:16-alpine")

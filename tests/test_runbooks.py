@@ -29,13 +29,13 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from rollout_support import journal_rows, seed_random
 from sqlalchemy.engine import make_url
 
-from migrate import metrics
 from migrate.cli import main
-from migrate.reconcile import Check
-from migrate.scan import Summary
+from migrate.core.summary import Summary
+from migrate.reconcile import metrics
+from migrate.reconcile.findings import Check
+from tests.support.rollout import journal_rows, seed_random
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 NAMES = ("staged-rollout.md", "rollback.md", "reconciliation.md", "change-ticket-template.md")

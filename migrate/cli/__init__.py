@@ -1,0 +1,9 @@
+"""The command line: click commands that parse options, call one library function, render.
+
+Importing this package registers every command on the group `main`.
+"""
+
+from migrate.cli import plan, reconcile, rollout, sandbox, scan  # noqa: F401  (registers commands)
+from migrate.cli.app import main
+
+__all__ = ["main"]

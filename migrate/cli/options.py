@@ -1,0 +1,198 @@
+"""Options the commands share: the database, the fleet filters, the policy.
+
+`scan_options` hands a command one `ScanOptions` holding what the operator typed;
+turning it into library arguments (a policy, overrides, an engine) happens here,
+so every fleet-reading command reads the options the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+
+from migrate.core.overrides import Overrides, OverridesError, parse_overrides
+from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
+from migrate.store import connection as db
+from migrate.store import fleet
+
+
+def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--statement-timeout",
+        type=click.IntRange(min=1),
+        default=db.DEFAULT_STATEMENT_TIMEOUT_S,
+        show_default=True,
+        help="Seconds any one SQL statement may run before the server cancels it.",
+    )(func)
+    func = click.option(
+        "--schema",
+        default=db.DEFAULT_SCHEMA,
+        show_default=True,
+        help="PostgreSQL schema holding model engine's tables.",
+    )(func)
+    func = click.option(
+        "--database-url",
+        metavar="URL",
+        help=f"postgresql:// or postgresql+psycopg:// URL; default: ${db.URL_ENV}. "
+        "Prefer the environment variable: a password on the command line is visible to ps.",
+    )(func)
+    return func
+
+
+def policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed(
+        [
+            click.option("--name", "name_glob", metavar="GLOB", help="Endpoint name glob."),
+            click.option("--owner", help="Only endpoints of this owner."),
+            click.option("--model", "model_glob", metavar="GLOB", help="Model name glob."),
+            click.option(
+                "--status",
+                "statuses",
+                multiple=True,
+                metavar="STATUS",
+                help="Only endpoints in this status (repeatable), e.g. READY.",
+            ),
+            click.option(
+                "--threshold",
+                default="0.95",
+                show_default=True,
+                help="Utilization at or above which the new rule keeps eager.",
+            ),
+            click.option(
+                "--recorded",
+                type=click.Choice([RECORDED_KEEP, RECORDED_DROP]),
+                default=RECORDED_KEEP,
+                show_default=True,
+                help="enforce_eager: true recorded by a legacy recreation: keep it "
+                "(safe default) or treat it as injected and apply the rule.",
+            ),
+            click.option(
+                "--overrides",
+                "overrides_path",
+                type=click.Path(dir_okay=False),
+                help="TOML file of endpoints/models that keep eager or follow the rule "
+                "(see README).",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+_SCAN_OPTION_NAMES = (
+    "database_url",
+    "schema",
+    "statement_timeout",
+    "name_glob",
+    "owner",
+    "model_glob",
+    "statuses",
+    "threshold",
+    "recorded",
+    "overrides_path",
+)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """The options every fleet-reading command shares, as the operator typed them."""
+
+    database_url: str | None
+    schema: str
+    statement_timeout: int
+    name_glob: str | None
+    owner: str | None
+    model_glob: str | None
+    statuses: tuple[str, ...]
+    threshold: str
+    recorded: str
+    overrides_path: str | None
+
+    @property
+    def filters(self) -> fleet.Filters:
+        return fleet.Filters(self.name_glob, self.owner, self.model_glob, self.statuses)
+
+    def filters_doc(self) -> dict[str, Any]:
+        """The filters as plan files and reports record them."""
+        return {
+            "name": self.name_glob,
+            "owner": self.owner,
+            "model": self.model_glob,
+            "status": list(self.statuses),
+        }
+
+    def policy(self) -> PolicyParams:
+        return build_policy(self.threshold, self.recorded)
+
+    def overrides(self) -> Overrides | None:
+        return load_overrides(self.overrides_path) if self.overrides_path else None
+
+    def connect(self) -> tuple[Any, Any]:
+        fleet.check_schema_name(self.schema)
+        return connect(self.database_url)
+
+    def meta(self, url: Any, params: PolicyParams) -> dict[str, Any]:
+        """The header of a report: what was read, when, under which policy."""
+        return {
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "database": db.masked(url),
+            "schema": self.schema,
+            "policy": params.as_dict(),
+            "filters": self.filters_doc(),
+            "overrides": self.overrides_path,
+        }
+
+    def scan_kwargs(self, params: PolicyParams, overrides: Overrides | None) -> dict[str, Any]:
+        """Keyword arguments for migrate.scan.scan and the checks built on it."""
+        return {
+            "schema": self.schema,
+            "filters": self.filters,
+            "params": params,
+            "overrides": overrides,
+            "statement_timeout_s": self.statement_timeout,
+        }
+
+
+def scan_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Database, filter and policy options, handed to the command as one `opts`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opts = ScanOptions(**{name: kwargs.pop(name) for name in _SCAN_OPTION_NAMES})
+        return func(*args, opts=opts, **kwargs)
+
+    return database_options(policy_options(wrapper))
+
+
+def build_policy(threshold: str, recorded: str) -> PolicyParams:
+    try:
+        value = Decimal(threshold)
+    except InvalidOperation:
+        raise click.BadParameter(
+            f"{threshold!r} is not a number", param_hint="--threshold"
+        ) from None
+    if not (Decimal(0) < value <= Decimal(1)):
+        raise click.BadParameter("must be in (0, 1]", param_hint="--threshold")
+    return PolicyParams(threshold=value, recorded=recorded)
+
+
+def connect(database_url: str | None) -> tuple[Any, Any]:
+    url = db.url_from(database_url)
+    click.get_current_context().meta["database_url"] = url
+    return url, db.make_engine(url)
+
+
+def load_overrides(path: str | Path) -> Overrides:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OverridesError(f"cannot read overrides file {p}: {exc.strerror}") from None
+    return parse_overrides(text, source=str(p))

@@ -1,0 +1,164 @@
+"""The read-only rollout commands: plan (make or render one) and status (read the journal)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from migrate.cli.app import EXIT_CHANGES, EXIT_OK, handle_errors, main
+from migrate.cli.console import render_status
+from migrate.cli.options import ScanOptions, connect, database_options, scan_options
+from migrate.cli.output import output_stream
+from migrate.cli.planfile import load_plan_file, plan_errors, plan_schema
+from migrate.core.plan import to_json
+from migrate.core.staging import DEFAULT_STAGES
+from migrate.rollout.planning import make_plan
+from migrate.rollout.status import status_document
+from migrate.rollout.ticket import render_markdown
+from migrate.store import fleet
+from migrate.store import journal as jr
+
+
+@main.command("plan")
+@scan_options
+@click.option(
+    "--stages",
+    "stage_spec",
+    default=DEFAULT_STAGES,
+    show_default=True,
+    help="A canary count, then cumulative counts or percentages of the regular endpoints.",
+)
+@click.option(
+    "--exclude-large", is_flag=True, help="Leave large (>= 70B, unknown) and flagged endpoints out."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "markdown"]),
+    default="json",
+    show_default=True,
+    help="json: write the plan to --out. markdown: also print a change-ticket on stdout.",
+)
+@click.option("--out", metavar="FILE", help="Where the plan (JSON) goes; - for stdout.")
+@click.option(
+    "--from",
+    "from_plan",
+    metavar="PLAN",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Render a saved plan as markdown instead of making one (no database).",
+)
+@handle_errors
+@plan_errors
+def plan_command(
+    opts: ScanOptions,
+    stage_spec: str,
+    exclude_large: bool,
+    fmt: str,
+    out: str | None,
+    from_plan: str | None,
+) -> None:
+    """Make a reviewed, staged plan of the endpoints whose command changes. Read-only.
+
+    \b
+      bundle-migrate plan --out plan.json
+      bundle-migrate plan --from plan.json --format markdown > ticket.md
+
+    Exit status: 0 nothing to change, 2 the plan has changes, 1 error.
+    """
+    if from_plan:
+        if fmt != "markdown":
+            raise click.UsageError("--from renders a saved plan: add --format markdown")
+        click.echo(render_markdown(load_plan_file(from_plan), from_plan), nl=False)
+        return
+    if not out:
+        raise click.UsageError(
+            "--out FILE is required: the plan file is what is reviewed and applied "
+            "(--out - writes it to stdout)"
+        )
+    if fmt == "markdown" and out == "-":
+        raise click.UsageError("--format markdown prints the ticket on stdout; give --out a file")
+    params = opts.policy()
+    overrides = opts.overrides()
+    url, engine = opts.connect()
+    try:
+        plan = make_plan(
+            engine,
+            schema=opts.schema,
+            filters=opts.filters,
+            filters_doc=opts.filters_doc(),
+            params=params,
+            overrides=overrides,
+            overrides_path=opts.overrides_path,
+            stage_spec=stage_spec,
+            exclude_large=exclude_large,
+            statement_timeout_s=opts.statement_timeout,
+        )
+    finally:
+        engine.dispose()
+    with output_stream(None if out == "-" else out) as handle:
+        handle.write(to_json(plan))
+    stages = ", ".join(f"{s.number}:{s.name}={s.endpoints}" for s in plan.stages) or "none"
+    where = "stdout" if out == "-" else out
+    click.echo(
+        f"plan {plan.short_digest}: {len(plan.items)} endpoint(s) change, stages {stages}; "
+        f"written to {where}",
+        err=True,
+    )
+    if fmt == "markdown":
+        click.echo(render_markdown(plan, out), nl=False)
+    sys.exit(EXIT_CHANGES if plan.items else EXIT_OK)
+
+
+@main.command("status")
+@database_options
+@click.option("--run", "run_id", metavar="RUN_ID", help="List this run's endpoints.")
+@click.option(
+    "--plan",
+    "plan_file",
+    metavar="PLAN",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Progress of a plan, per stage.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list."
+)
+@handle_errors
+@plan_errors
+def status_command(
+    database_url: str | None,
+    schema: str,
+    statement_timeout: int,
+    run_id: str | None,
+    plan_file: str | None,
+    fmt: str,
+    limit: int,
+) -> None:
+    """Runs with their stages and outcome counts; one run's endpoints; a plan's progress.
+
+    Read-only.
+    """
+    plan = load_plan_file(plan_file) if plan_file else None
+    if plan is not None:
+        schema = plan_schema(plan, schema)
+    fleet.check_schema_name(schema)
+    url, engine = connect(database_url)
+    try:
+        present, doc = status_document(
+            engine, statement_timeout_s=statement_timeout, plan=plan, run_id=run_id, limit=limit
+        )
+    finally:
+        engine.dispose()
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        if not present and plan is None:
+            click.echo(
+                f"no bundle-migrate run has written to this database (no {jr.SCHEMA} schema)"
+            )
+            return
+        click.echo(render_status(doc), nl=False)

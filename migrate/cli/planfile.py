@@ -1,0 +1,57 @@
+"""Plan files on the command line: read one, check its schema, and report its errors."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from migrate.cli.app import Failure
+from migrate.core.plan import Plan, PlanError, parse_plan
+from migrate.store import fleet
+
+
+def plan_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PlanError as exc:
+            raise Failure(str(exc)) from None
+
+    return wrapper
+
+
+def load_plan_file(path: str) -> Plan:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise Failure(f"cannot read plan {path}: {exc.strerror}") from None
+    return parse_plan(text, source=path)
+
+
+def schema_given() -> bool:
+    """Whether --schema (or its environment variable) was given, rather than defaulted."""
+    source = click.get_current_context().get_parameter_source("schema")
+    return source not in (ParameterSource.DEFAULT, None)
+
+
+def plan_schema(plan: Plan, schema: str) -> str:
+    if schema_given() and schema != plan.schema:
+        raise Failure(f"the plan is for schema {plan.schema!r}, not {schema!r}")
+    # The digest proves integrity, not authorship: a plan's schema is checked like an option.
+    return fleet.check_schema_name(plan.schema)
+
+
+def allow_other_address_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--allow-other-address",
+        is_flag=True,
+        help="After a failover: accept the plan's database (same name and cluster system "
+        "identifier) at another server address. A physical clone matches both too, so check "
+        "the addresses printed.",
+    )(func)

@@ -1,0 +1,58 @@
+"""`bundle-migrate scan`: what the new rule means for every vLLM endpoint. Read-only."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from migrate.cli.app import EXIT_CHANGES, EXIT_OK, handle_errors, main
+from migrate.cli.options import ScanOptions, scan_options
+from migrate.cli.output import output_stream, with_progress
+from migrate.scan.report import FORMATS, WRITERS
+from migrate.scan.scanner import scan
+
+
+@main.command("scan")
+@scan_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="table for a terminal, markdown for a change ticket, json/csv for machines.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+@click.option("--only-changes", is_flag=True, help="List only endpoints whose command changes.")
+@handle_errors
+def scan_command(opts: ScanOptions, fmt: str, output: str | None, only_changes: bool) -> None:
+    """Report what the new rule means for every vLLM endpoint. Read-only.
+
+    Runs in a READ ONLY transaction with a statement timeout, streaming rows
+    through a server-side cursor: safe against a production primary.
+
+    Exit status: 0 no endpoint would change, 2 some would, 1 error.
+    """
+    params = opts.policy()
+    overrides = opts.overrides()
+    url, engine = opts.connect()
+    meta = opts.meta(url, params)
+    total = [0]
+    decisions = scan(
+        engine,
+        **opts.scan_kwargs(params, overrides),
+        on_total=lambda n: total.__setitem__(0, n),
+    )
+    try:
+        with output_stream(output) as out:
+            summary = WRITERS[fmt](with_progress(decisions, total), out, meta, only_changes)
+    finally:
+        engine.dispose()
+    if output:
+        click.echo(
+            f"wrote {fmt} report of {summary.total} endpoints to {output} "
+            f"({summary.changes} would change)",
+            err=True,
+        )
+    sys.exit(EXIT_CHANGES if summary.changes else EXIT_OK)

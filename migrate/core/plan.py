@@ -1,0 +1,329 @@
+"""The plan: which endpoints change, in which stage, exactly how. Pure.
+
+A plan is the unit of review (Terraform's saved plan): a versioned JSON file
+whose `digest` covers everything else in it, so an edited or truncated file is
+refused, and whose `database` identity stops it being applied to another
+database. Building, serialising and validating live here without a connection,
+so they are tested on plain values; which change goes in which stage is
+migrate.core.staging's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from migrate.core import staging
+from migrate.core.records import Decision
+from migrate.core.staging import DEFAULT_STAGES, StageSpec
+
+FORMAT = "bundle-migrate-plan"
+VERSION = 1
+CHANGING_ACTIONS = ("drop-eager", "add-eager")
+
+
+class PlanError(ValueError):
+    """A plan that cannot be built or used; the message says why."""
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    endpoint_id: str
+    endpoint_name: str
+    model_name: str | None
+    param_count_b: int | None
+    bundle_id: str
+    fingerprint: str
+    basis_fingerprint: str
+    action: str
+    reason: str
+    flags: tuple[str, ...]
+    provenance: str | None
+    stage: int
+    command_after: str
+    streaming_command_after: str | None
+    args_after: dict[str, Any] | None
+
+    @property
+    def eager_after(self) -> bool:
+        return self.action == "add-eager"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["flags"] = list(self.flags)
+        return data
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int
+    name: str
+    endpoints: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    created_at: str
+    created_by: str
+    tool_version: str
+    database: dict[str, Any]
+    schema: str
+    policy: dict[str, Any]
+    filters: dict[str, Any]
+    overrides: str | None
+    stage_spec: str
+    exclude_large: bool
+    summary: dict[str, Any]
+    stages: tuple[Stage, ...]
+    items: tuple[PlanItem, ...]
+    excluded: tuple[dict[str, Any], ...] = ()
+    digest: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """Everything the digest covers, in the file's layout."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "tool_version": self.tool_version,
+            "database": dict(self.database),
+            "schema": self.schema,
+            "policy": dict(self.policy),
+            "filters": dict(self.filters),
+            "overrides": self.overrides,
+            "stage_spec": self.stage_spec,
+            "exclude_large": self.exclude_large,
+            "summary": dict(self.summary),
+            "stages": [asdict(s) for s in self.stages],
+            "items": [i.to_dict() for i in self.items],
+            "excluded": [dict(e) for e in self.excluded],
+        }
+
+    def stage_items(self, number: int) -> list[PlanItem]:
+        return [i for i in self.items if i.stage == number]
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest.removeprefix("sha256:")[:12]
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def compute_digest(body: dict[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def _item(d: Decision, stage: int) -> PlanItem:
+    if d.bundle_id is None or d.command_after is None or not d.fingerprint:
+        raise PlanError(
+            f"endpoint {d.endpoint_name}: decision lacks bundle, command or fingerprint"
+        )
+    return PlanItem(
+        endpoint_id=d.endpoint_id,
+        endpoint_name=d.endpoint_name,
+        model_name=d.model_name,
+        param_count_b=d.param_count_b,
+        bundle_id=d.bundle_id,
+        fingerprint=d.fingerprint,
+        basis_fingerprint=d.basis_fingerprint or "",
+        action=d.action,
+        reason=d.reason,
+        flags=tuple(d.flags),
+        provenance=d.provenance,
+        stage=stage,
+        command_after=d.command_after,
+        streaming_command_after=d.streaming_command_after,
+        args_after=d.args_after,
+    )
+
+
+def assign_stages(
+    changing: Sequence[Decision], specs: Sequence[StageSpec], exclude_large: bool
+) -> tuple[list[Stage], list[PlanItem], list[dict[str, Any]]]:
+    groups, left_out = staging.assign(changing, specs, exclude_large)
+    stages: list[Stage] = []
+    items: list[PlanItem] = []
+    for number, (name, members) in enumerate(groups, 1):
+        stages.append(Stage(number, name, len(members)))
+        items.extend(_item(d, number) for d in members)
+    excluded = [
+        {
+            "endpoint_id": d.endpoint_id,
+            "endpoint_name": d.endpoint_name,
+            "reason": "large or flagged (--exclude-large): "
+            + (", ".join(d.flags) or f"size {d.param_count_b or 'unknown'}"),
+        }
+        for d in left_out
+    ]
+    return stages, items, excluded
+
+
+def build_plan(
+    decisions: Iterable[Decision],
+    *,
+    created_at: str,
+    created_by: str,
+    tool_version: str,
+    database: dict[str, Any],
+    schema: str,
+    policy: dict[str, Any],
+    filters: dict[str, Any],
+    overrides: str | None,
+    stage_spec: str = DEFAULT_STAGES,
+    exclude_large: bool = False,
+) -> Plan:
+    try:
+        specs = staging.parse_stages(stage_spec)
+    except staging.StageSpecError as exc:
+        raise PlanError(str(exc)) from None
+    actions: Counter[str] = Counter()
+    changing: list[Decision] = []
+    for d in decisions:
+        actions[d.action] += 1
+        if d.action in CHANGING_ACTIONS:
+            changing.append(d)
+    stages, items, excluded = assign_stages(changing, specs, exclude_large)
+    summary = {
+        "endpoints_scanned": sum(actions.values()),
+        "actions": dict(sorted(actions.items())),
+        "planned": len(items),
+        "excluded": len(excluded),
+    }
+    plan = Plan(
+        created_at=created_at,
+        created_by=created_by,
+        tool_version=tool_version,
+        database=dict(database),
+        schema=schema,
+        policy=dict(policy),
+        filters=dict(filters),
+        overrides=overrides,
+        stage_spec=stage_spec,
+        exclude_large=exclude_large,
+        summary=summary,
+        stages=tuple(stages),
+        items=tuple(items),
+        excluded=tuple(excluded),
+    )
+    return seal(plan)
+
+
+def seal(plan: Plan) -> Plan:
+    """The plan with its digest (re)computed over everything else."""
+    return replace(plan, digest=compute_digest(plan.body()))
+
+
+def to_json(plan: Plan) -> str:
+    """The file's text: readable (indented, keys sorted) and ending in a newline."""
+    doc = {**plan.body(), "digest": plan.digest}
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+_ITEM_FIELDS = {
+    "endpoint_id": str,
+    "endpoint_name": str,
+    "bundle_id": str,
+    "fingerprint": str,
+    "basis_fingerprint": str,
+    "action": str,
+    "reason": str,
+    "stage": int,
+    "command_after": str,
+}
+
+
+def _check_item(raw: Any, n: int) -> PlanItem:
+    if not isinstance(raw, dict):
+        raise PlanError(f"plan item {n} is not an object")
+    for name, kind in _ITEM_FIELDS.items():
+        if not isinstance(raw.get(name), kind):
+            raise PlanError(f"plan item {n}: {name} is missing or not a {kind.__name__}")
+    if raw["action"] not in CHANGING_ACTIONS:
+        raise PlanError(f"plan item {n}: action {raw['action']!r} changes nothing")
+    args = raw.get("args_after")
+    if args is not None and not isinstance(args, dict):
+        raise PlanError(f"plan item {n}: args_after must be an object or null")
+    return PlanItem(
+        endpoint_id=raw["endpoint_id"],
+        endpoint_name=raw["endpoint_name"],
+        model_name=raw.get("model_name"),
+        param_count_b=raw.get("param_count_b"),
+        bundle_id=raw["bundle_id"],
+        fingerprint=raw["fingerprint"],
+        basis_fingerprint=raw["basis_fingerprint"],
+        action=raw["action"],
+        reason=raw["reason"],
+        flags=tuple(raw.get("flags") or ()),
+        provenance=raw.get("provenance"),
+        stage=raw["stage"],
+        command_after=raw["command_after"],
+        streaming_command_after=raw.get("streaming_command_after"),
+        args_after=args,
+    )
+
+
+def parse_plan(text: str, source: str = "plan") -> Plan:
+    """Read and verify a plan file; raise PlanError naming what is wrong."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{source} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise PlanError(f'{source} is not a bundle-migrate plan (no "format": "{FORMAT}")')
+    if doc.get("version") != VERSION:
+        raise PlanError(
+            f"{source} is plan format version {doc.get('version')!r}; this bundle-migrate "
+            f"reads version {VERSION}: use the bundle-migrate that made it"
+        )
+    stated = doc.pop("digest", None)
+    if not isinstance(stated, str):
+        raise PlanError(f"{source} has no digest")
+    actual = compute_digest(doc)
+    if actual != stated:
+        raise PlanError(
+            f"{source} does not match its digest: it was edited or damaged after it was "
+            "made. Make a new plan rather than editing one."
+        )
+    try:
+        stages = tuple(
+            Stage(int(s["number"]), str(s["name"]), int(s["endpoints"])) for s in doc["stages"]
+        )
+        items = tuple(_check_item(raw, n) for n, raw in enumerate(doc["items"], 1))
+        plan = Plan(
+            created_at=str(doc["created_at"]),
+            created_by=str(doc["created_by"]),
+            tool_version=str(doc["tool_version"]),
+            database=dict(doc["database"]),
+            schema=str(doc["schema"]),
+            policy=dict(doc["policy"]),
+            filters=dict(doc["filters"]),
+            overrides=doc.get("overrides"),
+            stage_spec=str(doc["stage_spec"]),
+            exclude_large=bool(doc["exclude_large"]),
+            summary=dict(doc["summary"]),
+            stages=stages,
+            items=items,
+            excluded=tuple(doc.get("excluded") or ()),
+            digest=stated,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, PlanError):
+            raise
+        raise PlanError(f"{source} is malformed: {exc!r}") from None
+    numbers = [s.number for s in plan.stages]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise PlanError(f"{source}: stages must be numbered 1..{len(numbers)}")
+    ids = [i.endpoint_id for i in plan.items]
+    if len(ids) != len(set(ids)):
+        raise PlanError(f"{source}: an endpoint appears twice")
+    for item in plan.items:
+        if item.stage not in numbers:
+            raise PlanError(f"{source}: {item.endpoint_name} is in stage {item.stage}, not planned")
+    return plan

@@ -1,0 +1,39 @@
+"""Counts over a stream of decisions: what every report and check summarises."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate.core.classify import ACTIONS
+from migrate.core.records import Decision
+
+
+@dataclass
+class Summary:
+    """Counts that grow as decisions stream past; never holds the decisions."""
+
+    total: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    flags: Counter[str] = field(default_factory=Counter)
+    frameworks: Counter[str] = field(default_factory=Counter)
+
+    def add(self, decision: Decision) -> None:
+        self.total += 1
+        self.actions[decision.action] += 1
+        self.flags.update(decision.flags)
+        self.frameworks[decision.inference_framework or "unknown"] += 1
+
+    @property
+    def changes(self) -> int:
+        return self.actions["drop-eager"] + self.actions["add-eager"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "endpoints": self.total,
+            "changes": self.changes,
+            "actions": {a: self.actions[a] for a in ACTIONS},
+            "flags": dict(sorted(self.flags.items())),
+            "inference_frameworks": dict(sorted(self.frameworks.items())),
+        }

@@ -1,0 +1,1 @@
+"""Reconciliation: is the fleet still on the new rule, does the journal hold; converge slowly."""

@@ -1,0 +1,85 @@
+"""Making a plan from the database: who the database is, then the scan's changes, staged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from migrate.core.overrides import Overrides
+from migrate.core.plan import Plan, build_plan
+from migrate.core.policy import PolicyParams
+from migrate.core.records import Decision
+from migrate.core.staging import DEFAULT_STAGES
+from migrate.rollout import actor
+from migrate.scan.scanner import scan
+from migrate.store import fleet
+from migrate.store.connection import read_only
+from migrate.store.identity import database_identity
+
+
+def plan_from(
+    engine: Engine,
+    decisions: Iterable[Decision],
+    *,
+    schema: str,
+    policy: dict[str, Any],
+    filters: dict[str, Any],
+    overrides: str | None,
+    stage_spec: str,
+    exclude_large: bool = False,
+    statement_timeout_s: int = 60,
+) -> Plan:
+    """A plan of these decisions' changes, stamped with the database, the operator and the time."""
+    with read_only(engine, statement_timeout_s) as conn:
+        identity = database_identity(conn)
+    return build_plan(
+        decisions,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        created_by=actor.operator(),
+        tool_version=actor.tool_version(),
+        database=identity,
+        schema=schema,
+        policy=policy,
+        filters=filters,
+        overrides=overrides,
+        stage_spec=stage_spec,
+        exclude_large=exclude_large,
+    )
+
+
+def make_plan(
+    engine: Engine,
+    *,
+    schema: str,
+    filters: fleet.Filters,
+    filters_doc: dict[str, Any],
+    params: PolicyParams,
+    overrides: Overrides | None,
+    overrides_path: str | None,
+    stage_spec: str = DEFAULT_STAGES,
+    exclude_large: bool = False,
+    statement_timeout_s: int = 60,
+) -> Plan:
+    """Scan the fleet and plan every change it finds."""
+    decisions = scan(
+        engine,
+        schema=schema,
+        filters=filters,
+        params=params,
+        overrides=overrides,
+        statement_timeout_s=statement_timeout_s,
+    )
+    return plan_from(
+        engine,
+        decisions,
+        schema=schema,
+        policy=params.as_dict(),
+        filters=filters_doc,
+        overrides=overrides_path,
+        stage_spec=stage_spec,
+        exclude_large=exclude_large,
+        statement_timeout_s=statement_timeout_s,
+    )

@@ -1,0 +1,220 @@
+"""Rendering scan decisions: terminal table, Markdown, JSON and CSV.
+
+Every renderer consumes the decisions as a stream and returns the Summary, so
+a fleet of any size is reported in bounded memory: JSON puts `summary` after
+`endpoints`, Markdown spools its full table to a temporary file, and the
+terminal table lists at most `limit` rows per section.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from collections.abc import Iterable
+from typing import IO, Any
+
+from tabulate import tabulate
+
+from migrate.core.flags import RISK_FLAGS
+from migrate.core.records import Decision
+from migrate.core.summary import Summary
+
+FORMATS = ("table", "markdown", "json", "csv")
+JSON_FIELDS = (
+    "endpoint_id",
+    "endpoint_name",
+    "owner",
+    "model_name",
+    "param_count_b",
+    "bundle_id",
+    "endpoint_status",
+    "gpu_memory_utilization",
+    "eager_now",
+    "eager_after",
+    "action",
+    "reason",
+    "flags",
+    "command_after",
+)
+# Beyond the contract: the evidence a reviewer needs to trust the action.
+EXTRA_FIELDS = ("provenance", "evidence", "inference_framework")
+
+
+def as_json(decision: Decision) -> dict[str, Any]:
+    data = {name: getattr(decision, name) for name in JSON_FIELDS + EXTRA_FIELDS}
+    data["flags"] = list(decision.flags)
+    return data
+
+
+def _shown(decision: Decision, only_changes: bool) -> bool:
+    return decision.changes or not only_changes
+
+
+def write_json(
+    decisions: Iterable[Decision], out: IO[str], meta: dict[str, Any], only_changes: bool = False
+) -> Summary:
+    summary = Summary()
+    out.write('{"scan": ' + json.dumps(meta, sort_keys=True) + ',\n "endpoints": [')
+    first = True
+    for d in decisions:
+        summary.add(d)
+        if not _shown(d, only_changes):
+            continue
+        out.write(("\n  " if first else ",\n  ") + json.dumps(as_json(d)))
+        first = False
+    out.write('\n ],\n "summary": ' + json.dumps(summary.as_dict()) + "\n}\n")
+    return summary
+
+
+def write_csv(
+    decisions: Iterable[Decision], out: IO[str], meta: dict[str, Any], only_changes: bool = False
+) -> Summary:
+    summary = Summary()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(JSON_FIELDS + ("provenance",))
+    for d in decisions:
+        summary.add(d)
+        if not _shown(d, only_changes):
+            continue
+        row = as_json(d)
+        row["flags"] = ";".join(d.flags)
+        writer.writerow([_cell(row[f]) for f in JSON_FIELDS] + [d.provenance or ""])
+    return summary
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _size(d: Decision) -> str:
+    return "?" if d.param_count_b is None else f"{d.param_count_b}B"
+
+
+def _util(d: Decision) -> str:
+    return "-" if d.gpu_memory_utilization is None else f"{d.gpu_memory_utilization:g}"
+
+
+def _row(d: Decision, flag_sep: str = ", ") -> list[str]:
+    return [
+        d.endpoint_name,
+        d.model_name or "-",
+        _size(d),
+        _util(d),
+        d.endpoint_status or "-",
+        d.action,
+        flag_sep.join(d.flags) or "-",
+        d.reason,
+    ]
+
+
+HEADERS = ["endpoint", "model", "size", "util", "status", "action", "flags", "reason"]
+# Wrap the two free-text columns so a row fits a terminal instead of running off it.
+_WIDTHS = [None, None, None, None, None, None, None, 44]
+
+
+def _summary_rows(summary: Summary) -> list[list[Any]]:
+    rows: list[list[Any]] = [["LLM endpoints scanned", summary.total]]
+    rows += [[f"  {action}", n] for action, n in summary.as_dict()["actions"].items()]
+    return rows
+
+
+def write_table(
+    decisions: Iterable[Decision],
+    out: IO[str],
+    meta: dict[str, Any],
+    only_changes: bool = False,
+    limit: int = 200,
+) -> Summary:
+    summary = Summary()
+    changing: list[list[str]] = []
+    flagged: list[list[str]] = []
+    more_changing = more_flagged = 0
+    for d in decisions:
+        summary.add(d)
+        if d.changes:
+            if len(changing) < limit:
+                changing.append(_row(d, "\n"))
+            else:
+                more_changing += 1
+        elif d.flags and not only_changes and any(f in RISK_FLAGS for f in d.flags):
+            if len(flagged) < limit:
+                flagged.append(_row(d, "\n"))
+            else:
+                more_flagged += 1
+    out.write(tabulate(_summary_rows(summary), tablefmt="plain") + "\n")
+    if summary.flags:
+        flags = ", ".join(f"{f}: {n}" for f, n in sorted(summary.flags.items()))
+        out.write(f"flags: {flags}\n")
+    out.write(f"\nEndpoints that change ({summary.changes}):\n")
+    out.write((tabulate(changing, HEADERS, maxcolwidths=_WIDTHS) if changing else "  none") + "\n")
+    if more_changing:
+        out.write(f"  ... and {more_changing} more (use --format csv or json for all)\n")
+    if not only_changes:
+        out.write("\nFlagged endpoints that do not change:\n")
+        out.write(
+            (tabulate(flagged, HEADERS, maxcolwidths=_WIDTHS) if flagged else "  none") + "\n"
+        )
+        if more_flagged:
+            out.write(f"  ... and {more_flagged} more (use --format csv or json for all)\n")
+    return summary
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def write_markdown(
+    decisions: Iterable[Decision], out: IO[str], meta: dict[str, Any], only_changes: bool = False
+) -> Summary:
+    summary = Summary()
+    with (
+        tempfile.TemporaryFile("w+", encoding="utf-8") as table,
+        tempfile.TemporaryFile("w+", encoding="utf-8") as risks,
+    ):
+        table.write("| " + " | ".join(HEADERS) + " |\n|" + "---|" * len(HEADERS) + "\n")
+        for d in decisions:
+            summary.add(d)
+            risky = [f for f in d.flags if f in RISK_FLAGS]
+            if risky and (d.changes or "large-model-at-0.95" in risky):
+                risks.write(
+                    f"- `{_md(d.endpoint_name)}` ({_md(d.model_name or '?')}, {_size(d)}, "
+                    f"util {_util(d)}): **{d.action}**; {', '.join(risky)}\n"
+                )
+            if _shown(d, only_changes):
+                table.write("| " + " | ".join(_md(c) for c in _row(d)) + " |\n")
+        out.write("# bundle-migrate scan\n\n")
+        out.write(
+            f"Database `{meta.get('database', '?')}`, schema `{meta.get('schema', '?')}`, "
+            f"threshold {meta.get('policy', {}).get('threshold', '?')}, "
+            f"recorded flags: {meta.get('policy', {}).get('recorded', '?')}, "
+            f"scanned {meta.get('generated_at', '?')}.\n\n"
+        )
+        out.write("## Summary\n\n| | endpoints |\n|---|---:|\n")
+        out.write(f"| LLM endpoints scanned | {summary.total} |\n")
+        for action, n in summary.as_dict()["actions"].items():
+            out.write(f"| {action} | {n} |\n")
+        out.write("\n## Risks\n\n")
+        if risks.tell():
+            risks.seek(0)
+            for line in risks:
+                out.write(line)
+        else:
+            out.write("None flagged.\n")
+        out.write("\n## Endpoints\n\n")
+        table.seek(0)
+        for line in table:
+            out.write(line)
+    return summary
+
+
+WRITERS = {
+    "json": write_json,
+    "csv": write_csv,
+    "table": write_table,
+    "markdown": write_markdown,
+}

@@ -1,0 +1,35 @@
+"""The scan as a library call: stream the fleet, decide each endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from sqlalchemy.engine import Engine
+
+from migrate.core.classify import classify
+from migrate.core.overrides import Overrides
+from migrate.core.policy import PolicyParams
+from migrate.core.records import Decision
+from migrate.store import fleet
+from migrate.store.connection import DEFAULT_STATEMENT_TIMEOUT_S, read_only
+
+
+def scan(
+    engine: Engine,
+    *,
+    schema: str,
+    filters: fleet.Filters | None = None,
+    params: PolicyParams | None = None,
+    overrides: Overrides | None = None,
+    statement_timeout_s: int = DEFAULT_STATEMENT_TIMEOUT_S,
+    on_total: Callable[[int], None] | None = None,
+) -> Iterator[Decision]:
+    """Decisions for every LLM endpoint, in name order, from one read-only snapshot."""
+    params = params or PolicyParams()
+    filters = filters or fleet.Filters()
+    with read_only(engine, statement_timeout_s) as conn:
+        query = fleet.endpoint_query(conn, schema, filters)
+        if on_total is not None:
+            on_total(fleet.count(conn, query))
+        for record in fleet.stream(conn, query):
+            yield classify(record, params, overrides)

@@ -1,0 +1,22 @@
+"""Fingerprints: what the decision read, digested the same in any session."""
+
+from __future__ import annotations
+
+
+def test_fingerprint_does_not_depend_on_the_session_time_zone() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from migrate.core.fingerprint import endpoint_fingerprint
+    from migrate.core.records import EndpointRecord
+
+    instant = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    berlin = instant.astimezone(timezone(timedelta(hours=2)))
+
+    def record(at: datetime) -> EndpointRecord:
+        return EndpointRecord("end_1", "e", "o", "READY", "sync", {}, "bun_1", None, None, at)
+
+    # A plan made with PGTZ=Europe/Berlin and an apply run in UTC see one instant.
+    assert endpoint_fingerprint(record(instant)) == endpoint_fingerprint(record(berlin))
+    assert endpoint_fingerprint(record(instant)) != endpoint_fingerprint(
+        record(instant + timedelta(seconds=1))
+    )

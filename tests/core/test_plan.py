@@ -1,0 +1,77 @@
+"""The plan file: round trip, digest, malformed and edited plans, what items keep."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from migrate.core.plan import PlanError, parse_plan, to_json
+from tests.support.plans import decision, plan_of
+
+
+def test_plan_file_round_trips_and_verifies() -> None:
+    plan = plan_of([decision("a"), decision("b", args_after={"max_model_len": 4096})])
+    text = to_json(plan)
+    doc = json.loads(text)
+    assert doc["format"] == "bundle-migrate-plan" and doc["version"] == 1
+    assert doc["digest"].startswith("sha256:")
+    again = parse_plan(text)
+    assert again == plan
+    assert to_json(again) == text
+
+
+def test_an_edited_plan_is_refused() -> None:
+    doc = json.loads(to_json(plan_of([decision("a")])))
+    doc["items"][0]["command_after"] += " --evil"
+    with pytest.raises(PlanError, match="digest"):
+        parse_plan(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not JSON"),
+        ('{"format": "other"}', "not a bundle-migrate plan"),
+        ('{"format": "bundle-migrate-plan", "version": 9}', "version 9"),
+        ('{"format": "bundle-migrate-plan", "version": 1}', "no digest"),
+    ],
+)
+def test_malformed_plans_are_named(text: str, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        parse_plan(text)
+
+
+def test_a_damaged_but_rehashed_plan_is_still_checked() -> None:
+    from migrate.core.plan import compute_digest
+
+    doc = json.loads(to_json(plan_of([decision("a")])))
+    del doc["digest"]
+    doc["items"][0]["action"] = "keep-eager"
+    doc["digest"] = compute_digest(doc)
+    with pytest.raises(PlanError, match="changes nothing"):
+        parse_plan(json.dumps(doc))
+
+
+def test_plan_items_keep_everything_apply_needs() -> None:
+    d = decision("a", streaming_command_after="x", args_after={"k": 1}, flags=["recorded-eager"])
+    item = plan_of([d]).items[0]
+    assert item.to_dict() == {
+        **{
+            k: getattr(d, k)
+            for k in ("endpoint_id", "endpoint_name", "model_name", "param_count_b")
+        },
+        "bundle_id": d.bundle_id,
+        "fingerprint": d.fingerprint,
+        "basis_fingerprint": d.basis_fingerprint,
+        "action": "drop-eager",
+        "reason": d.reason,
+        "flags": ["recorded-eager"],
+        "provenance": "injected",
+        "stage": 1,
+        "command_after": d.command_after,
+        "streaming_command_after": "x",
+        "args_after": {"k": 1},
+    }
+    assert replace(item, action="add-eager").eager_after

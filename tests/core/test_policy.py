@@ -1,0 +1,239 @@
+"""The rules, model size and provenance: pure code, examples plus properties."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from migrate.core import policy
+from migrate.core.modelsize import default_utilization, is_large_or_unknown, param_count_b
+from migrate.core.overrides import OverridesError, parse_overrides
+
+utilizations = st.one_of(
+    st.none(),
+    st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1"), places=3),
+)
+explicit_values = st.sampled_from([None, True, False])
+
+
+@pytest.mark.parametrize(
+    ("explicit", "util", "expected"),
+    [
+        (True, None, True),
+        (True, Decimal("0.5"), True),
+        (False, Decimal("0.99"), False),
+        (False, None, False),
+        (None, None, False),
+        (None, Decimal("0.9"), False),
+        (None, Decimal("0.9499"), False),
+        (None, Decimal("0.95"), True),
+        (None, Decimal("0.950"), True),
+        (None, Decimal("0.97"), True),
+    ],
+)
+def test_new_rule_table(explicit: bool | None, util: Decimal | None, expected: bool) -> None:
+    assert policy.new_rule(explicit, util) is expected
+
+
+@given(explicit_values, utilizations)
+def test_new_rule_caller_always_wins(explicit: bool | None, util: Decimal | None) -> None:
+    result = policy.new_rule(explicit, util)
+    if explicit is not None:
+        assert result is explicit
+    else:
+        assert result is (util is not None and util >= Decimal("0.95"))
+
+
+@given(explicit_values, utilizations)
+def test_old_rule_forced_eager_whenever_utilization_set(
+    explicit: bool | None, util: Decimal | None
+) -> None:
+    old = policy.old_rule(explicit, util)
+    if util is not None:
+        assert old is True
+    # The new rule only ever removes eager the old rule added, or honours the caller.
+    new = policy.new_rule(explicit, util)
+    if new and not old:
+        assert explicit is True
+
+
+@given(utilizations, st.decimals(min_value=Decimal("0.5"), max_value=Decimal("1"), places=2))
+def test_threshold_is_configurable(util: Decimal | None, threshold: Decimal) -> None:
+    assert policy.new_rule(None, util, threshold) is (util is not None and util >= threshold)
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("mixtral-8x7b-instruct", 47),
+        ("mixtral-8x22b", 140),
+        ("phi-3-mini-4k-instruct", 4),
+        ("phi-3-small-128k", 8),
+        ("phi-3-medium-4k-instruct", 15),
+        ("deepseek-coder-v2-lite-instruct", 16),
+        ("deepseek-coder-v2-instruct", 237),
+        ("llama-3-1-405b-instruct", 405),
+        ("qwen2.5-72b-instruct", 72),
+        ("gemma-2-27b", 27),
+        ("llama-3-8b", 8),
+        ("llama-3-70b", 70),
+        ("Llama-3-70B-Instruct", 70),
+        ("deepseek-v3", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_param_count(name: str | None, size: int | None) -> None:
+    assert param_count_b(name) == size
+
+
+def test_defaults_and_largeness() -> None:
+    assert default_utilization(70) == Decimal("0.95")
+    assert default_utilization(8) == Decimal("0.9")
+    assert default_utilization(None) == Decimal("0.9")
+    assert is_large_or_unknown(None) and is_large_or_unknown(405) and not is_large_or_unknown(8)
+
+
+@given(st.integers(min_value=1, max_value=999), st.sampled_from(["llama-3-", "foo-", "x"]))
+def test_param_count_reads_last_number_before_b(n: int, prefix: str) -> None:
+    assert param_count_b(f"{prefix}{n}b-chat") == n
+    assert param_count_b(f"{prefix}1b-merge-{n}b") == n
+
+
+OLD = datetime(2024, 10, 20, tzinfo=UTC)
+NEW = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def prov(eager: bool, util: str | None, cmd: dict | None, stored: dict | None, created=NEW):
+    return policy.provenance(
+        eager_now=eager,
+        command_utilization=None if util is None else Decimal(util),
+        command_args=cmd or {},
+        stored_args=stored,
+        endpoint_created_at=created,
+    )
+
+
+def test_legacy_flag_with_utilization_is_injected() -> None:
+    p = prov(True, "0.9", {"gpu_memory_utilization": ("0.9",)}, None, OLD)
+    assert p.kind == policy.INJECTED and p.explicit is None
+    assert any("legacy" in e for e in p.evidence)
+
+
+def test_flag_without_utilization_was_asked_for() -> None:
+    p = prov(True, None, {}, None, OLD)
+    assert p.kind == policy.HAND_ADDED and p.explicit is True
+
+
+def test_explicit_false_wins_and_notes_the_override() -> None:
+    p = prov(True, "0.9", {}, {"enforce_eager": False, "max_model_len": 4096})
+    assert p.kind == policy.EXPLICIT_FALSE and p.explicit is False
+    assert any("overrode" in e for e in p.evidence)
+
+
+def test_small_explicit_true_dict_is_a_request() -> None:
+    p = prov(True, "0.9", {"gpu_memory_utilization": ("0.9",)}, {"enforce_eager": True})
+    assert p.kind == policy.EXPLICIT_TRUE
+
+
+def test_dict_mirroring_the_command_is_recorded() -> None:
+    cmd = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",), "enforce_eager": ()}
+    stored = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
+    p = prov(True, "0.9", cmd, stored, OLD)
+    assert p.kind == policy.RECORDED and p.explicit is True
+    assert any("max_model_len" in e for e in p.evidence)
+
+
+def test_recorded_evidence_names_the_creation_date() -> None:
+    cmd = {"gpu_memory_utilization": ("0.9",), "max_num_seqs": ("64",)}
+    stored = {"gpu_memory_utilization": "0.9", "max_num_seqs": 64, "enforce_eager": "true"}
+    p = prov(True, "0.9", cmd, stored, OLD)
+    assert p.kind == policy.RECORDED
+    assert any("2024-10-20" in e for e in p.evidence)
+
+
+def test_partial_copy_is_a_request() -> None:
+    cmd = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",), "seed": ("1",)}
+    stored = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
+    assert prov(True, "0.9", cmd, stored, OLD).kind == policy.EXPLICIT_TRUE
+
+
+def test_endpoint_created_after_may_2026_without_args_can_still_be_recorded() -> None:
+    """Legacy means "no args key", not a date: a later endpoint created without
+    args went through the same legacy parse when it was recreated."""
+    cmd = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",)}
+    stored = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
+    p = prov(True, "0.9", cmd, stored, NEW)
+    assert p.kind == policy.RECORDED
+    assert not any("before model engine recorded" in e for e in p.evidence)
+
+
+def test_naive_creation_time_is_taken_as_utc() -> None:
+    cmd = {"gpu_memory_utilization": ("0.9",)}
+    stored = {"gpu_memory_utilization": 0.9, "enforce_eager": True}
+    p = prov(True, "0.9", cmd, stored, datetime(2024, 1, 1))
+    assert p.kind == policy.RECORDED and any("2024-01-01" in e for e in p.evidence)
+
+
+def test_dict_values_compare_structurally() -> None:
+    rope = {"type": "linear", "factor": 2.0}
+    cmd_py = {"gpu_memory_utilization": ("0.9",), "rope_scaling": (str(rope),)}
+    cmd_json = {"gpu_memory_utilization": ("0.9",), "rope_scaling": (json.dumps(rope),)}
+    stored = {"gpu_memory_utilization": 0.9, "rope_scaling": rope, "enforce_eager": True}
+    assert prov(True, "0.9", cmd_py, stored, OLD).kind == policy.RECORDED
+    assert prov(True, "0.9", cmd_json, stored, OLD).kind == policy.RECORDED
+
+
+def test_dict_without_utilization_is_a_request() -> None:
+    p = prov(True, "0.9", {"gpu_memory_utilization": ("0.9",)}, {"enforce_eager": True}, OLD)
+    assert p.kind == policy.EXPLICIT_TRUE
+
+
+def test_args_without_enforce_eager_and_flag_is_injected() -> None:
+    p = prov(True, "0.9", {"gpu_memory_utilization": ("0.9",)}, {"max_model_len": 100})
+    assert p.kind == policy.INJECTED
+
+
+def test_no_flag_no_preference_is_absent() -> None:
+    assert prov(False, "0.9", {}, None).kind == policy.ABSENT
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [(True, True), (False, False), ("true", True), ("False", False), ("yes", None), (1, None)],
+)
+def test_to_bool(raw: object, value: bool | None) -> None:
+    assert policy.to_bool(raw) is value
+
+
+def test_to_decimal_rejects_non_numbers() -> None:
+    assert policy.to_decimal("0.9") == Decimal("0.9")
+    assert policy.to_decimal(0.95) == Decimal("0.95")
+    for bad in (None, True, "nan", "inf", "x", [1]):
+        assert policy.to_decimal(bad) is None
+
+
+def test_overrides_parse_and_keep_wins() -> None:
+    o = parse_overrides(
+        '[keep-eager]\nmodels = ["llama-3-1-405b*"]\n[auto]\nendpoints = ["big-*"]\n', "f.toml"
+    )
+    assert o.match("big-one", "llama-3-1-405b-instruct") == (
+        "keep-eager",
+        "model pattern 'llama-3-1-405b*'",
+    )
+    assert o.match("big-two", "llama-3-8b") == ("auto", "endpoint pattern 'big-*'")
+    assert o.match("small", "llama-3-8b") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[keep]\nmodels=[]", "[auto]\nmodel = ['x']", "[auto]\nmodels = 'x'", "not toml ["],
+)
+def test_overrides_errors_are_clear(text: str) -> None:
+    with pytest.raises(OverridesError, match="f.toml"):
+        parse_overrides(text, "f.toml")
