@@ -40,6 +40,7 @@ def user_of(authorization: str | None) -> str | None:
 
 
 def _fault_response(fault: Fault) -> Response:
+    assert fault.status is not None
     headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
     if fault.html:
         page = f"<html><body><h1>{fault.status} Bad Gateway</h1></body></html>"
@@ -58,7 +59,9 @@ def make_app(service: Service) -> FastAPI:
         method = request.method
         fault = service.behaviour.take_fault(method, name)
         team = service.behaviour.team_of(user_of(request.headers.get("authorization")) or "")
-        if fault is not None and not fault.served:
+        if fault is not None and fault.delay_s and not fault.served:
+            service.behaviour.stopping.wait(fault.delay_s)
+        if fault is not None and fault.status is not None and not fault.served:
             response = _fault_response(fault)
         elif team is None:
             response = JSONResponse({"detail": "Could not authenticate."}, status_code=401)
@@ -70,7 +73,9 @@ def make_app(service: Service) -> FastAPI:
                     {"detail": f"Model Endpoint {name} was not found."}, status_code=404
                 )
         if fault is not None and fault.served:
-            response = _fault_response(fault)
+            service.behaviour.stopping.wait(fault.delay_s)
+            if fault.status is not None:
+                response = _fault_response(fault)
         note = ("served, answer lost" if fault.served else "fault") if fault else ""
         service.record(Logged(service.clock(), method, name, team, response.status_code, note))
         return response

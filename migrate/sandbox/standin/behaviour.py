@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Fault:
-    """Answer the next `times` matching requests with `status` instead of serving them."""
+    """Answer the next `times` matching requests with `status` instead of serving them.
 
-    status: int
+    `status` None serves the request normally, after `delay_s` (a slow or hung
+    server); with `served`, the request is served first and its answer lost.
+    """
+
+    status: int | None
     method: str = "*"
     endpoint: str = "*"
     times: int = 1
@@ -22,6 +26,7 @@ class Fault:
     html: bool = False  # a proxy's HTML error page instead of JSON
     # Serve the request, then lose the answer (a proxy timing out after the fact).
     served: bool = False
+    delay_s: float = 0.0
 
     def matches(self, method: str, endpoint: str) -> bool:
         return fnmatch.fnmatchcase(method, self.method) and fnmatch.fnmatchcase(
@@ -38,7 +43,8 @@ class Behaviour:
     # Pods that run out of memory capturing CUDA graphs: they crash-loop whenever
     # their command lacks --enforce-eager, with the status still READY.
     crashloop_without_eager: tuple[str, ...] = ()
-    # Builds that fail, by endpoint glob, with model engine's status_reason.
+    # The next build of a matching endpoint fails, with model engine's status_reason
+    # (one failure per entry: a retry, or a rollback's build, then succeeds).
     fail_builds: dict[str, str] = field(default_factory=dict)
     # Endpoints scaled to zero (no pods until traffic) and multinode ones
     # (LeaderWorkerSet: worker counts are placeholders).
@@ -50,14 +56,22 @@ class Behaviour:
     keys: dict[str, str] | None = None
     faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Set when the stand-in stops: hung requests give up at once.
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self.faults.append(fault)
 
     def crashloops(self, name: str) -> bool:
         return matches_any(name, self.crashloop_without_eager)
 
     def build_failure(self, name: str) -> str | None:
-        for pattern, reason in self.fail_builds.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                return reason
+        with self._lock:
+            for pattern, reason in list(self.fail_builds.items()):
+                if fnmatch.fnmatchcase(name, pattern):
+                    del self.fail_builds[pattern]
+                    return reason
         return None
 
     def take_fault(self, method: str, endpoint: str) -> Fault | None:

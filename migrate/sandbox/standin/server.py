@@ -39,7 +39,11 @@ class StandIn:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            make_app(self.service), log_level="warning", access_log=False, lifespan="off"
+            make_app(self.service),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
         )
         server = self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

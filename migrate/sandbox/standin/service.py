@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from migrate.core import command as cmd
 from migrate.core.policy import new_rule, to_bool, to_decimal
 from migrate.sandbox.standin.behaviour import Behaviour, matches_any
+from migrate.store.connection import table_columns
 from migrate.store.rows import column_type, insert_bundle_copy, qident
 
 
@@ -38,6 +39,9 @@ class Pods:
     # When the current generation started (None: the pods that ran before any build).
     started: float | None = None
     crashloop: bool = False
+    # The bundle the current generation was built from, and whether it runs eager.
+    bundle: str | None = None
+    eager: bool | None = None
 
 
 @dataclass
@@ -65,6 +69,12 @@ class Service:
     _timers: list[threading.Timer] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tasks: Any = field(default_factory=lambda: itertools.count(1))
+    # Model engine's ORM stamps last_updated_at on every update of the row.
+    _touch: str = ""
+
+    def __post_init__(self) -> None:
+        if "last_updated_at" in table_columns_of(self.engine, self.schema, "endpoints"):
+            self._touch = ", last_updated_at = clock_timestamp()"
 
     # Reading -------------------------------------------------------------------------
 
@@ -153,7 +163,7 @@ class Service:
             conn.execute(
                 sa.text(
                     f"UPDATE {qident(self.schema)}.endpoints SET endpoint_status = "
-                    "'UPDATE_PENDING' WHERE id = :id"
+                    f"'UPDATE_PENDING'{self._touch} WHERE id = :id"
                 ),
                 {"id": row["id"]},
             )
@@ -207,10 +217,11 @@ class Service:
             with self.engine.begin() as conn:
                 row = conn.execute(
                     sa.text(
-                        f"UPDATE {qident(self.schema)}.endpoints e SET endpoint_status = :s "
+                        f"UPDATE {qident(self.schema)}.endpoints e SET endpoint_status = :s"
+                        f"{self._touch} "
                         f"FROM {qident(self.schema)}.bundles b WHERE e.name = :n "
                         "AND CAST(e.endpoint_metadata AS jsonb) ? '_llm' "
-                        "AND b.id = e.current_bundle_id RETURNING b.runnable_image_command"
+                        "AND b.id = e.current_bundle_id RETURNING b.runnable_image_command, b.id"
                     ),
                     {"s": status, "n": name},
                 ).first()
@@ -229,9 +240,12 @@ class Service:
             replicas=self.behaviour.replicas,
             started=self.clock(),
             crashloop=self.behaviour.crashloops(name) and not eager,
+            bundle=row[1],
+            eager=eager,
         )
 
     def stop(self) -> None:
+        self.behaviour.stopping.set()
         with self._lock:
             for timer in self._timers:
                 timer.cancel()
@@ -263,3 +277,8 @@ def _parsed_args(inv: cmd.VllmInvocation) -> dict[str, Any]:
             continue
         args[key] = True if not texts else texts[0] if len(texts) == 1 else list(texts)
     return args
+
+
+def table_columns_of(engine: Engine, schema: str, table: str) -> list[str]:
+    with engine.connect() as conn:
+        return table_columns(conn, schema, table)
