@@ -139,10 +139,11 @@ def _deploy(ctx: Context, item: PlanItem, change: dict[str, Any], written: Resul
         on_phase=lambda phase, detail: ctx.on_phase(item.endpoint_name, phase, detail),
         stop=ctx.stop,
     )
+    detail = f"{written.detail}; {deployed.detail}" if written.detail else deployed.detail
     if deployed.state == oc.HEALTHY:
-        return replace(written, detail=deployed.detail, deploy_state=oc.HEALTHY)
+        return replace(written, detail=detail, deploy_state=oc.HEALTHY)
     if deployed.state == "drifted":
-        return replace(written, outcome=oc.SKIPPED_DRIFTED, detail=deployed.detail)
+        return replace(written, outcome=oc.SKIPPED_DRIFTED, detail=detail)
     return _failed(ctx, item, change, written, deployed.detail)
 
 
