@@ -87,9 +87,11 @@ class LineReporter(Reporter):
         parts = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing to do"
         head = f"run {run_id}: " if run_id else ("summary: " if not self.execute else "")
         click.echo(f"{head}{total} endpoint(s); {parts}")
-        retry = counts[oc.SKIPPED_BUSY] + counts[oc.SKIPPED_NOT_READY] + counts[oc.FAILED]
+        retry = counts[oc.SKIPPED_BUSY] + counts[oc.SKIPPED_NOT_READY]
         if self.execute and retry and self.verb == "apply":
-            click.echo(f"{retry} endpoint(s) to retry or look at: run the same command again")
+            click.echo(f"{retry} endpoint(s) busy or not READY: run the same command later")
+        if self.execute and counts[oc.FAILED]:
+            click.echo(f"{counts[oc.FAILED]} endpoint(s) failed: see their lines above")
         if counts[oc.ROLLBACK_SKIPPED_DRIFTED]:
             click.echo(
                 "endpoints changed since the run were left alone; --force restores them anyway"
