@@ -25,6 +25,8 @@ from migrate.deploy.watch import WatchSettings
 from migrate.rollout.redeploy import RECREATE, ROLLBACK, STOP, UPDATE, Redeploy
 
 API_URL_ENV = "BUNDLE_MIGRATE_API_URL"
+ACT_AS_OWNER_ENV = "BUNDLE_MIGRATE_ACT_AS_OWNER"
+API_KEYS_ENV = "BUNDLE_MIGRATE_API_KEYS"
 KEYS_FILE_LIMIT = 1 << 20
 
 _NAMES = (
@@ -65,7 +67,7 @@ class RedeployOptions:
         if not self.api_url:
             if execute:
                 raise Failure(
-                    f"{command} --execute redeploys every change through model engine's API: "
+                    f"{command} redeploys every change through model engine's API: "
                     f"give --api-url (or set {API_URL_ENV}), or --no-redeploy to write rows "
                     "only, which restarts nothing"
                 )
@@ -150,12 +152,16 @@ def redeploy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--act-as-owner",
             is_flag=True,
+            envvar=ACT_AS_OWNER_ENV,
+            show_envvar=True,
             help="Send each endpoint's owner id as the user name (model engine's default "
             "authentication trusts it).",
         ),
         click.option(
             "--api-keys",
             metavar="FILE",
+            envvar=API_KEYS_ENV,
+            show_envvar=True,
             help='TOML file of owner = "key" for a key per team; must not be readable by '
             f"group or others. ${KEY_ENV}, if set, serves owners it does not name.",
         ),
@@ -177,6 +183,8 @@ def redeploy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--poll-interval",
+            envvar="BUNDLE_MIGRATE_POLL_INTERVAL",
+            show_envvar=True,
             type=click.FloatRange(min=0.05),
             default=10.0,
             show_default=True,
@@ -184,6 +192,8 @@ def redeploy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--settle",
+            envvar="BUNDLE_MIGRATE_SETTLE",
+            show_envvar=True,
             type=click.FloatRange(min=0),
             default=60.0,
             show_default=True,
@@ -191,6 +201,8 @@ def redeploy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--health-timeout",
+            envvar="BUNDLE_MIGRATE_HEALTH_TIMEOUT",
+            show_envvar=True,
             type=click.FloatRange(min=0),
             default=1800.0,
             show_default=True,
@@ -206,6 +218,8 @@ def redeploy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--parallel",
+            envvar="BUNDLE_MIGRATE_PARALLEL",
+            show_envvar=True,
             type=click.IntRange(min=1, max=64),
             default=4,
             show_default=True,

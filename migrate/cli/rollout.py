@@ -124,7 +124,7 @@ def apply_command(
         raise click.UsageError("--stage and --all-stages exclude each other")
     plan = load_plan_file(plan_file)
     settings = Settings(schema=plan_schema(plan, schema), statement_timeout_s=statement_timeout)
-    deploy = redeploy.build(execute=execute, command="apply")
+    deploy = redeploy.build(execute=execute, command="apply --execute")
     url, engine = connect(database_url)
     reporter = make_reporter(fmt, execute=execute)
     reporter.note(
@@ -260,7 +260,7 @@ def rollback_command(
     plan = load_plan_file(plan_file) if plan_file else None
     if plan is not None:
         schema = plan_schema(plan, schema)
-    deploy = redeploy.build(execute=execute, command="rollback")
+    deploy = redeploy.build(execute=execute, command="rollback --execute")
     url, engine = connect(database_url)
     reporter = make_reporter(fmt, execute=execute, verb="roll back")
     try:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from migrate.cli.app import EXIT_ERROR, EXIT_OK, Failure, handle_errors, main
-from migrate.cli.redeploy_options import API_URL_ENV
+from migrate.cli.redeploy_options import ACT_AS_OWNER_ENV, API_URL_ENV
 from migrate.sandbox import lifecycle as sb
 from migrate.sandbox.api import ApiSettings
 from migrate.store.connection import URL_ENV
@@ -192,10 +192,12 @@ def _announce(box: sb.Sandbox) -> None:
     if box.api is not None:
         click.echo(f"Model engine stand-in: {box.api.url} (any API key is its owner's team)")
         click.echo(f"export {API_URL_ENV}={shlex.quote(box.api.url)}")
+        # The stand-in runs model engine's default authentication: the owner is the key.
+        click.echo(f"export {ACT_AS_OWNER_ENV}=1")
     click.echo(
         "Then, in that shell: bundle-migrate scan; "
         "bundle-migrate plan --out plan.json --format markdown; "
-        "bundle-migrate apply plan.json --execute --act-as-owner"
+        "bundle-migrate apply plan.json --execute"
     )
 
 

@@ -22,6 +22,8 @@ import pytest
 
 from migrate.core import outcomes as oc
 from migrate.core.plan import to_json
+from migrate.reconcile.check import check
+from migrate.reconcile.findings import UNDEPLOYED
 from migrate.sandbox.standin.behaviour import Fault
 from migrate.sandbox.synth import make_spec
 from tests.support.rollout import journal_rows, make_plan, seed
@@ -136,6 +138,9 @@ def test_sigkill_at_every_point_of_a_redeploy_then_a_rerun_converges(
             proc.wait(30)
         killed = _change(me_db)
         assert killed is not None and killed["deploy_state"] != oc.HEALTHY, point
+        # Until it is rerun, the scheduled check says the change never reached its pods.
+        found = check(me_db.engine, schema=me_db.schema).findings
+        assert [f.kind for f in found if f.endpoint_name == "ep-0"] == [UNDEPLOYED]
 
         rerun = _apply(me_db, server.url, path)
         out, err = rerun.communicate(timeout=90)
