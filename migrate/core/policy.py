@@ -70,13 +70,38 @@ def to_decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+class MalformedValue(ValueError):
+    """A stored value model engine's own validation would refuse; the message says which."""
+
+
+# Model engine validates `vllm_additional_args` with pydantic 2 (2.12, lax mode),
+# whose bool accepts exactly these words, ignoring ASCII case only, untrimmed.
+_TRUE_WORDS = frozenset({"1", "t", "y", "on", "yes", "true"})
+_FALSE_WORDS = frozenset({"0", "f", "n", "no", "off", "false"})
+
+
+def _is_zero_or_one(number: int | float | Decimal) -> bool:
+    # A signalling Decimal NaN raises on any comparison; no NaN is 0 or 1.
+    if isinstance(number, Decimal) and not number.is_finite():
+        return False
+    return number in (0, 1)
+
+
 def to_bool(value: Any) -> bool | None:
-    """A stored boolean; strings are accepted because old metadata holds some."""
-    if isinstance(value, bool):
+    """A stored boolean as model engine reads it; None for null (no preference).
+
+    Raises MalformedValue for whatever model engine would refuse ("maybe", 2,
+    " true"): guessing would either ignore a caller's request or invent one.
+    """
+    if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
+    if isinstance(value, int | float | Decimal) and _is_zero_or_one(value):
+        return value == 1
+    if isinstance(value, str) and value.isascii():
+        word = value.lower()
+        if word in _TRUE_WORDS or word in _FALSE_WORDS:
+            return word in _TRUE_WORDS
+    raise MalformedValue(f"{value!r} is not a boolean model engine accepts")
 
 
 @dataclass(frozen=True)

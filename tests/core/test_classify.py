@@ -251,3 +251,32 @@ def test_auto_override_adding_eager_clears_a_contradicting_stored_false() -> Non
 def test_only_changes_carry_fingerprints() -> None:
     assert classify(endpoint(gen_c("0.95"), model="llama-3-70b")).fingerprint is None
     assert classify(endpoint(gen_c())).fingerprint is not None
+
+
+# Stored booleans (issue 12 item 7): model engine's pydantic coercion, nothing else.
+
+
+COERCED = [(v, "explicit-true") for v in (1, "yes", "1")]
+COERCED += [(v, "explicit-false") for v in (0, "false", "off")]
+
+
+@pytest.mark.parametrize(("raw", "kind"), COERCED)
+def test_stored_enforce_eager_is_coerced_as_model_engine_does(raw: object, kind: str) -> None:
+    d = classify(endpoint(gen_e(), args={"enforce_eager": raw, "max_model_len": 8192}, created=NEW))
+    assert d.provenance == kind
+    assert d.action == ("keep-eager" if kind == "explicit-true" else "drop-eager")
+    assert "malformed-metadata" not in d.flags
+    assert any(repr(raw) in e for e in d.evidence)
+
+
+def test_stored_null_enforce_eager_is_no_preference() -> None:
+    d = classify(endpoint(gen_e(), args={"enforce_eager": None, "max_model_len": 8192}))
+    assert d.provenance == "injected" and d.action == "drop-eager"
+
+
+@pytest.mark.parametrize("raw", ["maybe", 2, " true", "", [True], {"v": 1}, 0.5])
+def test_stored_enforce_eager_model_engine_would_refuse_is_never_ignored(raw: object) -> None:
+    d = classify(endpoint(gen_e(), args={"enforce_eager": raw, "max_model_len": 8192}, created=NEW))
+    assert d.action == "skip" and d.command_after is None and d.args_after is None
+    assert "malformed-metadata" in d.flags
+    assert "enforce_eager" in d.reason and repr(raw) in d.reason

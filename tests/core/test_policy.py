@@ -203,12 +203,58 @@ def test_no_flag_no_preference_is_absent() -> None:
     assert prov(False, "0.9", {}, None).kind == policy.ABSENT
 
 
-@pytest.mark.parametrize(
-    ("raw", "value"),
-    [(True, True), (False, False), ("true", True), ("False", False), ("yes", None), (1, None)],
-)
-def test_to_bool(raw: object, value: bool | None) -> None:
-    assert policy.to_bool(raw) is value
+# Model engine validates the stored dict with pydantic 2 (2.12, lax mode); these are
+# the answers pydantic 2.12.5 gave for each value, checked by running it.
+PYDANTIC_TRUE = [True, 1, 1.0, Decimal(1), "1", "true", "True", "TRUE", "tRuE", "yes", "YES",
+                 "y", "Y", "t", "T", "on", "ON", "oN"]  # fmt: skip
+PYDANTIC_FALSE = [False, 0, 0.0, -0.0, Decimal(0), "0", "false", "False", "FALSE", "no", "NO",
+                  "n", "N", "f", "F", "off", "OFF", "oFF"]  # fmt: skip
+PYDANTIC_REFUSES = [2, -1, 0.5, 1.5, 1.0000000000000002, float("nan"), float("inf"), 10**30,
+                    "", " true", "true ", "true\n", "2", "1.0", "0.0", "nan", "maybe", "１",
+                    "tru", "yess", [], [True], {}, {"value": True}, Decimal("NaN"),
+                    Decimal("sNaN"), Decimal(2)]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", PYDANTIC_TRUE)
+def test_stored_true_as_pydantic_reads_it(raw: object) -> None:
+    assert policy.to_bool(raw) is True
+
+
+@pytest.mark.parametrize("raw", PYDANTIC_FALSE)
+def test_stored_false_as_pydantic_reads_it(raw: object) -> None:
+    assert policy.to_bool(raw) is False
+
+
+def test_stored_null_is_no_preference() -> None:
+    assert policy.to_bool(None) is None
+
+
+@pytest.mark.parametrize("raw", PYDANTIC_REFUSES, ids=repr)
+def test_stored_value_pydantic_refuses_is_malformed(raw: object) -> None:
+    with pytest.raises(policy.MalformedValue, match="not a boolean"):
+        policy.to_bool(raw)
+
+
+@given(st.text(max_size=8))
+def test_any_string_is_a_boolean_only_in_pydantics_spelling(text: str) -> None:
+    words = dict.fromkeys(["1", "t", "y", "on", "yes", "true"], True)
+    words.update(dict.fromkeys(["0", "f", "n", "no", "off", "false"], False))
+    # ASCII case only: pydantic compares with eq_ignore_ascii_case.
+    folded = "".join(c.lower() if "A" <= c <= "Z" else c for c in text)
+    if folded in words:
+        assert policy.to_bool(text) is words[folded]
+    else:
+        with pytest.raises(policy.MalformedValue):
+            policy.to_bool(text)
+
+
+@given(st.integers() | st.floats(allow_nan=True))
+def test_numbers_are_booleans_only_at_zero_and_one(number: float) -> None:
+    if number in (0, 1):
+        assert policy.to_bool(number) is (number == 1)
+    else:
+        with pytest.raises(policy.MalformedValue):
+            policy.to_bool(number)
 
 
 def test_to_decimal_rejects_non_numbers() -> None:
