@@ -29,7 +29,7 @@ import pytest
 
 from migrate.core import command as cmd
 from migrate.core.classify import classify
-from migrate.core.modelsize import param_count_b
+from migrate.core.modelsize import model_engine_param_count_b, param_count_b
 from migrate.core.policy import RECORDED_DROP, PolicyParams
 from migrate.core.records import BundleRecord, EndpointRecord
 
@@ -453,8 +453,10 @@ CASES: list[Case] = [
          not_flags={"large-model-loses-eager"}),
     Case("c-qwen-72b-awq", C_QWEN_AWQ, "qwen2.5-72b-instruct-awq", KEEP, True, 72, 0.95,
          flags={"large-model-at-0.95"}),
-    Case("c-deepseek-v3", C_DEEPSEEK_V3, "deepseek-v3", DROP, False, None, 0.9,
-         flags={"unknown-model-size", "unknown-size-loses-eager"}),
+    # Issue 10: a 671B model model engine cannot size (so it defaulted to 0.9).
+    Case("c-deepseek-v3", C_DEEPSEEK_V3, "deepseek-v3", DROP, False, 671, 0.9,
+         flags={"large-model-loses-eager", "size-disagrees-with-model-engine"},
+         not_flags={"unknown-model-size", "unknown-size-loses-eager"}),
     Case("c-dsc-lite", C_DSC_LITE, "deepseek-coder-v2-lite-instruct", DROP, False, 16, 0.9),
     Case("c-dsc", C_DSC, "deepseek-coder-v2-instruct", KEEP, True, 237, 0.95,
          flags={"large-model-at-0.95"}),
@@ -463,8 +465,9 @@ CASES: list[Case] = [
     Case("c-phi-medium", C_PHI_MEDIUM, "phi-3-medium-128k-instruct", DROP, False, 15, 0.9),
     Case("c-405b-leader", C_405B_LEADER, "llama-3-1-405b-instruct", KEEP, True, 405, 0.95,
          flags={"large-model-at-0.95", "multinode"}, worker=WORKER),
-    Case("c-dsv3-leader", C_DSV3_LEADER, "deepseek-v3", DROP, False, None, 0.9,
-         flags={"multinode", "unknown-model-size", "unknown-size-loses-eager"}, worker=WORKER),
+    Case("c-dsv3-leader", C_DSV3_LEADER, "deepseek-v3", DROP, False, 671, 0.9,
+         flags={"multinode", "large-model-loses-eager", "size-disagrees-with-model-engine"},
+         worker=WORKER),
     # --- D
     Case("d-8b", D_8B, "llama-3-8b-instruct", DROP, False, 8, 0.9, gen="D"),
     Case("d-70b", D_70B, "llama-3-1-70b-instruct", KEEP, True, 70, 0.95, gen="D",
@@ -488,8 +491,9 @@ CASES: list[Case] = [
          gen="F"),
     Case("f-70b", F_70B, "llama-3-3-70b-instruct", KEEP, True, 70, 0.95, gen="F",
          flags={"large-model-at-0.95"}),
-    Case("f-deepseek-r1", F_R1, "deepseek-r1", KEEP, True, None, 0.95, gen="F",
-         flags={"unknown-model-size"}, not_flags={"large-model-at-0.95"}),
+    Case("f-deepseek-r1", F_R1, "deepseek-r1", KEEP, True, 671, 0.95, gen="F",
+         flags={"large-model-at-0.95", "size-disagrees-with-model-engine"},
+         not_flags={"unknown-model-size"}),
     Case("f-update-failed", F_SINGLE, "llama-3-1-8b-instruct", DROP, False, 8, 0.9, gen="F",
          status="UPDATE_FAILED", flags={"not-ready"}),
     Case("f-update-pending", F_WRAPPER, "qwen2.5-7b-instruct", DROP, False, 7, 0.9, gen="F",
@@ -668,7 +672,7 @@ def test_streaming_differs_edits_both_commands() -> None:
     assert d.streaming_command_after == removed(case.streaming)
 
 
-# Model size, facts section 4 --------------------------------------------------------
+# Model size, facts section 4: model engine's reading, which sets its default utilization
 
 
 @pytest.mark.parametrize(
@@ -698,7 +702,26 @@ def test_streaming_differs_edits_both_commands() -> None:
         (None, None),
     ],
 )
-def test_model_size(name: str | None, size: int | None) -> None:
+def test_model_engine_reads_sizes_as_the_facts_say(name: str | None, size: int | None) -> None:
+    assert model_engine_param_count_b(name) == size
+
+
+# Issue 10: risk is judged on total parameters. Facts section 4 says names without a
+# size are "possibly large"; the real models are (from their model cards).
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("deepseek-v3", 671),
+        ("deepseek-r1", 671),
+        ("dbrx-instruct", 132),
+        ("qwen3-235b-a22b", 235),
+        ("qwen3-30b-a3b", 30),
+        ("llama-4-scout-17b-16e-instruct", 109),
+        ("mixtral-8x7b-instruct", 47),
+        ("llama-3-1-405b-instruct", 405),
+    ],
+)
+def test_risk_reads_total_parameters(name: str, size: int) -> None:
     assert param_count_b(name) == size
 
 

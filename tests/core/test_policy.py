@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrate.core import policy
-from migrate.core.modelsize import default_utilization, is_large_or_unknown, param_count_b
 from migrate.core.overrides import OverridesError, parse_overrides
 
 utilizations = st.one_of(
@@ -65,44 +64,6 @@ def test_old_rule_forced_eager_whenever_utilization_set(
 @given(utilizations, st.decimals(min_value=Decimal("0.5"), max_value=Decimal("1"), places=2))
 def test_threshold_is_configurable(util: Decimal | None, threshold: Decimal) -> None:
     assert policy.new_rule(None, util, threshold) is (util is not None and util >= threshold)
-
-
-@pytest.mark.parametrize(
-    ("name", "size"),
-    [
-        ("mixtral-8x7b-instruct", 47),
-        ("mixtral-8x22b", 140),
-        ("phi-3-mini-4k-instruct", 4),
-        ("phi-3-small-128k", 8),
-        ("phi-3-medium-4k-instruct", 15),
-        ("deepseek-coder-v2-lite-instruct", 16),
-        ("deepseek-coder-v2-instruct", 237),
-        ("llama-3-1-405b-instruct", 405),
-        ("qwen2.5-72b-instruct", 72),
-        ("gemma-2-27b", 27),
-        ("llama-3-8b", 8),
-        ("llama-3-70b", 70),
-        ("Llama-3-70B-Instruct", 70),
-        ("deepseek-v3", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_param_count(name: str | None, size: int | None) -> None:
-    assert param_count_b(name) == size
-
-
-def test_defaults_and_largeness() -> None:
-    assert default_utilization(70) == Decimal("0.95")
-    assert default_utilization(8) == Decimal("0.9")
-    assert default_utilization(None) == Decimal("0.9")
-    assert is_large_or_unknown(None) and is_large_or_unknown(405) and not is_large_or_unknown(8)
-
-
-@given(st.integers(min_value=1, max_value=999), st.sampled_from(["llama-3-", "foo-", "x"]))
-def test_param_count_reads_last_number_before_b(n: int, prefix: str) -> None:
-    assert param_count_b(f"{prefix}{n}b-chat") == n
-    assert param_count_b(f"{prefix}1b-merge-{n}b") == n
 
 
 OLD = datetime(2024, 10, 20, tzinfo=UTC)

@@ -33,6 +33,7 @@ from migrate.sandbox.synth import (
     build_script,
     build_streaming_command,
     build_worker_command,
+    default_gpu_memory_utilization,
     endpoint_metadata,
     make_spec,
     param_count_b,
@@ -85,6 +86,16 @@ def at(year: int, month: int, day: int) -> datetime:
 )
 def test_param_count_b(name: str, size: int | None) -> None:
     assert param_count_b(name) == size
+
+
+@pytest.mark.parametrize(
+    ("name", "util"),
+    [("llama-3-70b-instruct", "0.95"), ("deepseek-v3", "0.9"), ("qwen3-235b-a22b", "0.9")],
+)
+def test_default_utilization_is_model_engines(name: str, util: str) -> None:
+    # Model engine sized the name its own way: it cannot size deepseek-v3 and reads
+    # qwen3-235b-a22b as 22B, so both defaulted to 0.9.
+    assert default_gpu_memory_utilization(name) == Decimal(util)
 
 
 def test_xid_matches_base32hex_of_the_12_bytes() -> None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from migrate.cli import main
+from migrate.core.modelsize import model_engine_param_count_b
 from migrate.sandbox import synth
 from migrate.sandbox.embedded import to_libpq_url
 from migrate.sandbox.seed import seed_fleet
@@ -97,6 +98,8 @@ def test_json_report_honours_the_contract(fleet) -> None:
         assert set(JSON_FIELDS) <= set(row)
         assert isinstance(row["flags"], list)
         assert row["param_count_b"] is None or isinstance(row["param_count_b"], int)
+        # An addition beside the contract: model engine's own reading of the name.
+        assert row["model_engine_param_count_b"] == model_engine_param_count_b(row["model_name"])
         assert (row["command_after"] is not None) == (row["action"] in ("drop-eager", "add-eager"))
     counts = Counter(r["action"] for r in rows)
     assert report["summary"]["actions"] == {
@@ -113,6 +116,7 @@ def test_csv_and_only_changes(fleet) -> None:
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert rows and {r["action"] for r in rows} <= {"drop-eager", "add-eager"}
     assert all(r["command_after"] for r in rows)
+    assert list(rows[0])[-2:] == ["provenance", "model_engine_param_count_b"]
 
 
 def test_markdown_for_a_change_ticket(fleet, tmp_path) -> None:

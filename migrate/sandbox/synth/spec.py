@@ -1,13 +1,9 @@
 """What a synthetic endpoint is, and what the new policy means for it.
 
 The vocabulary (generations, provenances, flavors, statuses), model engine's
-size inference and default utilization, and :class:`EndpointSpec` with its
-consistency rules and expected action. Pure data and rules: rendering lives in
+default utilization, and :class:`EndpointSpec` with its consistency rules and
+expected action. Pure data and rules: rendering lives in
 :mod:`migrate.sandbox.synth.commands`, random generation in :mod:`migrate.sandbox.synth.fleet`.
-
-This deliberately re-implements the size inference instead of importing
-:mod:`migrate.core.modelsize`: the synthetic fleet is the oracle the scanner is
-tested against, so it must not share the scanner's code.
 """
 
 from __future__ import annotations
@@ -80,17 +76,17 @@ CORE_ARGS = frozenset(
     {"tensor_parallel_size", "pipeline_parallel_size", "quantization", "chat_template"}
 )
 
-# One rule for model size, the tool's own: a synthetic fleet sized by a second
-# copy could drift from what the scan decides without any test noticing why.
-param_count_b = modelsize.param_count_b
+# Sizes shards and nodes the way the fleet always has: model engine's reading.
+param_count_b = modelsize.model_engine_param_count_b
 
 
 def default_gpu_memory_utilization(model_name: str | None) -> Decimal:
-    """Model engine's inferred default. An unknown size is not >= 70, so it gets 0.9."""
-    size = param_count_b(model_name)
-    if size is not None and size >= LARGE_MODEL_PARAMS_B:
-        return LARGE_MODEL_UTILIZATION
-    return DEFAULT_UTILIZATION
+    """Model engine's inferred default, from its own reading of the name (facts, section 4).
+
+    A name it cannot size is not >= 70 to it, so it gets 0.9: a 671B deepseek-v3
+    or a 235B qwen3-235b-a22b ran at 0.9 because of that.
+    """
+    return modelsize.default_utilization(modelsize.model_engine_param_count_b(model_name))
 
 
 @dataclass(frozen=True, slots=True)
