@@ -222,6 +222,7 @@ def _judge(
         command_args=inv.as_dict(),
         stored_args=stored_args,
         endpoint_created_at=record.created_at,
+        args_recorded_since=params.args_recorded_since,
     )
     decision.provenance = prov.kind
     decision.evidence = list(prov.evidence)

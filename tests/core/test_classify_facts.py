@@ -515,9 +515,8 @@ CASES: list[Case] = [
          flags={"explicit-false-overridden", "large-model-at-0.95", "large-model-loses-eager"}),
     Case("g-explicit-true", G_8B, "llama-3-8b-instruct", KEEP, True, 8, 0.9, gen="G",
          args={"enforce_eager": True, "max_model_len": 8192}),
-    # A request that names every tunable flag the command has is indistinguishable from
-    # the legacy parse (an endpoint created after May 2026 without args was legacy too):
-    # it is reported as recorded, and kept by default either way.
+    # A request that names every tunable flag the command has looks like the legacy
+    # parse; created after model engine began storing args, it is a request (issue 10).
     Case("g-explicit-true-mirroring", G_8B, "llama-3-8b-instruct", KEEP, True, 8, 0.9, gen="G",
          args={"enforce_eager": True, "max_model_len": 8192, "gpu_memory_utilization": 0.9}),
     Case("g-asked-095", G_8B_095, "llama-3-8b-instruct", KEEP, True, 8, 0.95, gen="G",
@@ -741,27 +740,45 @@ def test_streaming_twin_at_095_keeps_its_oom_guard() -> None:
     assert d.action in (SKIP, KEEP)
 
 
-# Created in generation G without any caller argument: no `vllm_additional_args` key,
-# so model engine treats it as legacy, and a force-recreation parses the whole command
-# back, enforce_eager: true included (facts, section 2).
+# Created in generation G without any caller argument: model engine stored no dict,
+# and a later force-recreation parsed the whole command back into one (facts,
+# section 2). Issue 10 decides by creation time: a dict on an endpoint created since
+# model engine began storing args (2026-05-07) is a request. Either way eager stays by
+# default; an operator whose model engine took that release later moves
+# --args-recorded-since, and the same dict reads as recorded again.
 G_NO_ARGS_RECREATED = {
-    "served_model_name": ["llama-3-8b-instruct", CACHE],
     "max_model_len": 8192,
-    "tensor_parallel_size": 1,
-    "disable_log_requests": True,
     "gpu_memory_utilization": 0.9,
     "enforce_eager": True,
 }
 
 
-def test_g_endpoint_without_args_recreated_is_recorded_not_explicit() -> None:
+def test_g_endpoint_recreated_from_its_command_is_judged_by_its_creation_time() -> None:
     case = Case("g-noargs-recreated", G_8B, "llama-3-8b-instruct", KEEP, True, 8, 0.9,
-                created=datetime(2026, 5, 25, tzinfo=UTC), args=G_NO_ARGS_RECREATED)  # fmt: skip
-    kept = classify(record(case))
-    assert kept.action == KEEP
-    assert kept.provenance == "recorded" and "recorded-eager" in kept.flags
-    dropped = classify(record(case), PolicyParams(recorded=RECORDED_DROP))
-    assert dropped.action == DROP and dropped.command_after == removed(G_8B)
+                created=datetime(2026, 5, 25, tzinfo=UTC), args=G_NO_ARGS_RECREATED,
+                params=PolicyParams(recorded=RECORDED_DROP))  # fmt: skip
+    asked = classify(record(case), case.params)
+    assert asked.action == KEEP and asked.provenance == "explicit-true"
+    assert "recorded-eager" not in asked.flags
+    assert any("as a recreation would" in e for e in asked.evidence)
+    assert any(e.startswith("decided by the creation time") for e in asked.evidence)
+    later = PolicyParams(
+        recorded=RECORDED_DROP, args_recorded_since=datetime(2026, 6, 1, tzinfo=UTC)
+    )
+    parsed_back = classify(record(case), later)
+    assert parsed_back.provenance == "recorded" and parsed_back.action == DROP
+    assert parsed_back.command_after == removed(G_8B)
+
+
+def test_endpoint_created_after_may_2026_asking_for_eager_is_explicit_true() -> None:
+    """Issue 10's done-when: its args say enforce_eager: true, so a caller asked."""
+    for created in (datetime(2026, 5, 7, tzinfo=UTC), GEN_DATE["G"], GEN_DATE["H"]):
+        for args in ({"enforce_eager": True}, G_NO_ARGS_RECREATED):
+            case = Case("asked", G_8B, "llama-3-8b-instruct", KEEP, True, 8, 0.9,
+                        created=created, args=args)  # fmt: skip
+            for recorded in ("keep", RECORDED_DROP):
+                d = classify(record(case), PolicyParams(recorded=recorded))
+                assert (d.provenance, d.action) == ("explicit-true", KEEP), (created, args)
 
 
 def test_naive_creation_time_does_not_escape_as_an_exception() -> None:

@@ -70,13 +70,21 @@ OLD = datetime(2024, 10, 20, tzinfo=UTC)
 NEW = datetime(2026, 7, 1, tzinfo=UTC)
 
 
-def prov(eager: bool, util: str | None, cmd: dict | None, stored: dict | None, created=NEW):
+def prov(
+    eager: bool,
+    util: str | None,
+    cmd: dict | None,
+    stored: dict | None,
+    created=NEW,
+    since: datetime = policy.ARGS_RECORDED_SINCE,
+):
     return policy.provenance(
         eager_now=eager,
         command_utilization=None if util is None else Decimal(util),
         command_args=cmd or {},
         stored_args=stored,
         endpoint_created_at=created,
+        args_recorded_since=since,
     )
 
 
@@ -124,14 +132,85 @@ def test_partial_copy_is_a_request() -> None:
     assert prov(True, "0.9", cmd, stored, OLD).kind == policy.EXPLICIT_TRUE
 
 
-def test_endpoint_created_after_may_2026_without_args_can_still_be_recorded() -> None:
-    """Legacy means "no args key", not a date: a later endpoint created without
-    args went through the same legacy parse when it was recreated."""
-    cmd = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",)}
-    stored = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
-    p = prov(True, "0.9", cmd, stored, NEW)
+# Provenance from creation time (issue 10 item 3): model engine stores the caller's
+# args from 2026-05-07 on, so a dict on an endpoint created since is a request.
+MIRROR_CMD = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",), "enforce_eager": ()}
+MIRROR_ARGS = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
+
+
+def test_dict_on_an_endpoint_created_since_the_cut_over_is_a_request() -> None:
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, NEW)
+    assert p.kind == policy.EXPLICIT_TRUE and p.explicit is True
+    decisive = [e for e in p.evidence if e.startswith("decided by")]
+    assert len(decisive) == 1 and "2026-07-01" in decisive[0] and "2026-05-07" in decisive[0]
+    # The copy of the command is still reported: a reviewer may know better.
+    assert any("copies every tunable flag" in e for e in p.evidence)
+
+
+def test_the_cut_over_day_itself_counts_as_recorded_since() -> None:
+    since = datetime(2026, 5, 7, tzinfo=UTC)
+    assert prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, since).kind == policy.EXPLICIT_TRUE
+    just_before = datetime(2026, 5, 6, 23, 59, 59, tzinfo=UTC)
+    assert prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, just_before).kind == policy.RECORDED
+
+
+def test_before_the_cut_over_the_dict_decides() -> None:
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, OLD)
     assert p.kind == policy.RECORDED
-    assert not any("before model engine recorded" in e for e in p.evidence)
+    decisive = [e for e in p.evidence if e.startswith("decided by")]
+    assert len(decisive) == 1 and "copies every tunable flag" in decisive[0]
+
+
+def test_unknown_creation_time_leaves_the_dict_to_decide() -> None:
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, None)
+    assert p.kind == policy.RECORDED
+    assert any("creation time unknown" in e for e in p.evidence)
+
+
+def test_the_cut_over_is_configurable() -> None:
+    later = datetime(2026, 8, 1, tzinfo=UTC)
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, NEW, since=later)
+    assert p.kind == policy.RECORDED
+    earlier = datetime(2024, 1, 1, tzinfo=UTC)
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, OLD, since=earlier)
+    assert p.kind == policy.EXPLICIT_TRUE and any("2024-01-01" in e for e in p.evidence)
+
+
+def test_explicit_false_says_which_fact_decided() -> None:
+    p = prov(True, "0.9", {}, {"enforce_eager": False}, OLD)
+    assert p.kind == policy.EXPLICIT_FALSE
+    assert any(e.startswith("decided by") for e in p.evidence)
+
+
+def test_policy_records_the_cut_over_and_reads_it_back() -> None:
+    params = policy.PolicyParams(args_recorded_since=datetime(2026, 6, 1, tzinfo=UTC))
+    doc = params.as_dict()
+    assert doc["args_recorded_since"] == "2026-06-01"
+    assert policy.PolicyParams.from_dict(doc) == params
+    assert policy.PolicyParams().as_dict()["args_recorded_since"] == "2026-05-07"
+    # A plan made before the option existed decided with the default.
+    old_plan = {"threshold": "0.95", "recorded": "keep"}
+    assert policy.PolicyParams.from_dict(old_plan) == policy.PolicyParams()
+    at_noon = policy.PolicyParams(args_recorded_since=datetime(2026, 6, 1, 12, tzinfo=UTC))
+    assert policy.PolicyParams.from_dict(at_noon.as_dict()) == at_noon
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-05-07", datetime(2026, 5, 7, tzinfo=UTC)),
+        ("2026-05-07T12:30:00+02:00", datetime(2026, 5, 7, 10, 30, tzinfo=UTC)),
+        ("2026-05-07 12:30", datetime(2026, 5, 7, 12, 30, tzinfo=UTC)),
+    ],
+)
+def test_cut_over_parses_dates_and_times(text: str, expected: datetime) -> None:
+    assert policy.parse_cut_over(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2026-13-01", "07/05/2026"])
+def test_cut_over_rejects_what_is_not_a_date(text: str) -> None:
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        policy.parse_cut_over(text)
 
 
 def test_naive_creation_time_is_taken_as_utc() -> None:

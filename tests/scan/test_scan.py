@@ -249,3 +249,28 @@ def test_progress_bar_only_on_a_terminal(fleet) -> None:
     code, piped = _run_with_stderr(db.url, stderr_is_tty=False)
     assert code == 2
     assert "scanning" not in piped  # logs and cron mail stay clean
+
+
+def test_fleet_reading_commands_record_the_args_cut_over(fleet, tmp_path) -> None:
+    db, _ = fleet
+    report = json.loads(cli("--database-url", db.url, "--format", "json").stdout)
+    assert report["scan"]["policy"]["args_recorded_since"] == "2026-05-07"
+    given = ("--args-recorded-since", "2026-06-01T00:00:00+02:00")
+    report = json.loads(cli("--database-url", db.url, "--format", "json", *given).stdout)
+    assert report["scan"]["policy"]["args_recorded_since"] == "2026-05-31T22:00:00+00:00"
+    plan_file = tmp_path / "plan.json"
+    result = CliRunner().invoke(
+        main, ["plan", "--database-url", db.url, "--out", str(plan_file), *given]
+    )
+    assert result.exit_code == 2, result.output
+    assert json.loads(plan_file.read_text())["policy"]["args_recorded_since"] == (
+        "2026-05-31T22:00:00+00:00"
+    )
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-02-30", ""])
+def test_a_cut_over_that_is_no_date_is_refused(fleet, bad: str) -> None:
+    db, _ = fleet
+    result = cli("--database-url", db.url, "--args-recorded-since", bad)
+    assert result.exit_code == 1
+    assert "--args-recorded-since" in result.output and "YYYY-MM-DD" in result.output
