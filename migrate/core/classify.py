@@ -169,17 +169,6 @@ def _judge(
     stored_args = llm.get("vllm_additional_args")
     if stored_args is not None and not isinstance(stored_args, dict):
         return _skip(decision, "_llm.vllm_additional_args is not an object", "malformed-metadata")
-    if stored_args is not None:
-        try:
-            policy.to_bool(stored_args.get("enforce_eager"))
-        except policy.MalformedValue as err:
-            # Model engine's own rebuild would refuse this dict; guessing a value
-            # would either ignore a caller's request or invent one.
-            return _skip(
-                decision,
-                f"_llm.vllm_additional_args.enforce_eager: {err}",
-                "malformed-metadata",
-            )
 
     utilization = inv.gpu_memory_utilization
     if utilization is None and stored_args is not None:
@@ -214,6 +203,19 @@ def _judge(
                 decision,
                 "command and streaming command disagree on --enforce-eager or "
                 "--gpu-memory-utilization; both or neither must change",
+            )
+
+    # Checked last, so everything the command shows is flagged before the skip.
+    if stored_args is not None:
+        try:
+            policy.to_bool(stored_args.get("enforce_eager"))
+        except policy.MalformedValue as err:
+            # Model engine's own rebuild would refuse this dict; guessing a value
+            # would either ignore a caller's request or invent one.
+            return _skip(
+                decision,
+                f"_llm.vllm_additional_args.enforce_eager: {err}",
+                "malformed-metadata",
             )
 
     prov = policy.provenance(

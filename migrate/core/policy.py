@@ -300,6 +300,7 @@ def provenance(
         )
         return Provenance(INJECTED, None, tuple(evidence))
 
+    evidence.append("decided by the command: no --enforce-eager, and no stored preference")
     return Provenance(ABSENT, None, tuple(evidence))
 
 
