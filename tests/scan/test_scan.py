@@ -12,6 +12,7 @@ import io
 import json
 import threading
 from collections import Counter
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -20,9 +21,11 @@ from click.testing import CliRunner
 
 from migrate.cli import main
 from migrate.core.modelsize import model_engine_param_count_b
+from migrate.core.policy import RECORDED_DROP, PolicyParams
 from migrate.sandbox import synth
 from migrate.sandbox.embedded import to_libpq_url
 from migrate.sandbox.seed import seed_fleet
+from migrate.sandbox.synth.catalog import MODELS, total_params_b
 from migrate.scan.report import JSON_FIELDS
 from migrate.scan.scanner import scan
 from migrate.store.connection import make_engine, parse_url
@@ -70,6 +73,39 @@ def test_every_endpoint_gets_the_action_the_seeder_planted(fleet) -> None:
     assert generations == set("ABCDEFGH")
     actions = Counter(d.action for d in decisions.values())
     assert {"drop-eager", "keep-eager", "no-change", "skip"} <= set(actions)
+
+
+def test_sizes_are_total_parameters_as_the_catalogue_gives_them(fleet) -> None:
+    db, specs = fleet
+    expected = llm_specs(specs)
+    catalogued = {m.name for m in MODELS}
+    decisions = list(scan(db.engine, schema=db.schema))
+    for d in decisions:
+        spec = expected[d.endpoint_id]
+        if spec.model_name in catalogued:
+            assert d.param_count_b == total_params_b(spec.model_name), spec.model_name
+        assert d.model_engine_param_count_b == model_engine_param_count_b(spec.model_name)
+    seen = {d.model_name for d in decisions if "size-disagrees-with-model-engine" in d.flags}
+    assert {"qwen3-235b-a22b", "deepseek-v3", "support-assistant"} <= seen
+
+
+def test_recorded_drop_changes_only_the_recreated_endpoints(fleet) -> None:
+    """With --recorded drop only parse-backs follow the rule; requests, however complete
+    their dict (created after args were stored), keep what they asked for."""
+    db, specs = fleet
+    expected = llm_specs(specs)
+    params = PolicyParams(recorded=RECORDED_DROP)
+    wrong = []
+    for d in scan(db.engine, schema=db.schema, params=params):
+        spec = expected[d.endpoint_id]
+        want = spec.expected_action
+        if spec.provenance == "recorded":
+            high = (spec.gpu_memory_utilization or 0) >= Decimal("0.95")
+            want = "keep-eager" if high else "drop-eager"
+        if d.action != want:
+            wrong.append((spec.name, spec.provenance, want, d.action, d.evidence))
+    assert not wrong, wrong[:3]
+    assert any(s.provenance == "recorded" for s in expected.values())
 
 
 def test_edited_commands_differ_only_by_the_flag(fleet) -> None:

@@ -65,19 +65,21 @@ GENERATION_WINDOWS: dict[str, tuple[date, date]] = {
     "C": (date(2024, 9, 5), date(2024, 10, 14)),
     "D": (date(2024, 10, 15), date(2024, 10, 15)),
     "E": (date(2024, 10, 16), date(2025, 9, 14)),
-    "F": (date(2025, 9, 15), date(2026, 4, 30)),
-    "G": (date(2026, 5, 1), date(2026, 6, 14)),
+    "F": (date(2025, 9, 15), date(2026, 5, 6)),
+    "G": (date(2026, 5, 7), date(2026, 6, 14)),
     "H": (date(2026, 6, 15), date(2026, 11, 15)),
 }
 MODEL_CACHE_ROOT = "/mnt/model-cache"
+# The day model engine began storing the caller's vllm_additional_args: G starts here.
+ARGS_STORED_FROM = GENERATION_WINDOWS["G"][0]
 
 # Arguments that come from first-class endpoint fields, not from the args dict.
 CORE_ARGS = frozenset(
     {"tensor_parallel_size", "pipeline_parallel_size", "quantization", "chat_template"}
 )
 
-# Sizes shards and nodes the way the fleet always has: model engine's reading.
-param_count_b = modelsize.model_engine_param_count_b
+# Total parameters as the scan estimates them (name, catalogue, checkpoint path).
+param_count_b = modelsize.param_count_b
 
 
 def default_gpu_memory_utilization(model_name: str | None) -> Decimal:
@@ -158,7 +160,8 @@ class EndpointSpec:
 
     @property
     def param_count_b(self) -> int | None:
-        return param_count_b(self.model_name)
+        """Total parameters, read as the scan reads them (the checkpoint path included)."""
+        return param_count_b(self.model_name, self.checkpoint_path)
 
     @property
     def weights_folder(self) -> str:
