@@ -19,6 +19,7 @@ least 1.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -185,6 +186,9 @@ def _is_total(name: str, match: re.Match[str]) -> bool:
     return not _EXPERT_COUNT.match(name, match.end())
 
 
+# A fleet has few distinct model names: read each once (bounded, so a fleet of
+# unique checkpoint folders cannot grow it).
+@functools.lru_cache(maxsize=4096)
 def _from_name(name: str) -> tuple[int, str] | None:
     """Total size and how one name gives it, or None when the name says nothing."""
     name = _normalise(name)
