@@ -195,6 +195,7 @@ def write_markdown(
             f"Database `{meta.get('database', '?')}`, schema `{meta.get('schema', '?')}`, "
             f"threshold {meta.get('policy', {}).get('threshold', '?')}, "
             f"recorded flags: {meta.get('policy', {}).get('recorded', '?')}, "
+            f"args recorded since {meta.get('policy', {}).get('args_recorded_since', '?')}, "
             f"scanned {meta.get('generated_at', '?')}.\n\n"
         )
         out.write("## Summary\n\n| | endpoints |\n|---|---:|\n")

@@ -163,6 +163,7 @@ def test_markdown_for_a_change_ticket(fleet, tmp_path) -> None:
     text = out.read_text()
     for heading in ("## Summary", "## Risks", "## Endpoints"):
         assert heading in text
+    assert "args recorded since 2026-05-07" in text
     assert "large-model-at-0.95" in text
     assert "wrote markdown report" in result.stderr
 
