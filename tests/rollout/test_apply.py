@@ -40,9 +40,12 @@ COPIED_AS_IS_EXCEPT = {"id", "created_at", "runnable_image_command", STREAMING, 
 
 @pytest.fixture
 def fleet_plan(me_db: Any) -> tuple[Any, Plan]:
-    seed_random(me_db, 40)
+    # Enough endpoints that stage 3 holds three regular changes, whatever share of
+    # the fleet is large (mixture-of-experts models count by their total size).
+    seed_random(me_db, 60)
     plan = make_plan(me_db)
     assert len(plan.items) >= 10 and plan.stages[-1].name == LARGE_STAGE_NAME
+    assert len(plan.stage_items(3)) >= 3 and plan.stages[2].name != LARGE_STAGE_NAME
     return me_db, plan
 
 
