@@ -1,8 +1,9 @@
 """The command group: exit statuses, one-line errors, signals, the audit log switch.
 
-Exit codes follow `terraform plan -detailed-exitcode`: 0 nothing to do,
-2 changes pending, 1 error. Every command module registers itself on `main`
-(see migrate.cli's __init__); none imports another.
+Exit codes follow Terraform: 0 success (changes pending included), 1 error;
+with `--detailed-exitcode` (scan, plan, reconcile) 0 nothing to do, 2 changes
+pending, 1 error. Every command module registers itself on `main` (see
+migrate.cli's __init__); none imports another.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from migrate.core.overrides import OverridesError
 from migrate.store import connection as db
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def pending_exit(pending: bool, detailed: bool) -> int:
+    """Changes pending are not an error (a CronJob must not fail, and be retried, on drift);
+    callers that want to tell them apart ask with --detailed-exitcode."""
+    return EXIT_CHANGES if pending and detailed else EXIT_OK
 
 
 class Failure(click.ClickException):
@@ -111,7 +118,7 @@ def main(log_format: str) -> None:
 
     \b
     Typical flow:
-      bundle-migrate scan                      # read-only report, exit 2 if changes
+      bundle-migrate scan                      # read-only report
       bundle-migrate plan --out plan.json      # reviewed, staged plan
       bundle-migrate apply plan.json           # dry run; add --execute to write
       bundle-migrate rollback --plan plan.json # undo, exactly

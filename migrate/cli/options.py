@@ -46,6 +46,15 @@ def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def detailed_exitcode_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--detailed-exitcode",
+        is_flag=True,
+        help="Exit 0 when nothing is pending, 2 when changes are, 1 on error (as "
+        "terraform plan -detailed-exitcode). Without it, pending changes exit 0.",
+    )(func)
+
+
 def policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(
         [

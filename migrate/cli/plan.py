@@ -7,9 +7,15 @@ import sys
 
 import click
 
-from migrate.cli.app import EXIT_CHANGES, EXIT_OK, handle_errors, main
+from migrate.cli.app import handle_errors, main, pending_exit
 from migrate.cli.console import render_status
-from migrate.cli.options import ScanOptions, connect, database_options, scan_options
+from migrate.cli.options import (
+    ScanOptions,
+    connect,
+    database_options,
+    detailed_exitcode_option,
+    scan_options,
+)
 from migrate.cli.output import output_stream
 from migrate.cli.planfile import load_plan_file, plan_errors, plan_schema
 from migrate.core.plan import to_json
@@ -49,6 +55,7 @@ from migrate.store import journal as jr
     type=click.Path(exists=True, dir_okay=False),
     help="Render a saved plan as markdown instead of making one (no database).",
 )
+@detailed_exitcode_option
 @handle_errors
 @plan_errors
 def plan_command(
@@ -58,6 +65,7 @@ def plan_command(
     fmt: str,
     out: str | None,
     from_plan: str | None,
+    detailed_exitcode: bool,
 ) -> None:
     """Make a reviewed, staged plan of the endpoints whose command changes. Read-only.
 
@@ -65,7 +73,8 @@ def plan_command(
       bundle-migrate plan --out plan.json
       bundle-migrate plan --from plan.json --format markdown > ticket.md
 
-    Exit status: 0 nothing to change, 2 the plan has changes, 1 error.
+    Exit status: 0 success, 1 error; with --detailed-exitcode 0 nothing to
+    change, 2 the plan has changes, 1 error.
     """
     if from_plan:
         if fmt != "markdown":
@@ -108,7 +117,7 @@ def plan_command(
     )
     if fmt == "markdown":
         click.echo(render_markdown(plan, out), nl=False)
-    sys.exit(EXIT_CHANGES if plan.items else EXIT_OK)
+    sys.exit(pending_exit(bool(plan.items), detailed_exitcode))
 
 
 @main.command("status")

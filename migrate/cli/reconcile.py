@@ -1,6 +1,7 @@
 """`bundle-migrate reconcile`: the scheduled check that the fleet stays on the new rule.
 
-Exit status, as scan's: 0 clean, 2 drift, 1 error. Read-only unless --apply.
+Exit status, as scan's: 0 success (drift included: alerts read the metrics), 1 error;
+with --detailed-exitcode 0 clean, 2 drift, 1 error. Read-only unless --apply.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ import click
 from tabulate import tabulate
 
 from migrate.cli.app import (
-    EXIT_CHANGES,
     EXIT_ERROR,
-    EXIT_OK,
     Failure,
     handle_errors,
     main,
+    pending_exit,
     sigterm_interrupts,
 )
-from migrate.cli.options import ScanOptions, scan_options
+from migrate.cli.options import ScanOptions, detailed_exitcode_option, scan_options
 from migrate.core.classify import ACTIONS
 from migrate.reconcile import metrics
 from migrate.reconcile.autoapply import DEFAULT_MAX_CHANGES, ApplyOutcome
@@ -133,6 +133,7 @@ def render_table(doc: dict[str, Any], out: IO[str]) -> None:
     "with nothing left). Writes a run with no changes to the journal; needs the writer "
     "role. Repeatable.",
 )
+@detailed_exitcode_option
 @handle_errors
 def reconcile_command(
     opts: ScanOptions,
@@ -142,6 +143,7 @@ def reconcile_command(
     max_changes: int,
     include_large: bool,
     resolve_runs: tuple[str, ...],
+    detailed_exitcode: bool,
 ) -> None:
     """Check that the fleet stays on the new rule and the journal still holds. Read-only.
 
@@ -162,8 +164,9 @@ def reconcile_command(
     endpoints an operator rolled back wait for a new plan; endpoints whose last
     attempt failed go after the others.
 
-    Exit status: 0 clean, 2 drift (after --apply: what remains), 1 error or an
-    endpoint --apply failed to change.
+    Exit status: 0 success, drift or not (a CronJob needs no wrapper; alert on
+    the metrics), 1 error or an endpoint --apply failed to change. With
+    --detailed-exitcode: 0 clean, 2 drift (after --apply: what remains), 1 error.
     """
     started = time.time()
     labels = {"schema": opts.schema, "mode": "apply" if do_apply else "check"}
@@ -190,7 +193,7 @@ def reconcile_command(
                 raise Failure(f"cannot write metrics file {metrics_file}: {exc.strerror}") from None
     if outcome is not None and outcome.failures:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_CHANGES if done.check.drift else EXIT_OK)
+    sys.exit(pending_exit(done.check.drift > 0, detailed_exitcode))
 
 
 def _run(

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from migrate.cli.app import EXIT_CHANGES, EXIT_OK, handle_errors, main
-from migrate.cli.options import ScanOptions, scan_options
+from migrate.cli.app import handle_errors, main, pending_exit
+from migrate.cli.options import ScanOptions, detailed_exitcode_option, scan_options
 from migrate.cli.output import output_stream, with_progress
 from migrate.scan.report import FORMATS, WRITERS
 from migrate.scan.scanner import scan
@@ -25,14 +25,18 @@ from migrate.scan.scanner import scan
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option("--only-changes", is_flag=True, help="List only endpoints whose command changes.")
+@detailed_exitcode_option
 @handle_errors
-def scan_command(opts: ScanOptions, fmt: str, output: str | None, only_changes: bool) -> None:
+def scan_command(
+    opts: ScanOptions, fmt: str, output: str | None, only_changes: bool, detailed_exitcode: bool
+) -> None:
     """Report what the new rule means for every vLLM endpoint. Read-only.
 
     Runs in a READ ONLY transaction with a statement timeout, streaming rows
     through a server-side cursor: safe against a production primary.
 
-    Exit status: 0 no endpoint would change, 2 some would, 1 error.
+    Exit status: 0 success (changes pending or not), 1 error; with
+    --detailed-exitcode 0 no endpoint would change, 2 some would, 1 error.
     """
     params = opts.policy()
     overrides = opts.overrides()
@@ -55,4 +59,4 @@ def scan_command(opts: ScanOptions, fmt: str, output: str | None, only_changes: 
             f"({summary.changes} would change)",
             err=True,
         )
-    sys.exit(EXIT_CHANGES if summary.changes else EXIT_OK)
+    sys.exit(pending_exit(summary.changes > 0, detailed_exitcode))
