@@ -23,6 +23,7 @@ from migrate.cli.app import (
     sigterm_interrupts,
 )
 from migrate.cli.options import ScanOptions, detailed_exitcode_option, scan_options
+from migrate.cli.packaged import runbook_hint
 from migrate.core.classify import ACTIONS
 from migrate.reconcile import metrics
 from migrate.reconcile.autoapply import DEFAULT_MAX_CHANGES, ApplyOutcome
@@ -86,7 +87,8 @@ def render_table(doc: dict[str, Any], out: IO[str]) -> None:
     if nxt["held_back"]:
         out.write(
             f"held back from --apply: {nxt['held_back']} (rolled back by an operator, not "
-            "READY, or large/flagged without --include-large): see runbooks/reconciliation.md\n"
+            "READY, or large/flagged without --include-large): see "
+            f"{runbook_hint('reconciliation')}\n"
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from migrate.cli.app import EXIT_ERROR, EXIT_OK, Failure, handle_errors, main
+from migrate.sandbox import extra
 from migrate.sandbox import lifecycle as sb
 from migrate.store.connection import URL_ENV
 from migrate.store.ddl import SCHEMA_VERSIONS
@@ -57,6 +58,13 @@ def fleet_options(default_endpoints: int) -> Any:
         return func
 
     return decorate
+
+
+def _require_extra(command: str) -> None:
+    """A production install has no embedded PostgreSQL: one line naming what to install."""
+    lacking = extra.missing()
+    if lacking:
+        raise Failure(extra.explain(command, lacking))
 
 
 @contextmanager
@@ -121,6 +129,7 @@ def sandbox_command(
       eval "$(bundle-migrate sandbox --detach | grep '^export ')"
       bundle-migrate sandbox stop
     """
+    _require_extra(f"bundle-migrate {ctx.info_name}")
     if ctx.invoked_subcommand is not None:
         return
     with _sandbox_errors():
@@ -232,6 +241,7 @@ def demo_command(endpoints: int, seed: int, schema_version: str) -> None:
     """
     from migrate.sandbox.demo import run_demo
 
+    _require_extra("bundle-migrate demo")
     with _sandbox_errors():
         ok = run_demo(_invoke, endpoints=endpoints, seed=seed, schema_version=schema_version)
     sys.exit(EXIT_OK if ok else EXIT_ERROR)
