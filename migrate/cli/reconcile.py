@@ -25,6 +25,7 @@ from migrate.cli.app import (
 from migrate.cli.options import ScanOptions, detailed_exitcode_option, scan_options
 from migrate.cli.packaged import runbook_hint
 from migrate.core.classify import ACTIONS
+from migrate.core.documents import json_default
 from migrate.reconcile import metrics
 from migrate.reconcile.autoapply import DEFAULT_MAX_CHANGES, ApplyOutcome
 from migrate.reconcile.findings import KINDS, SEVERITY
@@ -34,7 +35,7 @@ TABLE_LIMIT = 50  # rows per kind in the terminal table; JSON always lists every
 
 
 def render_json(doc: dict[str, Any], out: IO[str]) -> None:
-    out.write(json.dumps(doc, indent=2, default=str) + "\n")
+    out.write(json.dumps(doc, indent=2, default=json_default) + "\n")
 
 
 def render_table(doc: dict[str, Any], out: IO[str]) -> None:

@@ -39,8 +39,9 @@ class PolicyParams:
     # start-up, so it is the default; operators who know better choose "drop".
     recorded: str = RECORDED_KEEP
 
-    def as_dict(self) -> dict[str, str]:
-        return {"threshold": str(self.threshold), "recorded": self.recorded}
+    def as_dict(self) -> dict[str, Any]:
+        # A number in every document (plans made before this held the string "0.95").
+        return {"threshold": float(self.threshold), "recorded": self.recorded}
 
 
 def old_rule(explicit: bool | None, utilization: Decimal | None) -> bool:

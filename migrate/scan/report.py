@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from tabulate import tabulate
 
+from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.flags import RISK_FLAGS
 from migrate.core.records import Decision
 from migrate.core.summary import Summary
@@ -55,7 +56,8 @@ def write_json(
     decisions: Iterable[Decision], out: IO[str], meta: dict[str, Any], only_changes: bool = False
 ) -> Summary:
     summary = Summary()
-    out.write('{"scan": ' + json.dumps(meta, sort_keys=True) + ',\n "endpoints": [')
+    out.write(f'{{"format_version": {FORMAT_VERSION},\n "scan": ')
+    out.write(json.dumps(meta, sort_keys=True, default=json_default) + ',\n "endpoints": [')
     first = True
     for d in decisions:
         summary.add(d)
