@@ -47,6 +47,25 @@ def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+class CountOrAll(click.ParamType):
+    """A positive count, or `all` (None): how many of something to list."""
+
+    name = "N|all"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "all":
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'all'", param, ctx)
+        if number < 1:
+            self.fail("must be at least 1, or 'all'", param, ctx)
+        return number
+
+
 def detailed_exitcode_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--detailed-exitcode",

@@ -10,6 +10,7 @@ import click
 from migrate.cli.app import handle_errors, main, pending_exit
 from migrate.cli.console import render_status
 from migrate.cli.options import (
+    CountOrAll,
     ScanOptions,
     connect,
     database_options,
@@ -19,11 +20,17 @@ from migrate.cli.options import (
 from migrate.cli.output import output_stream
 from migrate.cli.planfile import load_plan_file, plan_errors, plan_schema
 from migrate.core.documents import FORMAT_VERSION, json_default
-from migrate.core.plan import to_json
+from migrate.core.plan import Plan, to_json
 from migrate.core.staging import DEFAULT_STAGES
 from migrate.rollout.planning import make_plan
 from migrate.rollout.status import status_document
-from migrate.rollout.ticket import render_markdown
+from migrate.rollout.ticket import (
+    DEFAULT_ENDPOINT_LIMIT,
+    attachment_name,
+    omits_endpoints,
+    render_attachment,
+    render_markdown,
+)
 from migrate.store import fleet
 from migrate.store import journal as jr
 
@@ -56,6 +63,20 @@ from migrate.store import journal as jr
     type=click.Path(exists=True, dir_okay=False),
     help="Render a saved plan as markdown instead of making one (no database).",
 )
+@click.option(
+    "--ticket-endpoints",
+    type=CountOrAll(),
+    default=str(DEFAULT_ENDPOINT_LIMIT),
+    show_default=True,
+    help="Markdown: list at most N endpoints per stage and N risks; all of them go to a CSV "
+    "attachment the ticket names. 'all' lists every endpoint in the Markdown.",
+)
+@click.option(
+    "--ticket-attachment",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Where the attachment goes. Default: beside the plan, plan.json -> plan.endpoints.csv.",
+)
 @detailed_exitcode_option
 @handle_errors
 @plan_errors
@@ -66,6 +87,8 @@ def plan_command(
     fmt: str,
     out: str | None,
     from_plan: str | None,
+    ticket_endpoints: int | None,
+    ticket_attachment: str | None,
     detailed_exitcode: bool,
 ) -> None:
     """Make a reviewed, staged plan of the endpoints whose command changes. Read-only.
@@ -80,7 +103,7 @@ def plan_command(
     if from_plan:
         if fmt != "markdown":
             raise click.UsageError("--from renders a saved plan: add --format markdown")
-        click.echo(render_markdown(load_plan_file(from_plan), from_plan), nl=False)
+        _ticket(load_plan_file(from_plan), from_plan, ticket_endpoints, ticket_attachment)
         return
     if not out:
         raise click.UsageError(
@@ -117,8 +140,22 @@ def plan_command(
         err=True,
     )
     if fmt == "markdown":
-        click.echo(render_markdown(plan, out), nl=False)
+        _ticket(plan, out, ticket_endpoints, ticket_attachment)
     sys.exit(pending_exit(bool(plan.items), detailed_exitcode))
+
+
+def _ticket(plan: Plan, plan_path: str, limit: int | None, attachment: str | None) -> None:
+    """The ticket on stdout; the endpoints it leaves out in the attachment it names."""
+    attachment = attachment or attachment_name(plan_path)
+    if omits_endpoints(plan, limit):
+        with output_stream(attachment) as handle:
+            handle.write(render_attachment(plan))
+        click.echo(
+            f"wrote all {len(plan.items)} endpoints to {attachment}: attach it to the ticket "
+            "with the plan (--ticket-endpoints all lists them in the Markdown instead)",
+            err=True,
+        )
+    click.echo(render_markdown(plan, plan_path, limit, attachment), nl=False)
 
 
 @main.command("status")

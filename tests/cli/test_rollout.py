@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -208,3 +210,39 @@ def test_status_before_any_run_and_no_password_anywhere(planned: tuple[Any, Path
     for result in outputs:
         assert SECRET not in result.output
     assert "***" in outputs[0].stdout
+
+
+def test_ticket_attaches_what_it_leaves_out(planned: tuple[Any, Path], tmp_path: Path) -> None:
+    me_db, path = planned
+    attachment = tmp_path / "plan.endpoints.csv"
+    short = run(
+        me_db, "plan", "--from", str(path), "--format", "markdown", "--ticket-endpoints", "1"
+    )
+    assert short.exit_code == 0, short.output
+    rows = list(csv.DictReader(io.StringIO(attachment.read_text())))
+    items = json.loads(path.read_text())["items"]
+    assert [r["endpoint_id"] for r in rows] == [i["endpoint_id"] for i in items]
+    assert "attachment | `plan.endpoints.csv`" in short.stdout
+    assert f"wrote all {len(items)} endpoints to {attachment}" in short.stderr
+    attachment.unlink()
+    full = run(
+        me_db, "plan", "--from", str(path), "--format", "markdown", "--ticket-endpoints", "all"
+    )
+    assert full.exit_code == 0 and not attachment.exists()
+    assert all(i["endpoint_name"] in full.stdout for i in items)
+    elsewhere = tmp_path / "att.csv"
+    made = run(
+        me_db,
+        "plan",
+        "--out",
+        str(tmp_path / "p3.json"),
+        "--format",
+        "markdown",
+        "--ticket-endpoints",
+        "2",
+        "--ticket-attachment",
+        str(elsewhere),
+    )
+    assert made.exit_code == 0 and elsewhere.exists() and "`att.csv`" in made.stdout
+    bad = run(me_db, "plan", "--from", str(path), "--format", "markdown", "--ticket-endpoints", "0")
+    assert bad.exit_code == 1 and "must be at least 1, or 'all'" in bad.output
