@@ -31,9 +31,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from migrate.cli import main
+from migrate.core.staging import LARGE_STAGE_NAME
 from migrate.core.summary import Summary
 from migrate.reconcile import metrics
 from migrate.reconcile.findings import Check
+from tests.support.plans import decision, plan_of
 from tests.support.rollout import journal_rows, seed_random
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
@@ -374,3 +376,19 @@ def test_metric_names_in_the_runbook_exist(tmp_path: Path, schema_version: str) 
         re.findall(r"bundle_migrate_reconcile_\w+", (RUNBOOKS / "reconciliation.md").read_text())
     )
     assert mentioned and mentioned <= produced, mentioned - produced
+
+
+def test_the_large_stage_number_is_the_one_default_plans_give_it(schema_version: str) -> None:
+    """The runbook throttles the large-and-flagged stage by number: it must be that stage."""
+    plan = plan_of(
+        [decision(f"small-{k}") for k in range(20)]
+        + [decision("big", "llama-3-70b", 70, flags=["large-model-loses-eager"])]
+    )
+    (large,) = [s.number for s in plan.stages if s.name == LARGE_STAGE_NAME]
+    throttled = [
+        command
+        for block in blocks("staged-rollout.md", "sh production")
+        for command, _ in commands(block.body)
+        if "--max-per-minute 1 " in command
+    ]
+    assert throttled and all(f"--stage {large} " in c for c in throttled), (large, throttled)

@@ -9,6 +9,7 @@ migrate.cli's __init__); none imports another.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -23,6 +24,9 @@ from migrate.core.overrides import OverridesError
 from migrate.store import connection as db
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+# What a shell reports for a tool killed by SIGPIPE (`yes | head -1`): the reader of our
+# output went away, which is no error of ours and nothing to print about.
+EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
 
 
 def pending_exit(pending: bool, detailed: bool) -> int:
@@ -79,9 +83,35 @@ def sigterm_interrupts(enabled: bool) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _quiet_on_closed_pipe() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        # Point stdout at /dev/null, so the interpreter's last flush has nowhere to fail.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no real file descriptor (tests capture stdout)
+            pass
+        sys.exit(EXIT_CLOSED_PIPE)
+
+
 class Cli(click.Group):
     """Usage errors exit 1, not click's 2: here 2 means "changes pending", and a
-    cron job must not read a mistyped option as drift."""
+    cron job must not read a mistyped option as drift. A closed pipe (`scan | head`)
+    ends the command quietly, as it ends any Unix tool."""
+
+    # Both caught here, before click's own handler turns a closed pipe into exit 1:
+    # make_context prints --help, invoke runs the command.
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _quiet_on_closed_pipe():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _quiet_on_closed_pipe():
+            return super().invoke(ctx)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:

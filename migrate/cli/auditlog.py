@@ -175,6 +175,7 @@ def _exit_status(exc: BaseException | None) -> tuple[int, str | None]:
         return exc.exit_code, exc.format_message()
     if isinstance(exc, KeyboardInterrupt):
         return 130, "interrupted"
+
     return 1, f"{type(exc).__name__}: {exc}"
 
 
@@ -191,7 +192,8 @@ def start_command(fmt: str) -> None:
     def finished() -> None:
         # Runs as the context closes, while any exception is still being handled.
         status, error = _exit_status(sys.exc_info()[1])
-        level = logging.ERROR if status not in (0, 2) else logging.INFO
+        # 141: the reader of the output went away (`| head`), not a failure of the command.
+        level = {0: logging.INFO, 2: logging.INFO, 141: logging.WARNING}.get(status, logging.ERROR)
         fields: dict[str, Any] = {"exit_status": status}
         if error:
             fields["error"] = error

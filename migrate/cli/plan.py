@@ -8,7 +8,6 @@ import sys
 import click
 
 from migrate.cli.app import handle_errors, main, pending_exit
-from migrate.cli.console import render_status
 from migrate.cli.options import (
     CountOrAll,
     ScanOptions,
@@ -17,8 +16,9 @@ from migrate.cli.options import (
     detailed_exitcode_option,
     scan_options,
 )
-from migrate.cli.output import output_stream
+from migrate.cli.output import output_stream, terminal_width, wide_option
 from migrate.cli.planfile import load_plan_file, plan_errors, plan_schema
+from migrate.cli.status_table import render_status
 from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.plan import Plan, to_json
 from migrate.core.staging import DEFAULT_STAGES
@@ -94,8 +94,11 @@ def plan_command(
     """Make a reviewed, staged plan of the endpoints whose command changes. Read-only.
 
     \b
-      bundle-migrate plan --out plan.json
+    Examples:
+      bundle-migrate plan --out plan.json                  # the default stages 1,10%,50%,100%
+      bundle-migrate plan --out plan.json --stages 1,5%,25%,100% --exclude-large
       bundle-migrate plan --from plan.json --format markdown > ticket.md
+      bundle-migrate plan --from plan.json --format markdown --ticket-endpoints all
 
     Exit status: 0 success, 1 error; with --detailed-exitcode 0 nothing to
     change, 2 the plan has changes, 1 error.
@@ -174,6 +177,7 @@ def _ticket(plan: Plan, plan_path: str, limit: int | None, attachment: str | Non
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list."
 )
+@wide_option
 @handle_errors
 @plan_errors
 def status_command(
@@ -184,10 +188,18 @@ def status_command(
     plan_file: str | None,
     fmt: str,
     limit: int,
+    wide: bool,
 ) -> None:
     """Runs with their stages and outcome counts; one run's endpoints; a plan's progress.
 
     Read-only.
+
+    \b
+    Examples:
+      bundle-migrate status                                # the latest runs
+      bundle-migrate status --plan plan.json               # progress per stage
+      bundle-migrate status --run run_0123456789abcdefghij --wide
+      bundle-migrate status --format json                  # for machines
     """
     plan = load_plan_file(plan_file) if plan_file else None
     if plan is not None:
@@ -210,4 +222,4 @@ def status_command(
                 f"no bundle-migrate run has written to this database (no {jr.SCHEMA} schema)"
             )
             return
-        click.echo(render_status(doc), nl=False)
+        click.echo(render_status(doc, wide=wide, width=terminal_width()), nl=False)

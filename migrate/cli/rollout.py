@@ -78,6 +78,13 @@ def apply_command(
     Connect directly to PostgreSQL, not through a transaction pooler (pgbouncer
     pool_mode=transaction): the run lock is held by one server session.
 
+    \b
+    Examples:
+      bundle-migrate apply plan.json                       # dry run: a diff per endpoint
+      bundle-migrate apply plan.json --stage 1 --execute   # the canary
+      bundle-migrate apply plan.json --stage 2 --execute --max-per-minute 30 --pause-file pause
+      bundle-migrate apply plan.json --all-stages --execute
+
     Exit status: 0 every planned change done or rightly skipped, 1 failures, a
     stop, or an error.
     """
@@ -166,6 +173,12 @@ def rollback_command(
     Endpoints changed since the run, or not READY (model engine is updating
     them), are left alone unless --force. With --run, the schema is the one the
     run changed. Connect directly, not through a transaction pooler.
+
+    \b
+    Examples:
+      bundle-migrate rollback --plan plan.json --stage 2              # dry run
+      bundle-migrate rollback --plan plan.json --stage 2 --execute
+      bundle-migrate rollback --run run_0123456789abcdefghij --endpoint chat-1 --execute
 
     Exit status: 0 done or rightly skipped, 1 failures or error.
     """

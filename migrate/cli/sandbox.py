@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from migrate.cli.app import EXIT_ERROR, EXIT_OK, Failure, handle_errors, main
+from migrate.cli.output import duration
 from migrate.sandbox import extra
 from migrate.sandbox import lifecycle as sb
 from migrate.store.connection import URL_ENV
@@ -124,6 +125,7 @@ def sandbox_command(
     and on its own installation in site-packages.
 
     \b
+    Examples:
       bundle-migrate sandbox                          # throwaway, Ctrl-C to stop
       bundle-migrate sandbox --data-dir ./sandbox     # kept between runs
       eval "$(bundle-migrate sandbox --detach | grep '^export ')"
@@ -158,7 +160,7 @@ def _announce(box: sb.Sandbox) -> None:
         stats = fleet.seeded
         _progress(
             f"seeded {stats.endpoints} endpoints and {stats.bundles} bundles in "
-            f"{stats.seconds:.1f} s ({stats.endpoints_per_second:,.0f} endpoints/s)"
+            f"{duration(stats.seconds)} ({stats.endpoints_per_second:,.0f} endpoints/s)"
         )
     seed = "seed unknown" if fleet.seed is None else f"seed {fleet.seed}"
     click.echo(
@@ -238,6 +240,11 @@ def demo_command(endpoints: int, seed: int, schema_version: str) -> None:
     --execute, status and rollback --execute, exactly as you would type them.
     Stops the sandbox and deletes it at the end; exit 0 when every step did
     what it should.
+
+    \b
+    Examples:
+      bundle-migrate demo                             # about a minute, nothing to set up
+      bundle-migrate demo --endpoints 500 --seed 7    # a bigger, different fleet
     """
     from migrate.sandbox.demo import run_demo
 
