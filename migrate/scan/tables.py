@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from rich import box
 from rich.console import Console
@@ -31,7 +32,7 @@ class Column:
     header: str
     wide_only: bool = False  # shown with --wide only
     wraps: bool = False  # free text: may wrap within the column, down to `min_width`
-    align: str = "left"
+    align: Literal["left", "right"] = "left"
     min_width: int = MIN_WRAPPED  # for a wrapping column: never narrower
     # For an identifier (never wraps by choice): folded at this width when nothing else
     # can give; None: never folded.
@@ -61,7 +62,7 @@ def render(
             width=w,
             no_wrap=not c.wraps and w >= natural[i],
             overflow="fold",
-            justify=c.align,  # type: ignore[arg-type]
+            justify=c.align,
         )
     for row in cells:
         table.add_row(*row)
