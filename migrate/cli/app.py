@@ -1,13 +1,15 @@
 """The command group: exit statuses, one-line errors, signals, the audit log switch.
 
-Exit codes follow `terraform plan -detailed-exitcode`: 0 nothing to do,
-2 changes pending, 1 error. Every command module registers itself on `main`
-(see migrate.cli's __init__); none imports another.
+Exit codes follow Terraform: 0 success (changes pending included), 1 error;
+with `--detailed-exitcode` (scan, plan, reconcile) 0 nothing to do, 2 changes
+pending, 1 error. Every command module registers itself on `main` (see
+migrate.cli's __init__); none imports another.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -22,6 +24,15 @@ from migrate.core.overrides import OverridesError
 from migrate.store import connection as db
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+# What a shell reports for a tool killed by SIGPIPE (`yes | head -1`): the reader of our
+# output went away, which is no error of ours and nothing to print about.
+EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
+
+
+def pending_exit(pending: bool, detailed: bool) -> int:
+    """Changes pending are not an error (a CronJob must not fail, and be retried, on drift);
+    callers that want to tell them apart ask with --detailed-exitcode."""
+    return EXIT_CHANGES if pending and detailed else EXIT_OK
 
 
 class Failure(click.ClickException):
@@ -72,9 +83,35 @@ def sigterm_interrupts(enabled: bool) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _quiet_on_closed_pipe() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        # Point stdout at /dev/null, so the interpreter's last flush has nowhere to fail.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no real file descriptor (tests capture stdout)
+            pass
+        sys.exit(EXIT_CLOSED_PIPE)
+
+
 class Cli(click.Group):
     """Usage errors exit 1, not click's 2: here 2 means "changes pending", and a
-    cron job must not read a mistyped option as drift."""
+    cron job must not read a mistyped option as drift. A closed pipe (`scan | head`)
+    ends the command quietly, as it ends any Unix tool."""
+
+    # Both caught here, before click's own handler turns a closed pipe into exit 1:
+    # make_context prints --help, invoke runs the command.
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _quiet_on_closed_pipe():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _quiet_on_closed_pipe():
+            return super().invoke(ctx)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
@@ -111,7 +148,7 @@ def main(log_format: str) -> None:
 
     \b
     Typical flow:
-      bundle-migrate scan                      # read-only report, exit 2 if changes
+      bundle-migrate scan                      # read-only report
       bundle-migrate plan --out plan.json      # reviewed, staged plan
       bundle-migrate apply plan.json           # dry run; add --execute to write
       bundle-migrate rollback --plan plan.json # undo, exactly

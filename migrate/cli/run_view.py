@@ -23,10 +23,9 @@ from typing import Any
 import click
 
 from migrate.core import outcomes as oc
+from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.outcomes import Result
 from migrate.rollout.pacing import Reporter
-
-FORMAT_VERSION = 1
 
 
 class LineReporter(Reporter):
@@ -297,4 +296,4 @@ def write_run_json(
             "exit_status": exit_status,
         },
     }
-    click.echo(json.dumps(doc, indent=2, default=str))
+    click.echo(json.dumps(doc, indent=2, default=json_default))
