@@ -188,11 +188,13 @@ class LiveReporter(LineReporter):
     def result(self, result: Result) -> None:
         with self._lock:
             self._flight.pop(result.endpoint_name, None)
-        super().result(result)
         if self._progress is not None:
             done = self._progress.tasks[0].completed + 1
             elapsed = max(time.monotonic() - self._started, 1e-6)
             self._progress.update(self._task, advance=1, rate=f"{done / elapsed * 60:.1f}/min")
+        if self._live is not None:
+            self._live.refresh()  # the line goes above a view that already counts it
+        super().result(result)
 
     def paused(self, path: Path) -> None:
         with self._lock:
