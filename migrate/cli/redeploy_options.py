@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from migrate.cli.app import Failure
 from migrate.deploy.client import ApiError, ModelEngineClient
@@ -137,8 +138,12 @@ def redeploy_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        opts = RedeployOptions(**{name: kwargs.pop(name) for name in _NAMES})
-        return func(*args, redeploy=opts, **kwargs)
+        values = {name: kwargs.pop(name) for name in _NAMES}
+        source = click.get_current_context().get_parameter_source("api_url")
+        if values["no_redeploy"] and source is ParameterSource.ENVIRONMENT:
+            # An explicit --no-redeploy outranks the ambient $BUNDLE_MIGRATE_API_URL.
+            values["api_url"] = None
+        return func(*args, redeploy=RedeployOptions(**values), **kwargs)
 
     decorators = [
         click.option(
@@ -223,7 +228,8 @@ def redeploy_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=1, max=64),
             default=4,
             show_default=True,
-            help="Redeploys in flight at once within a stage (the canary stage goes alone).",
+            help="Endpoints in flight at once within a stage: redeploys, or with --no-redeploy "
+            "writes (the canary stage goes alone).",
         ),
     ]
     for decorator in reversed(decorators):

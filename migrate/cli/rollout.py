@@ -148,6 +148,7 @@ def apply_command(
         redeploy=deploy,
         ignore_incomplete_stages=ignore_incomplete_stages,
         retry_aborted=retry_aborted,
+        parallel=redeploy.parallel,
     )
     try:
         with sigterm_interrupts(execute):

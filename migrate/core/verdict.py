@@ -33,8 +33,8 @@ def _edited(array: list[str] | None, script_after: str | None, eager: bool, what
         raise cmd.CommandError(
             cmd.VERIFICATION_FAILED, f"the plan and the bundle disagree on the {what}"
         )
-    cmd.parse_command(array)  # the shape [bash, -c, script], or CommandError
-    if cmd.set_enforce_eager(array[2], eager) != script_after:
+    parsed = cmd.parse_command(array)  # the shape [bash, -c, script], or CommandError
+    if cmd.set_enforce_eager(parsed, eager) != script_after:  # edits the parse just made
         raise cmd.CommandError(
             cmd.VERIFICATION_FAILED,
             f"the plan's new {what} is not the current one with only --enforce-eager changed",
@@ -89,7 +89,12 @@ def evaluate(
     try:
         command_after = _edited(bundle.command, item.command_after, item.eager_after, "command")
         streaming_after = None
-        if bundle.streaming_command is not None or item.streaming_command_after is not None:
+        if (
+            bundle.streaming_command == bundle.command
+            and item.streaming_command_after == item.command_after
+        ):
+            streaming_after = command_after  # model engine's usual case: the same command
+        elif bundle.streaming_command is not None or item.streaming_command_after is not None:
             streaming_after = _edited(
                 bundle.streaming_command,
                 item.streaming_command_after,

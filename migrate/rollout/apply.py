@@ -32,7 +32,7 @@ from migrate.rollout.stage_runner import run_stage
 from migrate.rollout.target import check_target
 from migrate.rollout.transaction import Hook, Settings
 from migrate.store import journal as jr
-from migrate.store import redeploys
+from migrate.store import redeploys, rows
 from migrate.store.connection import DatabaseError, read_only
 from migrate.store.ids import new_run_id
 from migrate.store.lock import MigrationLock, holder
@@ -64,6 +64,8 @@ class ApplyOptions:
     redeploy: Redeploy | None = None
     ignore_incomplete_stages: bool = False
     retry_aborted: bool = False
+    # Endpoints written at once within a stage when rows only are written (--no-redeploy).
+    parallel: int = 1
 
 
 @dataclass
@@ -129,6 +131,7 @@ def run_apply(
     if not options.execute:
         return dry_run(engine, plan, options, reporter)
     schema = options.settings.schema
+    rows.forget_columns()  # the catalog is read afresh once per run
     with MigrationLock(engine, schema) as lock:
         with engine.begin() as conn:
             notes = check_target(conn, plan, allow_other_address=options.allow_other_address)
@@ -219,9 +222,9 @@ def _next(summary: Summary, index: int) -> int | None:
 
 
 def _parallel(options: ApplyOptions, stage_name: str) -> int:
-    if options.redeploy is None or stage_name == CANARY:
-        return 1  # the canary goes alone, and rows alone take no time worth overlapping
-    return options.redeploy.parallel
+    if stage_name == CANARY:
+        return 1  # the canary goes alone
+    return options.redeploy.parallel if options.redeploy else options.parallel
 
 
 def _execute(

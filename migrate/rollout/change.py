@@ -66,6 +66,7 @@ def apply_endpoint(ctx: Context, item: PlanItem, stage: int) -> Result:
             run,
             ctx.hook,
             deploy_state=oc.WRITTEN if ctx.redeploy else None,
+            history=None,  # just read: no applied change of this plan yet
         )
         if written.outcome != oc.APPLIED or ctx.redeploy is None or written.change_id is None:
             return written

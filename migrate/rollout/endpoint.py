@@ -42,12 +42,28 @@ class RunContext:
     stage: int
 
 
+# `history` not given: read it from the journal (when there is one).
+UNREAD: Any = object()
+
+
 def read(
-    conn: Connection, schema: str, item: PlanItem, plan_digest: str, *, lock: bool, journal: bool
+    conn: Connection,
+    schema: str,
+    item: PlanItem,
+    plan_digest: str,
+    *,
+    lock: bool,
+    journal: bool,
+    history: dict[str, Any] | None = UNREAD,
 ) -> tuple[dict[str, Any] | None, EndpointRecord | None, Verdict]:
-    """Read the endpoint (locking it when writing) and its history, and judge the item."""
+    """Read the endpoint (locking it when writing) and its history, and judge the item.
+
+    A caller that read the history already passes it: under the run lock the
+    journal's history of this plan cannot change in between.
+    """
     endpoint = rows.read_endpoint(conn, schema, item.endpoint_id, lock=lock)
-    history = jr.apply_history(conn, plan_digest, item.endpoint_id) if journal else None
+    if history is UNREAD:
+        history = jr.apply_history(conn, plan_digest, item.endpoint_id) if journal else None
     record = None
     if endpoint is not None:
         bundle_id = endpoint.get("current_bundle_id")
@@ -63,12 +79,15 @@ def _apply(
     ctx: RunContext,
     hook: Hook | None,
     deploy_state: str | None,
+    history: dict[str, Any] | None,
 ) -> Result:
     schema = settings.schema
     begin_settings(conn, settings)
 
     # Read and check, the row locked.
-    endpoint, record, verdict = read(conn, schema, item, ctx.plan_digest, lock=True, journal=True)
+    endpoint, record, verdict = read(
+        conn, schema, item, ctx.plan_digest, lock=True, journal=True, history=history
+    )
     if hook:
         hook("locked", conn)
     before = record.current_bundle_id if record else None
@@ -78,7 +97,7 @@ def _apply(
     assert verdict.command_after is not None and before is not None
 
     # Write: a copy of the bundle with the verified command, and the endpoint pointed at it.
-    meta_before = rows.metadata_text(conn, schema, item.endpoint_id)
+    meta_before = endpoint[rows.METADATA_TEXT]
     new_id = rows.insert_bundle_copy(
         conn,
         schema,
@@ -128,14 +147,16 @@ def apply_item(
     hook: Hook | None = None,
     *,
     deploy_state: str | None = None,
+    history: dict[str, Any] | None = UNREAD,
 ) -> Result:
     """Apply one plan item in one transaction; skips and failures are journaled apart.
 
     `deploy_state`: `written` when a redeploy follows (None: rows only).
+    `history`: this plan's applied change to the endpoint, when the caller read it.
     """
     return in_transaction(
         engine,
-        lambda conn: _apply(conn, settings, item, ctx, hook, deploy_state),
+        lambda conn: _apply(conn, settings, item, ctx, hook, deploy_state, history),
         on_error=lambda outcome, detail: _result(item, ctx, outcome, detail, item.bundle_id),
         committed_anyway=lambda conn: _committed_anyway(conn, item, ctx),
         journal=journal_apart(ctx, item),

@@ -77,7 +77,7 @@ def _revert(
     assert endpoint is not None
 
     # Restore the endpoint as the change found it.
-    meta_before = rows.metadata_text(conn, schema, change["endpoint_id"])
+    meta_before = endpoint[rows.METADATA_TEXT]
     meta_after = jr.restore_endpoint(
         conn,
         schema,

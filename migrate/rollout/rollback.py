@@ -26,7 +26,7 @@ from migrate.rollout.stage_runner import run_stage
 from migrate.rollout.target import check_target
 from migrate.rollout.transaction import Hook, Settings
 from migrate.store import journal as jr
-from migrate.store import redeploys
+from migrate.store import redeploys, rows
 from migrate.store.connection import DatabaseError, read_only
 from migrate.store.ids import new_run_id
 from migrate.store.lock import MigrationLock, holder
@@ -140,6 +140,7 @@ def run_rollback(
         return _dry_run(engine, options, reporter)
     summary = RollbackSummary()
     schema = options.settings.schema
+    rows.forget_columns()  # the catalog is read afresh once per run
     with MigrationLock(engine, schema) as lock:
         with engine.begin() as conn:
             if not jr.exists(conn):

@@ -35,6 +35,10 @@ def run_stage(
     on_result: Callable[[Result], None],
 ) -> str | None:
     """Work through the stage; the reason it stopped early, or None."""
+    if parallel <= 1:
+        return _one_at_a_time(
+            items, work, pacer=pacer, reporter=reporter, tally=tally, on_result=on_result
+        )
     todo = iter(items)
     pending: set[Future[Result]] = set()
     stopped: str | None = None
@@ -70,3 +74,24 @@ def _drain(pending: set[Future[Result]]) -> None:
             pass
         except Exception:  # noqa: BLE001  (the first error is the one being raised)
             pass
+
+
+def _one_at_a_time(
+    items: Iterable[T],
+    work: Callable[[T], Result],
+    *,
+    pacer: Pacer,
+    reporter: Reporter,
+    tally: StageTally,
+    on_result: Callable[[Result], None],
+) -> str | None:
+    """The same loop on the caller's own thread: nothing to hand over, nothing to drain."""
+    for item in items:
+        pacer.wait_while_paused(reporter)
+        pacer.throttle()
+        result = work(item)
+        on_result(result)
+        stopped = tally.add(result.outcome)
+        if stopped:
+            return stopped
+    return None

@@ -153,7 +153,11 @@ def test_without_credentials_or_an_api_a_real_run_refuses(
     with standin(me_db) as server:
         nothing = run(me_db, server, "apply", str(path), "--execute")
         assert nothing.exit_code == 1 and "no credentials for model engine's API" in nothing.stderr
-        both = run(me_db, server, "apply", str(path), "--execute", "--no-redeploy")
+        both = run(
+            me_db,
+            server,
+            *("apply", str(path), "--execute", "--no-redeploy", "--api-url", server.url),
+        )
         assert both.exit_code == 1 and "conflict" in both.output
         rows = run(
             me_db,
@@ -165,4 +169,15 @@ def test_without_credentials_or_an_api_a_real_run_refuses(
             BUNDLE_MIGRATE_API_URL="",
         )
         assert rows.exit_code == 1 and "rollback --execute redeploys" in rows.stderr
+    assert requests(server) == []
+
+
+def test_an_explicit_no_redeploy_outranks_the_api_url_in_the_environment(
+    planned: tuple[Any, Path],
+) -> None:
+    me_db, path = planned
+    with standin(me_db) as server:
+        done = run(me_db, server, "apply", str(path), "--execute", "--all-stages", "--no-redeploy")
+        assert done.exit_code == 0, done.output
+        assert "applied" in done.output
     assert requests(server) == []
