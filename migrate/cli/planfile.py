@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -12,7 +11,7 @@ from click.core import ParameterSource
 
 from migrate.cli.app import Failure
 from migrate.core.plan import Plan, PlanError, parse_plan
-from migrate.store import fleet
+from migrate.store import files, fleet
 
 
 def plan_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,12 +25,17 @@ def plan_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# A plan holds every changing endpoint's whole new command, twice when it streams:
+# some 5 KB an endpoint, so this is room for about 50,000 of them.
+PLAN_LIMIT = 256 * files.MIB
+
+
 def load_plan_file(path: str) -> Plan:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise Failure(f"cannot read plan {path}: {exc.strerror}") from None
-    return parse_plan(text, source=path)
+        text = files.read_text(path, what="plan", limit=PLAN_LIMIT)
+    except files.FileError as exc:
+        raise Failure(str(exc)) from None
+    return parse_plan(text, source=files.shown(path))
 
 
 def schema_given() -> bool:

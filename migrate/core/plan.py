@@ -269,12 +269,35 @@ def _check_item(raw: Any, n: int) -> PlanItem:
     )
 
 
+# The deepest a plan nests is an item's args_after holding a dict value (rope
+# scaling): six levels. Anything far deeper is not a plan, and each level costs
+# recursion in the JSON reader and the digest.
+MAX_DEPTH = 32
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """Whether a decoded JSON value nests at most `limit` levels (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return False
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
 def parse_plan(text: str, source: str = "plan") -> Plan:
     """Read and verify a plan file; raise PlanError naming what is wrong."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PlanError(f"{source} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise PlanError(f"{source} is not a bundle-migrate plan: nested too deeply") from None
+    if not _depth_within(doc, MAX_DEPTH):
+        raise PlanError(f"{source} is not a bundle-migrate plan: nested too deeply")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise PlanError(f'{source} is not a bundle-migrate plan (no "format": "{FORMAT}")')
     if doc.get("version") != VERSION:

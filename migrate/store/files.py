@@ -1,4 +1,4 @@
-"""The local files the tool reads: plans, overrides, the metrics state, API keys.
+"""The local files the tool reads (plans, overrides, the metrics state, API keys) and writes.
 
 One reader for all of them, because each way a file can hurt is the same for
 every kind: a device that never ends (/dev/zero), a pipe that never answers
@@ -6,13 +6,22 @@ every kind: a device that never ends (/dev/zero), a pipe that never answers
 UTF-8, a secret others may read. `read_text` opens without blocking, accepts a
 regular file only, reads at most `limit` bytes and decodes strictly; every
 refusal is a `FileError` whose message is the one line the operator sees.
+`writing` is the other direction: whole-or-nothing for a file, through for a
+device or a pipe, and never an endless wait for a pipe's reader.
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
 
 MIB = 1 << 20
 
@@ -116,3 +125,65 @@ def read_text(path: str | os.PathLike[str], *, what: str, limit: int, private: b
     """
     data = read_bytes(path, what=what, limit=limit, private=private)
     return decode(data, what=what, name=shown(path))
+
+
+# How long a write to a FIFO waits for a reader to open it before giving up.
+READER_WAIT_S = 10.0
+
+
+@contextmanager
+def writing(
+    path: str | os.PathLike[str], *, what: str, reader_wait_s: float = READER_WAIT_S
+) -> Iterator[IO[str]]:
+    """A text handle whose content lands at `path` whole or not at all.
+
+    A regular file (or a new one) is written beside the target and renamed over
+    it, so a reader never sees half of it and a failed run leaves the previous
+    one. Anything else that exists (/dev/null, /dev/stdout, a FIFO) is written
+    through: renaming a file over a device would destroy it. A FIFO nobody
+    reads is given `reader_wait_s` to get a reader, never forever. Every
+    failure is a FileError.
+    """
+    name = shown(path)
+    target = Path(path)
+    try:
+        special = target.exists() and not target.is_file()
+        if special:
+            handle = _open_through(target, name, what, reader_wait_s)
+            with handle:
+                yield handle
+            return
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    except OSError as exc:
+        raise FileError(f"cannot write {what} {name}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise FileError(f"cannot write {what} {name}: {exc.strerror}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _open_through(target: Path, name: str, what: str, wait_s: float) -> IO[str]:
+    flags = os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fd = os.open(target, flags)
+            break
+        except OSError as exc:
+            # ENXIO: a FIFO with no reader yet (a plain open would wait for one forever).
+            if exc.errno != errno.ENXIO or time.monotonic() >= deadline:
+                if exc.errno == errno.ENXIO:
+                    raise FileError(
+                        f"cannot write {what} {name}: no process reads that pipe "
+                        f"(waited {wait_s:g} s)"
+                    ) from None
+                raise
+            time.sleep(0.05)
+    os.set_blocking(fd, True)  # a reader is there: let it set the pace, as any pipe does
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")

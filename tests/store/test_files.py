@@ -117,3 +117,46 @@ def test_any_bytes_give_text_or_a_file_error(tmp_path_factory: pytest.TempPathFa
         assert "\n" not in str(exc)
     else:
         assert len(data) <= 32 and text.encode("utf-8") in (data, data[3:])
+
+
+def test_writing_replaces_a_file_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("previous")
+    with pytest.raises(RuntimeError):
+        with files.writing(target, what="report") as out:
+            out.write("half")
+            raise RuntimeError("the scan failed")
+    assert target.read_text() == "previous"
+    with files.writing(target, what="report") as out:
+        out.write("new")
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("{tmp}/missing/r.json", "cannot write report {tmp}/missing/r.json: No such file"),
+        ("/dev/full", "cannot write report /dev/full: No space left on device"),
+        ("{tmp}", "cannot write report {tmp}: Is a directory"),
+    ],
+)
+def test_writing_failures_are_file_errors(tmp_path: Path, target: str, expected: str) -> None:
+    with pytest.raises(FileError, match=re.escape(expected.format(tmp=tmp_path))):
+        with files.writing(target.format(tmp=tmp_path), what="report") as out:
+            out.write("x" * 100_000)
+
+
+def test_writing_to_a_fifo_waits_for_a_reader_but_not_forever(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(FileError, match=r"no process reads that pipe \(waited 0\.2 s\)"):
+        with files.writing(fifo, what="metrics file", reader_wait_s=0.2) as out:
+            out.write("x")
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    with files.writing(fifo, what="metrics file") as out:
+        out.write("through the pipe\n")
+    reader.join(timeout=10)
+    assert got == ["through the pipe\n"] and fifo.is_fifo()
