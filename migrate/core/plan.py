@@ -14,10 +14,12 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from migrate.core import staging
+from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES, StageSpec
 
@@ -28,6 +30,18 @@ CHANGING_ACTIONS = ("drop-eager", "add-eager")
 
 class PlanError(ValueError):
     """A plan that cannot be built or used; the message says why."""
+
+
+@dataclass(frozen=True)
+class ItemPolicy:
+    """What apply re-derives an item's values under: the plan's policy and overrides file.
+
+    Not part of the item in the file (the plan's `policy` and `overrides` are);
+    each item carries it so that the verdict can judge an item on its own.
+    """
+
+    params: PolicyParams
+    overrides: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,8 @@ class PlanItem:
     command_after: str
     streaming_command_after: str | None
     args_after: dict[str, Any] | None
+    # None: nothing to re-derive under, and apply refuses the item.
+    policy: ItemPolicy | None = field(default=None, compare=False, repr=False)
 
     @property
     def eager_after(self) -> bool:
@@ -55,6 +71,7 @@ class PlanItem:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["flags"] = list(self.flags)
+        del data["policy"]
         return data
 
 
@@ -120,7 +137,32 @@ def compute_digest(body: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-def _item(d: Decision, stage: int) -> PlanItem:
+def read_policy(policy: Any, overrides: Any = None, source: str = "plan") -> ItemPolicy:
+    """A plan's `policy` object as the rule it names; the threshold as a string or a number."""
+    if not isinstance(policy, dict):
+        raise PlanError(f"{source}: policy must be an object")
+    raw = policy.get("threshold")
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise InvalidOperation
+        threshold = Decimal(str(raw).strip())
+        valid = threshold.is_finite() and Decimal(0) < threshold <= Decimal(1)
+    except (InvalidOperation, ValueError):
+        valid = False
+    if not valid:
+        raise PlanError(f"{source}: policy.threshold must be a number in (0, 1], not {raw!r}")
+    recorded = policy.get("recorded")
+    if recorded not in (RECORDED_KEEP, RECORDED_DROP):
+        raise PlanError(
+            f"{source}: policy.recorded must be {RECORDED_KEEP!r} or {RECORDED_DROP!r}, "
+            f"not {recorded!r}"
+        )
+    if overrides is not None and not isinstance(overrides, str):
+        raise PlanError(f"{source}: overrides must be a file name or null")
+    return ItemPolicy(PolicyParams(threshold=threshold, recorded=recorded), overrides)
+
+
+def _item(d: Decision, stage: int, policy: ItemPolicy) -> PlanItem:
     if d.bundle_id is None or d.command_after is None or not d.fingerprint:
         raise PlanError(
             f"endpoint {d.endpoint_name}: decision lacks bundle, command or fingerprint"
@@ -141,18 +183,22 @@ def _item(d: Decision, stage: int) -> PlanItem:
         command_after=d.command_after,
         streaming_command_after=d.streaming_command_after,
         args_after=d.args_after,
+        policy=policy,
     )
 
 
 def assign_stages(
-    changing: Sequence[Decision], specs: Sequence[StageSpec], exclude_large: bool
+    changing: Sequence[Decision],
+    specs: Sequence[StageSpec],
+    exclude_large: bool,
+    policy: ItemPolicy,
 ) -> tuple[list[Stage], list[PlanItem], list[dict[str, Any]]]:
     groups, left_out = staging.assign(changing, specs, exclude_large)
     stages: list[Stage] = []
     items: list[PlanItem] = []
     for number, (name, members) in enumerate(groups, 1):
         stages.append(Stage(number, name, len(members)))
-        items.extend(_item(d, number) for d in members)
+        items.extend(_item(d, number, policy) for d in members)
     excluded = [
         {
             "endpoint_id": d.endpoint_id,
@@ -189,7 +235,8 @@ def build_plan(
         actions[d.action] += 1
         if d.action in CHANGING_ACTIONS:
             changing.append(d)
-    stages, items, excluded = assign_stages(changing, specs, exclude_large)
+    rule = read_policy(policy, overrides)
+    stages, items, excluded = assign_stages(changing, specs, exclude_large, rule)
     summary = {
         "endpoints_scanned": sum(actions.values()),
         "actions": dict(sorted(actions.items())),
@@ -239,7 +286,7 @@ _ITEM_FIELDS = {
 }
 
 
-def _check_item(raw: Any, n: int) -> PlanItem:
+def _check_item(raw: Any, n: int, policy: ItemPolicy) -> PlanItem:
     if not isinstance(raw, dict):
         raise PlanError(f"plan item {n} is not an object")
     for name, kind in _ITEM_FIELDS.items():
@@ -250,6 +297,12 @@ def _check_item(raw: Any, n: int) -> PlanItem:
     args = raw.get("args_after")
     if args is not None and not isinstance(args, dict):
         raise PlanError(f"plan item {n}: args_after must be an object or null")
+    streaming = raw.get("streaming_command_after")
+    if streaming is not None and not isinstance(streaming, str):
+        raise PlanError(f"plan item {n}: streaming_command_after must be a string or null")
+    flags = raw.get("flags") or []
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise PlanError(f"plan item {n}: flags must be a list of strings")
     return PlanItem(
         endpoint_id=raw["endpoint_id"],
         endpoint_name=raw["endpoint_name"],
@@ -260,12 +313,13 @@ def _check_item(raw: Any, n: int) -> PlanItem:
         basis_fingerprint=raw["basis_fingerprint"],
         action=raw["action"],
         reason=raw["reason"],
-        flags=tuple(raw.get("flags") or ()),
+        flags=tuple(flags),
         provenance=raw.get("provenance"),
         stage=raw["stage"],
         command_after=raw["command_after"],
-        streaming_command_after=raw.get("streaming_command_after"),
+        streaming_command_after=streaming,
         args_after=args,
+        policy=policy,
     )
 
 
@@ -318,7 +372,8 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         stages = tuple(
             Stage(int(s["number"]), str(s["name"]), int(s["endpoints"])) for s in doc["stages"]
         )
-        items = tuple(_check_item(raw, n) for n, raw in enumerate(doc["items"], 1))
+        policy = read_policy(doc["policy"], doc.get("overrides"), source)
+        items = tuple(_check_item(raw, n, policy) for n, raw in enumerate(doc["items"], 1))
         plan = Plan(
             created_at=str(doc["created_at"]),
             created_by=str(doc["created_by"]),

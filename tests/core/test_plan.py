@@ -75,3 +75,24 @@ def test_plan_items_keep_everything_apply_needs() -> None:
         "args_after": {"k": 1},
     }
     assert replace(item, action="add-eager").eager_after
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"threshold": "NaN", "recorded": "keep"}, "policy.threshold must be a number in"),
+        ({"threshold": True, "recorded": "keep"}, "policy.threshold must be a number in"),
+        ({"threshold": 2, "recorded": "keep"}, "policy.threshold must be a number in"),
+        ({"threshold": "0.95", "recorded": "maybe"}, "policy.recorded must be"),
+        ("0.95", "policy must be an object"),
+    ],
+)
+def test_a_plan_policy_that_names_no_rule_is_refused(policy: object, message: str) -> None:
+    from migrate.core.plan import compute_digest
+
+    doc = json.loads(to_json(plan_of([decision("a")])))
+    del doc["digest"]
+    doc["policy"] = policy
+    doc["digest"] = compute_digest(doc)
+    with pytest.raises(PlanError, match=message):
+        parse_plan(json.dumps(doc))
