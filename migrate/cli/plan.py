@@ -11,8 +11,8 @@ from migrate.cli.app import EXIT_CHANGES, EXIT_OK, handle_errors, main
 from migrate.cli.console import render_status
 from migrate.cli.options import ScanOptions, connect, database_options, scan_options
 from migrate.cli.output import output_stream
-from migrate.cli.planfile import load_plan_file, plan_errors, plan_schema
-from migrate.core.plan import to_json
+from migrate.cli.planfile import KEY_ENV, load_plan_file, plan_errors, plan_key, plan_schema
+from migrate.core.plan import sign, to_json
 from migrate.core.staging import DEFAULT_STAGES
 from migrate.rollout.planning import make_plan
 from migrate.rollout.status import status_document
@@ -65,6 +65,10 @@ def plan_command(
       bundle-migrate plan --out plan.json
       bundle-migrate plan --from plan.json --format markdown > ticket.md
 
+    With $BUNDLE_MIGRATE_PLAN_KEY set (at least 32 bytes), the plan is signed
+    (HMAC-SHA256), and apply, rollback and status refuse a plan not signed with
+    that key: an approval then holds for the exact file reviewed.
+
     Exit status: 0 nothing to change, 2 the plan has changes, 1 error.
     """
     if from_plan:
@@ -97,13 +101,17 @@ def plan_command(
         )
     finally:
         engine.dispose()
+    key = plan_key()
+    if key is not None:
+        plan = sign(plan, key)
     with output_stream(None if out == "-" else out) as handle:
         handle.write(to_json(plan))
     stages = ", ".join(f"{s.number}:{s.name}={s.endpoints}" for s in plan.stages) or "none"
     where = "stdout" if out == "-" else out
+    signed = f", signed with ${KEY_ENV}" if plan.signature else ""
     click.echo(
         f"plan {plan.short_digest}: {len(plan.items)} endpoint(s) change, stages {stages}; "
-        f"written to {where}",
+        f"written to {where}{signed}",
         err=True,
     )
     if fmt == "markdown":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from migrate.cli.app import Failure
-from migrate.core.plan import Plan, PlanError, parse_plan
+from migrate.core.plan import Plan, PlanError, parse_plan, verify
 from migrate.store import files, fleet
 
 
@@ -30,12 +31,37 @@ def plan_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 PLAN_LIMIT = 256 * files.MIB
 
 
+KEY_ENV = "BUNDLE_MIGRATE_PLAN_KEY"
+
+
+def plan_key() -> bytes | None:
+    """The key plans are signed and checked with, from the environment (None: not set).
+
+    Where it is set, `plan` signs what it writes and every command that reads
+    a plan refuses one not signed with it: an edited plan, even re-digested,
+    is then refused whoever edited it.
+    """
+    value = os.environ.get(KEY_ENV)
+    return value.encode("utf-8", "surrogateescape") if value else None
+
+
 def load_plan_file(path: str) -> Plan:
     try:
         text = files.read_text(path, what="plan", limit=PLAN_LIMIT)
     except files.FileError as exc:
         raise Failure(str(exc)) from None
-    return parse_plan(text, source=files.shown(path))
+    source = files.shown(path)
+    plan = parse_plan(text, source=source)
+    key = plan_key()
+    if key is not None:
+        verify(plan, key, source)
+    elif plan.signature:
+        click.echo(
+            f"bundle-migrate: note: {source} is signed, but {KEY_ENV} is not set: "
+            "its signature is not checked",
+            err=True,
+        )
+    return plan
 
 
 def schema_given() -> bool:

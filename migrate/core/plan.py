@@ -3,14 +3,17 @@
 A plan is the unit of review (Terraform's saved plan): a versioned JSON file
 whose `digest` covers everything else in it, so an edited or truncated file is
 refused, and whose `database` identity stops it being applied to another
-database. Building, serialising and validating live here without a connection,
-so they are tested on plain values; which change goes in which stage is
+database. The digest proves integrity, not authorship (anyone can recompute
+it); with a key, `sign` adds an HMAC that only its holders can make.
+Building, serialising and validating live here without a connection, so they
+are tested on plain values; which change goes in which stage is
 migrate.core.staging's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -99,6 +102,7 @@ class Plan:
     items: tuple[PlanItem, ...]
     excluded: tuple[dict[str, Any], ...] = ()
     digest: str = ""
+    signature: str = ""  # "hmac-sha256:...", when a plan key was set (see sign)
 
     def body(self) -> dict[str, Any]:
         """Everything the digest covers, in the file's layout."""
@@ -267,9 +271,41 @@ def seal(plan: Plan) -> Plan:
     return replace(plan, digest=compute_digest(plan.body()))
 
 
+SIGNATURE_PREFIX = "hmac-sha256:"
+MIN_KEY_BYTES = 32
+
+
+def _mac(plan: Plan, key: bytes) -> str:
+    if len(key) < MIN_KEY_BYTES:
+        raise PlanError(f"the plan key must be at least {MIN_KEY_BYTES} bytes long")
+    text = canonical_json({**plan.body(), "digest": plan.digest})
+    return SIGNATURE_PREFIX + hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def sign(plan: Plan, key: bytes) -> Plan:
+    """The plan with an HMAC of its whole content: unlike the digest, no one without
+    the key can make one, so an approval given to this file holds for this file only."""
+    return replace(plan, signature=_mac(plan, key))
+
+
+def verify(plan: Plan, key: bytes, source: str = "plan") -> None:
+    """Raise PlanError unless the plan carries a signature made with `key`."""
+    if not plan.signature:
+        raise PlanError(
+            f"{source} is not signed, and a plan key is set: only plans signed with it are used"
+        )
+    if not hmac.compare_digest(plan.signature, _mac(plan, key)):
+        raise PlanError(
+            f"{source} does not match its signature: it was edited after it was signed, or "
+            "signed with another key. Make a new plan."
+        )
+
+
 def to_json(plan: Plan) -> str:
     """The file's text: readable (indented, keys sorted) and ending in a newline."""
     doc = {**plan.body(), "digest": plan.digest}
+    if plan.signature:
+        doc["signature"] = plan.signature
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -362,6 +398,9 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
     stated = doc.pop("digest", None)
     if not isinstance(stated, str):
         raise PlanError(f"{source} has no digest")
+    signature = doc.pop("signature", "")
+    if not isinstance(signature, str):
+        raise PlanError(f"{source}: signature must be a string")
     actual = compute_digest(doc)
     if actual != stated:
         raise PlanError(
@@ -390,6 +429,7 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
             items=items,
             excluded=tuple(doc.get("excluded") or ()),
             digest=stated,
+            signature=signature,
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, PlanError):

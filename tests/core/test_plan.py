@@ -96,3 +96,27 @@ def test_a_plan_policy_that_names_no_rule_is_refused(policy: object, message: st
     doc["digest"] = compute_digest(doc)
     with pytest.raises(PlanError, match=message):
         parse_plan(json.dumps(doc))
+
+
+KEY = b"k" * 32
+
+
+def test_a_signed_plan_verifies_only_with_its_key_and_content() -> None:
+    from migrate.core.plan import sign, verify
+
+    plan = sign(plan_of([decision("a")]), KEY)
+    again = parse_plan(to_json(plan))
+    assert again.signature == plan.signature and again.signature.startswith("hmac-sha256:")
+    verify(again, KEY)
+    with pytest.raises(PlanError, match="does not match its signature"):
+        verify(again, b"x" * 32)
+    # Edited and re-digested: the digest agrees, the signature does not.
+    from migrate.core.plan import seal
+
+    forged = seal(replace(again, created_by="mallory"))
+    with pytest.raises(PlanError, match="does not match its signature"):
+        verify(forged, KEY)
+    with pytest.raises(PlanError, match="is not signed"):
+        verify(plan_of([decision("a")]), KEY)
+    with pytest.raises(PlanError, match="at least 32 bytes"):
+        sign(plan, b"short")
