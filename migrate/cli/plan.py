@@ -9,7 +9,7 @@ import click
 
 from migrate.cli.app import EXIT_CHANGES, EXIT_OK, handle_errors, main
 from migrate.cli.console import render_status
-from migrate.cli.options import ScanOptions, connect, database_options, scan_options
+from migrate.cli.options import TEXT, ScanOptions, connect, database_options, scan_options
 from migrate.cli.output import output_stream
 from migrate.cli.planfile import KEY_ENV, load_plan_file, plan_errors, plan_key, plan_schema
 from migrate.core.plan import sign, to_json
@@ -121,7 +121,7 @@ def plan_command(
 
 @main.command("status")
 @database_options
-@click.option("--run", "run_id", metavar="RUN_ID", help="List this run's endpoints.")
+@click.option("--run", "run_id", type=TEXT, metavar="RUN_ID", help="List this run's endpoints.")
 @click.option(
     "--plan",
     "plan_file",

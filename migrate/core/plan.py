@@ -386,6 +386,8 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         raise PlanError(f"{source} is not JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
         raise PlanError(f"{source} is not a bundle-migrate plan: nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4300)
+        raise PlanError(f"{source} is not a bundle-migrate plan: {exc}") from None
     if not _depth_within(doc, MAX_DEPTH):
         raise PlanError(f"{source} is not a bundle-migrate plan: nested too deeply")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:

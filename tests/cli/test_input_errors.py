@@ -15,6 +15,9 @@ pytestmark = pytest.mark.parametrize("schema_version", ["2026"])
 
 DEEP_JSON = ["[" * 100_000, '{"a":' * 100_000, '{"format": ' + "[" * 60 + "]" * 60 + "}"]
 DEEP_TOML = ["a = " + "[" * 100_000, "a = " + "{b = " * 100_000]
+# More digits than Python converts to an int (4300): a ValueError, not a decode error.
+HUGE_INT_JSON = '{"format": "bundle-migrate-plan", "version": ' + "1" * 5000 + "}"
+HUGE_INT_TOML = "[auto]\nendpoints = []\nx = " + "1" * 5000
 
 
 @pytest.mark.parametrize("value", ["NaN", "nan", "sNaN", "Infinity", "-inf", "1e999999999999"])
@@ -25,8 +28,14 @@ def test_a_threshold_that_is_not_a_finite_number(schema_version: str, value: str
 
 @pytest.mark.parametrize(
     "text",
-    [*DEEP_JSON, "caf\xe9".encode("latin-1"), '{"format": 1}'.encode("utf-16"), b"\xff\xfe*"],
-    ids=["deep-array", "deep-object", "deep-under-the-limit", "latin-1", "utf-16", "bytes"],
+    [
+        *DEEP_JSON,
+        HUGE_INT_JSON,
+        "caf\xe9".encode("latin-1"),
+        '{"format": 1}'.encode("utf-16"),
+        b"\xff\xfe*",
+    ],
+    ids=["deep-array", "deep-object", "deep-under-limit", "huge-int", "latin-1", "utf-16", "bytes"],
 )
 @pytest.mark.parametrize("command", ["apply", "status", "rollback", "render"])
 def test_a_plan_file_that_cannot_be_read(
@@ -58,8 +67,13 @@ def test_the_plan_error_says_what_is_wrong(schema_version: str, tmp_path: Path) 
 
 @pytest.mark.parametrize(
     "text",
-    [*DEEP_TOML, "[auto]\nendpoints = ['caf\xe9']".encode("latin-1"), "[auto]".encode("utf-16")],
-    ids=["deep-array", "deep-table", "latin-1", "utf-16"],
+    [
+        *DEEP_TOML,
+        HUGE_INT_TOML,
+        "[auto]\nendpoints = ['caf\xe9']".encode("latin-1"),
+        "[auto]".encode("utf-16"),
+    ],
+    ids=["deep-array", "deep-table", "huge-int", "latin-1", "utf-16"],
 )
 def test_an_overrides_file_that_cannot_be_read(
     schema_version: str, tmp_path: Path, text: str | bytes
@@ -91,11 +105,22 @@ def test_output_into_dev_full_from_plan(me_db: Any) -> None:
     assert_one_line_error(result, "/dev/full", "No space left on device")
 
 
-@pytest.mark.parametrize("option", ["--name", "--owner", "--model", "--status"])
-def test_a_filter_that_is_not_utf8(me_db: Any, option: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("scan", "--name"),
+        ("scan", "--owner"),
+        ("scan", "--model"),
+        ("scan", "--status"),
+        ("scan", "--schema"),
+        ("rollback", "--run"),
+        ("status", "--run"),
+    ],
+)
+def test_an_argument_that_is_not_utf8(me_db: Any, command: str, option: str) -> None:
     # What Python makes of the argument bytes $'\xff\xfe*' (surrogateescape).
     raw = os.fsdecode(b"\xff\xfe*")
-    result = invoke("scan", "--database-url", me_db.url, option, raw)
+    result = invoke(command, "--database-url", me_db.url, option, raw)
     assert_one_line_error(result, option, "not valid UTF-8", hint=True)
 
 
