@@ -36,6 +36,7 @@ from migrate.core.summary import Summary
 from migrate.reconcile import metrics
 from migrate.reconcile.findings import Check
 from tests.support.rollout import journal_rows, seed_random
+from tests.support.standin import standin
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 NAMES = ("staged-rollout.md", "rollback.md", "reconciliation.md", "change-ticket-template.md")
@@ -172,7 +173,28 @@ def test_parse_check_catches_a_bad_command(
 def run_sandbox_blocks(
     name: str, me_db: Any, work: Path, env_extra: dict[str, str] | None = None
 ) -> str:
-    """Run every `sh` block of a runbook, in order, in one bash process; return its output."""
+    """Run every `sh` block of a runbook, in order, in one bash process; return its output.
+
+    Model engine is the stand-in over the same database, as `bundle-migrate sandbox`
+    serves it; health checks are shortened through the environment.
+    """
+    with standin(me_db) as server:
+        return _run_blocks(
+            name,
+            me_db,
+            work,
+            {
+                "BUNDLE_MIGRATE_API_URL": server.url,
+                "BUNDLE_MIGRATE_ACT_AS_OWNER": "1",
+                "BUNDLE_MIGRATE_POLL_INTERVAL": "0.05",
+                "BUNDLE_MIGRATE_SETTLE": "0.3",
+                "BUNDLE_MIGRATE_HEALTH_TIMEOUT": "10",
+                **(env_extra or {}),
+            },
+        )
+
+
+def _run_blocks(name: str, me_db: Any, work: Path, env_extra: dict[str, str]) -> str:
     lines = [
         "set -u -o pipefail",
         'check() { case " $3 " in *" $1 "*) ;; *) '
@@ -215,7 +237,8 @@ def rolled_out(me_db: Any, work: Path, stages: tuple[int, ...]) -> Path:
     plan = work / "plan.json"
     assert cli(me_db, "plan", "--out", str(plan)).exit_code == 2
     for stage in stages:
-        result = cli(me_db, "apply", str(plan), "--stage", str(stage), "--execute")
+        args = ("apply", str(plan), "--stage", str(stage), "--execute", "--no-redeploy")
+        result = cli(me_db, *args)
         assert result.exit_code == 0, result.output
     return plan
 
@@ -352,15 +375,16 @@ def test_role_setup_gives_each_role_what_it_needs(
         assert as_role(reader, "scan").exit_code == 2
         assert as_role(reader, "plan", "--out", str(plan)).exit_code == 2
         assert as_role(reader, "reconcile").exit_code == 2
-        denied = as_role(reader, "apply", str(plan), "--execute")
+        denied = as_role(reader, "apply", str(plan), "--execute", "--no-redeploy")
         assert denied.exit_code == 1 and "permission denied" in denied.output
-        done = as_role(writer, "apply", str(plan), "--execute")
+        done = as_role(writer, "apply", str(plan), "--execute", "--no-redeploy")
         assert done.exit_code == 0 and "applied" in done.output, done.output
-        assert as_role(writer, "reconcile", "--apply").exit_code in (0, 2)
+        assert as_role(writer, "reconcile", "--apply", "--no-redeploy").exit_code in (0, 2)
         seen = as_role(reader, "reconcile", "--format", "json")
         assert seen.exit_code == 2 and '"journal": true' in seen.stdout, seen.output
         assert as_role(reader, "status").exit_code == 0
-        assert as_role(writer, "rollback", "--plan", str(plan), "--execute").exit_code == 0
+        back = as_role(writer, "rollback", "--plan", str(plan), "--execute", "--no-redeploy")
+        assert back.exit_code == 0
     finally:
         with me_db.engine.begin() as conn:
             conn.exec_driver_sql(f'ALTER DATABASE "{database}" OWNER TO "{me}"')
@@ -463,13 +487,24 @@ def test_cronjob_manifests(me_db: Any, tmp_path: Path, schema_version: str) -> N
         "BUNDLE_MIGRATE_DATABASE_URL": me_db.url,
     }
     modes = {}
+    assert "name: BUNDLE_MIGRATE_API_URL" in converge and "key: api-key" in converge
     for manifest, prom in (
         (check, "bundle_migrate_reconcile.prom"),
         (converge, "bundle_migrate_converge.prom"),
     ):
         script = folded_args(manifest).replace("/textfile/", f"{textfile}/")
         script = script.replace("/config/", f"{config}/")
-        done = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+        # The converge job redeploys: model engine is the stand-in, the key is the owner's.
+        with standin(me_db) as server:
+            api = {
+                "BUNDLE_MIGRATE_API_URL": server.url,
+                "BUNDLE_MIGRATE_ACT_AS_OWNER": "1",
+                "BUNDLE_MIGRATE_SETTLE": "0.3",
+                "BUNDLE_MIGRATE_POLL_INTERVAL": "0.05",
+            }
+            done = subprocess.run(
+                ["/bin/sh", "-c", script], env={**env, **api}, capture_output=True, text=True
+            )
         assert done.returncode == 0, done.stderr
         assert '"status": "drift"' in done.stdout and '"event": "command.finished"' in done.stderr
         samples = [

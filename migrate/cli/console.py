@@ -1,97 +1,12 @@
-"""Terminal output of the writing commands: per-endpoint lines, a progress bar, tables."""
+"""The status tables: runs with their stages, one run's endpoints, a plan's progress."""
 
 from __future__ import annotations
 
-import sys
-from collections import Counter
-from pathlib import Path
 from typing import Any
 
-import click
 from tabulate import tabulate
 
-from migrate.core import outcomes as oc
-from migrate.core.outcomes import Result
-from migrate.rollout.pacing import Reporter
 from migrate.store import journal as jr
-
-
-class ConsoleReporter(Reporter):
-    """One line per endpoint on stdout; a progress bar with ETA on stderr when it is a terminal."""
-
-    def __init__(self, execute: bool, verb: str = "apply") -> None:
-        self.execute = execute
-        self.verb = verb
-        self._bar: Any = None
-        self._tty = sys.stderr.isatty()
-
-    def _line(self, text: str) -> None:
-        if self._bar is not None:
-            sys.stderr.write("\r\033[K")  # clear the bar; it redraws on the next update
-        click.echo(text)
-
-    def note(self, text: str) -> None:
-        self._line(text)
-
-    def stage_started(self, number: int, name: str, count: int) -> None:
-        self.close()
-        self._line(f"stage {number} ({name}): {count} endpoint(s)")
-        if self.execute and self._tty and count:
-            self._bar = click.progressbar(
-                length=count, label=f"stage {number}", file=sys.stderr, show_eta=True
-            )
-            self._bar.__enter__()
-
-    def result(self, result: Result) -> None:
-        arrow = ""
-        if result.bundle_after:
-            arrow = f"  {result.bundle_before} -> {result.bundle_after}"
-        detail = f"  ({result.detail})" if result.detail else ""
-        self._line(f"  {result.outcome:<24} {result.endpoint_name}{arrow}{detail}")
-        if self._bar is not None:
-            self._bar.update(1)
-
-    def preview(self, result: Result, diff_text: str) -> None:
-        if result.outcome in ("would-apply", "would-roll-back"):
-            target = "(new)" if result.outcome == "would-apply" else result.bundle_after
-            self._line(
-                f"  {result.outcome:<24} {result.endpoint_name}  {result.bundle_before} -> {target}"
-            )
-            if result.detail:
-                self._line(f"      note: {result.detail}")
-        else:
-            self._line(f"  {result.outcome:<24} {result.endpoint_name}  ({result.detail})")
-        for line in diff_text.splitlines():
-            self._line("      " + line)
-
-    def paused(self, path: Path) -> None:
-        self._line(f"paused: {path} exists; remove it to go on")
-
-    def resumed(self) -> None:
-        self._line("resumed")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
-
-    def summary(self, counts: Counter[str], run_id: str | None) -> None:
-        total = sum(counts.values())
-        parts = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing to do"
-        head = f"run {run_id}: " if run_id else ("summary: " if not self.execute else "")
-        click.echo(f"{head}{total} endpoint(s); {parts}")
-        retry = counts[oc.SKIPPED_BUSY] + counts[oc.SKIPPED_NOT_READY] + counts[oc.FAILED]
-        if self.execute and retry and self.verb == "apply":
-            click.echo(f"{retry} endpoint(s) to retry: run the same command again later")
-        if counts[oc.ROLLBACK_SKIPPED_DRIFTED]:
-            click.echo(
-                "endpoints changed since the run were left alone; --force restores them anyway"
-            )
-        if counts[oc.ROLLBACK_SKIPPED_NOT_READY]:
-            click.echo(
-                "endpoints model engine is updating (not READY) were left alone: roll back "
-                "again once they are READY, or --force"
-            )
 
 
 def _when(value: Any) -> str:
@@ -146,6 +61,7 @@ def render_status(doc: dict[str, Any]) -> str:
                 c["stage"],
                 c["endpoint_name"],
                 c["outcome"],
+                c.get("deploy_state") or "-",
                 c["bundle_before"] or "-",
                 c["bundle_after"] or "-",
                 "yes" if c["reverted_by"] else "",
@@ -157,6 +73,7 @@ def render_status(doc: dict[str, Any]) -> str:
             "stage",
             "endpoint",
             "outcome",
+            "deploy",
             "bundle before",
             "bundle after",
             "reverted",

@@ -18,7 +18,14 @@ from typing import Any
 import click
 
 from migrate.core.overrides import Overrides, parse_overrides
-from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
+from migrate.core.policy import (
+    ARGS_RECORDED_SINCE,
+    RECORDED_DROP,
+    RECORDED_KEEP,
+    PolicyParams,
+    format_cut_over,
+    parse_cut_over,
+)
 from migrate.store import connection as db
 from migrate.store import files, fleet
 
@@ -123,6 +130,16 @@ def policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "(safe default) or treat it as injected and apply the rule.",
             ),
             click.option(
+                "--args-recorded-since",
+                metavar="DATE",
+                default=format_cut_over(ARGS_RECORDED_SINCE),
+                show_default=True,
+                help="When model engine began storing callers' vLLM args (YYYY-MM-DD, UTC). "
+                "An args dict on an endpoint created since is the caller's request; one "
+                "created before can only be a recreation's parse-back. Use the day your "
+                "model engine took that release.",
+            ),
+            click.option(
                 "--overrides",
                 "overrides_path",
                 type=click.Path(dir_okay=False),
@@ -145,6 +162,7 @@ _SCAN_OPTION_NAMES = (
     "statuses",
     "threshold",
     "recorded",
+    "args_recorded_since",
     "overrides_path",
 )
 
@@ -162,6 +180,7 @@ class ScanOptions:
     statuses: tuple[str, ...]
     threshold: Decimal
     recorded: str
+    args_recorded_since: str
     overrides_path: str | None
 
     @property
@@ -178,7 +197,7 @@ class ScanOptions:
         }
 
     def policy(self) -> PolicyParams:
-        return build_policy(self.threshold, self.recorded)
+        return build_policy(self.threshold, self.recorded, self.args_recorded_since)
 
     def overrides(self) -> Overrides | None:
         return load_overrides(self.overrides_path) if self.overrides_path else None
@@ -220,8 +239,16 @@ def scan_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return database_options(policy_options(wrapper))
 
 
-def build_policy(threshold: Decimal | str, recorded: str) -> PolicyParams:
-    return PolicyParams(threshold=Threshold().convert(threshold, None, None), recorded=recorded)
+def build_policy(threshold: Decimal | str, recorded: str, args_recorded_since: str) -> PolicyParams:
+    try:
+        since = parse_cut_over(args_recorded_since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--args-recorded-since") from None
+    return PolicyParams(
+        threshold=Threshold().convert(threshold, None, None),
+        recorded=recorded,
+        args_recorded_since=since,
+    )
 
 
 def connect(database_url: str | None) -> tuple[Any, Any]:

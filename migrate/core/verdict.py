@@ -154,6 +154,10 @@ def evaluate(
     return _judge_content(item, record, note)
 
 
+# Statuses in which model engine is writing the endpoint itself: a rollback now races it.
+MODEL_ENGINE_WORKING = frozenset({"UPDATE_PENDING", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS"})
+
+
 @dataclass(frozen=True)
 class RollbackFacts:
     """What a rollback of one change reads before it may write."""
@@ -188,15 +192,17 @@ def judge_rollback(change: dict[str, Any], facts: RollbackFacts, *, force: bool)
     if not facts.metadata_unchanged:
         reasons.append("its metadata changed since the run")
     status = facts.status
-    if status is not None and status != "READY":
+    # UPDATE_FAILED is where a failed build leaves an endpoint: model engine is done
+    # with it, so re-pointing races nothing (and it is the usual state to roll back from).
+    if status is not None and status in MODEL_ENGINE_WORKING:
         if not force:
             also = ("; also changed since the run: " + "; ".join(reasons)) if reasons else ""
             return Verdict(
                 oc.ROLLBACK_SKIPPED_NOT_READY,
-                f"endpoint status is {status}, not READY: model engine is updating it{also}; "
-                "rerun the rollback once it is READY (--force re-points it anyway)",
+                f"endpoint status is {status}: model engine is updating it{also}; "
+                "rerun the rollback once it is done (--force re-points it anyway)",
             )
-        reasons.append(f"endpoint status {status}, not READY")
+        reasons.append(f"endpoint status {status}")
     if reasons and not force:
         return Verdict(
             oc.ROLLBACK_SKIPPED_DRIFTED,

@@ -22,6 +22,7 @@ from migrate.reconcile.autoapply import ApplyOutcome, apply_some, close_runs, se
 from migrate.reconcile.check import check
 from migrate.reconcile.findings import DRIFT, PENDING, Check
 from migrate.rollout.audit import LOGGER, event
+from migrate.rollout.redeploy import Redeploy
 from migrate.store import fleet
 
 log = logging.getLogger(f"{LOGGER}.reconcile")
@@ -42,6 +43,7 @@ class Request:
     max_changes: int = 1
     include_large: bool = False
     resolve_runs: Sequence[str] = ()
+    redeploy: Redeploy | None = None
 
 
 @dataclass
@@ -85,6 +87,7 @@ def reconcile(
             overrides=request.overrides_path,
             statement_timeout_s=request.statement_timeout_s,
             unfinished=result.unfinished_reconcile,
+            redeploy=request.redeploy,
         )
         if outcome.results or outcome.closed:
             result = check(engine, **kwargs)  # report what remains

@@ -10,7 +10,7 @@ bundle row is ever updated or deleted. The journal row commits with the change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -57,7 +57,12 @@ def read(
 
 
 def _apply(
-    conn: Connection, settings: Settings, item: PlanItem, ctx: RunContext, hook: Hook | None
+    conn: Connection,
+    settings: Settings,
+    item: PlanItem,
+    ctx: RunContext,
+    hook: Hook | None,
+    deploy_state: str | None,
 ) -> Result:
     schema = settings.schema
     begin_settings(conn, settings)
@@ -96,7 +101,7 @@ def _apply(
         hook("endpoint-updated", conn)
 
     # Journal, in the same transaction.
-    jr.record_change(
+    change_id = jr.record_change(
         conn,
         **_journal_fields(ctx, item),
         bundle_before=before,
@@ -107,22 +112,33 @@ def _apply(
         metadata_after=meta_after,
         outcome=oc.APPLIED,
         detail=verdict.detail or None,
+        deploy_state=deploy_state,
     )
     if hook:
         hook("before-commit", conn)
-    return _result(item, ctx, oc.APPLIED, verdict.detail, before, new_id)
+    result = _result(item, ctx, oc.APPLIED, verdict.detail, before, new_id)
+    return replace(result, change_id=change_id, deploy_state=deploy_state)
 
 
 def apply_item(
-    engine: Engine, settings: Settings, item: PlanItem, ctx: RunContext, hook: Hook | None = None
+    engine: Engine,
+    settings: Settings,
+    item: PlanItem,
+    ctx: RunContext,
+    hook: Hook | None = None,
+    *,
+    deploy_state: str | None = None,
 ) -> Result:
-    """Apply one plan item in one transaction; skips and failures are journaled apart."""
+    """Apply one plan item in one transaction; skips and failures are journaled apart.
+
+    `deploy_state`: `written` when a redeploy follows (None: rows only).
+    """
     return in_transaction(
         engine,
-        lambda conn: _apply(conn, settings, item, ctx, hook),
+        lambda conn: _apply(conn, settings, item, ctx, hook, deploy_state),
         on_error=lambda outcome, detail: _result(item, ctx, outcome, detail, item.bundle_id),
         committed_anyway=lambda conn: _committed_anyway(conn, item, ctx),
-        journal=_journal_apart(ctx, item),
+        journal=journal_apart(ctx, item),
     )
 
 
@@ -146,7 +162,7 @@ def skip_if_done(engine: Engine, item: PlanItem, ctx: RunContext) -> Result | No
         history["bundle_before"],
         history["bundle_after"],
     )
-    return record_outside(engine, result, _journal_apart(ctx, item))
+    return record_outside(engine, result, journal_apart(ctx, item))
 
 
 def _result(
@@ -171,8 +187,8 @@ def _journal_fields(ctx: RunContext, item: PlanItem) -> dict[str, Any]:
     }
 
 
-def _journal_apart(ctx: RunContext, item: PlanItem) -> Journal:
-    """How an apply's skip or failure is journaled, outside its transaction."""
+def journal_apart(ctx: RunContext, item: PlanItem) -> Journal:
+    """How an apply's skip or failure is journaled, outside its own transaction."""
     return lambda conn, result: jr.record_change(
         conn,
         **_journal_fields(ctx, item),
@@ -195,7 +211,7 @@ def _committed_anyway(conn: Connection, item: PlanItem, ctx: RunContext) -> Resu
     history = jr.apply_history(conn, ctx.plan_digest, item.endpoint_id)
     if history is None or history["run_id"] != ctx.run_id:
         return None
-    return _result(
+    result = _result(
         item,
         ctx,
         oc.APPLIED,
@@ -203,3 +219,4 @@ def _committed_anyway(conn: Connection, item: PlanItem, ctx: RunContext) -> Resu
         history["bundle_before"],
         history["bundle_after"],
     )
+    return replace(result, change_id=history["id"], deploy_state=history.get("deploy_state"))

@@ -12,7 +12,13 @@ from collections import Counter
 from migrate.core.flags import RISK_FLAGS
 from migrate.core.plan import Plan, PlanItem
 from migrate.core.staging import goes_last
-from migrate.rollout.apply import DEPLOY_NOTE
+
+ROLLOUT_NOTE = (
+    "Each change is written to the database, redeployed through model engine's API and "
+    "watched until it is healthy (status READY and no unavailable worker, held for the "
+    "settle time); an endpoint that does not come back healthy is rolled back at once, and "
+    "no later stage starts."
+)
 
 
 def _md(text: object) -> str:
@@ -68,7 +74,7 @@ def render_markdown(plan: Plan, plan_path: str) -> str:
     add("\n| action | endpoints |\n|---|---:|")
     for action, n in sorted(plan.summary.get("actions", {}).items()):
         add(f"| {action} | {n} |")
-    add(f"\n{DEPLOY_NOTE}\n")
+    add(f"\n{ROLLOUT_NOTE}\n")
 
     add("## Stages\n")
     for stage in plan.stages:

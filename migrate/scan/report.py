@@ -37,8 +37,11 @@ JSON_FIELDS = (
     "flags",
     "command_after",
 )
-# Beyond the contract: the evidence a reviewer needs to trust the action.
-EXTRA_FIELDS = ("provenance", "evidence", "inference_framework")
+# Beyond the contract: the evidence a reviewer needs to trust the action, and
+# model engine's own size reading (param_count_b is the total, which risk uses).
+EXTRA_FIELDS = ("provenance", "evidence", "inference_framework", "model_engine_param_count_b")
+# CSV: the contract columns, then these.
+CSV_EXTRA_FIELDS = ("provenance", "model_engine_param_count_b")
 
 
 def as_json(decision: Decision) -> dict[str, Any]:
@@ -72,14 +75,14 @@ def write_csv(
 ) -> Summary:
     summary = Summary()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(JSON_FIELDS + ("provenance",))
+    writer.writerow(JSON_FIELDS + CSV_EXTRA_FIELDS)
     for d in decisions:
         summary.add(d)
         if not _shown(d, only_changes):
             continue
         row = as_json(d)
         row["flags"] = ";".join(d.flags)
-        writer.writerow([_cell(row[f]) for f in JSON_FIELDS] + [d.provenance or ""])
+        writer.writerow([_cell(row[f]) for f in JSON_FIELDS + CSV_EXTRA_FIELDS])
     return summary
 
 
@@ -192,6 +195,7 @@ def write_markdown(
             f"Database `{meta.get('database', '?')}`, schema `{meta.get('schema', '?')}`, "
             f"threshold {meta.get('policy', {}).get('threshold', '?')}, "
             f"recorded flags: {meta.get('policy', {}).get('recorded', '?')}, "
+            f"args recorded since {meta.get('policy', {}).get('args_recorded_since', '?')}, "
             f"scanned {meta.get('generated_at', '?')}.\n\n"
         )
         out.write("## Summary\n\n| | endpoints |\n|---|---:|\n")

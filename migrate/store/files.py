@@ -81,9 +81,9 @@ def read_bytes(
             raise FileError(f"{what} {name} is {_kind(st.st_mode)}, not a regular file")
         if private and st.st_mode & 0o077:
             mode = stat.S_IMODE(st.st_mode)
+            how = "readable" if st.st_mode & 0o044 else "writable"
             raise FileError(
-                f"{what} {name} may be read or written by others (mode {mode:04o}): "
-                f"chmod 600 {name}"
+                f"{what} {name} is {how} by group or others (mode {mode:04o}): chmod 600 {name}"
             )
         if st.st_size > limit:
             raise FileError(f"{what} {name} is {_size(st.st_size)}, over the {_size(limit)} limit")

@@ -78,8 +78,13 @@ def insert_bundle_copy(
     *,
     command: list[str],
     streaming: list[str] | None,
-    mark: dict[str, Any],
+    mark: dict[str, Any] | None,
 ) -> str:
+    """Copy a bundle row whole under a new id, with new commands; its id.
+
+    `mark` goes into bundle_metadata.bundle_migrate (None leaves the metadata as
+    it was, as model engine's own rebuilds do).
+    """
     new_id = new_bundle_id()
     params: dict[str, Any] = {"old": old_id, "new_id": new_id, "mark": json.dumps(mark)}
     exprs = []
@@ -94,7 +99,7 @@ def insert_bundle_copy(
             expr, params["command"] = f"CAST(:command AS {sql_type})", command
         elif name == STREAMING and streaming is not None:
             expr, params["streaming"] = f"CAST(:streaming AS {sql_type})", streaming
-        elif name == "bundle_metadata":
+        elif name == "bundle_metadata" and mark is not None:
             # Merged server-side so the other keys keep their exact values.
             as_jsonb = f"CAST({column} AS jsonb)"
             expr = (

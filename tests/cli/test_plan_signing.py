@@ -31,7 +31,7 @@ def signed(me_db: Any, tmp_path: Path) -> tuple[dict[str, str], Path]:
 def test_a_signed_plan_applies_with_its_key(signed: tuple[dict[str, str], Path]) -> None:
     env, path = signed
     assert json.loads(path.read_text())["signature"].startswith("hmac-sha256:")
-    result = invoke("apply", str(path), "--execute", "--stage", "1", env=env)
+    result = invoke("apply", str(path), "--execute", "--no-redeploy", "--stage", "1", env=env)
     assert result.exit_code == 0, result.output
 
 
@@ -42,7 +42,7 @@ def test_an_edited_and_redigested_plan_is_refused(signed: tuple[dict[str, str], 
     body = {k: v for k, v in doc.items() if k not in ("digest", "signature")}
     doc["digest"] = compute_digest(body)
     path.write_text(json.dumps(doc))
-    result = invoke("apply", str(path), "--execute", env=env)
+    result = invoke("apply", str(path), "--execute", "--no-redeploy", env=env)
     assert_one_line_error(result, "does not match its signature", secrets=(KEY,))
     del doc["signature"]
     path.write_text(json.dumps(doc))

@@ -15,8 +15,8 @@ from sqlalchemy.engine import make_url
 from migrate.cli import main
 from migrate.core.plan import seal, to_json
 from migrate.rollout import target as target_module
-from migrate.rollout.apply import DEPLOY_NOTE
-from migrate.rollout.rollback import DEPLOY_NOTE as ROLLBACK_DEPLOY_NOTE
+from migrate.rollout.apply import ROWS_ONLY_NOTE
+from migrate.rollout.rollback import ROWS_ONLY_NOTE as ROLLBACK_ROWS_ONLY_NOTE
 from migrate.store.connection import masked
 from migrate.store.lock import MigrationLock
 from tests.support.rollout import make_plan, seed_random
@@ -67,12 +67,18 @@ def test_the_whole_flow(planned: tuple[Any, Path]) -> None:
     assert "working on stage 1 (canary) only" in out
     assert "would-apply" in out and "-> (new)" in out
     assert "-    --enforce-eager" in out and "+++ (new) runnable_image_command[2]" in out
-    assert DEPLOY_NOTE in out
+    assert ROWS_ONLY_NOTE not in out  # a dry run writes nothing, rows or otherwise
 
-    done = run(me_db, "apply", str(path), "--execute", "--stage", "1")
+    # No silent half-measure: a real run without model engine's API is refused.
+    refused = run(me_db, "apply", str(path), "--execute", "--stage", "1")
+    assert refused.exit_code == 1 and "--api-url" in refused.stderr
+    assert "--no-redeploy" in refused.stderr
+
+    done = run(me_db, "apply", str(path), "--execute", "--no-redeploy", "--stage", "1")
     assert done.exit_code == 0, done.output
-    assert "EXECUTE" in done.stdout and "applied" in done.stdout and DEPLOY_NOTE in done.stdout
-    run_id = done.stdout.split("run ")[-1].split(":")[0]
+    assert "EXECUTE" in done.stdout and "applied" in done.stdout and ROWS_ONLY_NOTE in done.stdout
+    (summary_line,) = [line for line in done.stdout.splitlines() if line.startswith("run run_")]
+    run_id = summary_line.split()[1].rstrip(":")
     assert run_id.startswith("run_")
 
     table = run(me_db, "status")
@@ -87,18 +93,27 @@ def test_the_whole_flow(planned: tuple[Any, Path]) -> None:
     assert stages[0]["complete"] and not stages[1]["complete"]
     assert "applied" in run(me_db, "status", "--run", run_id).stdout
 
-    rest = run(me_db, "apply", str(path), "--execute", "--all-stages", "--max-per-minute", "6000")
-    assert rest.exit_code == 0, rest.output
+    rest = run(
+        me_db,
+        *("apply", str(path), "--execute", "--no-redeploy", "--all-stages"),
+        *("--max-per-minute", "6000"),
+    )
+    # A not-READY endpoint of the fleet is left undone: that alone is exit 1.
+    undone = "skipped-not-ready" in rest.stdout
+    assert rest.exit_code == (1 if undone else 0), rest.output
+    assert "failed" not in rest.stdout
+    assert ("planned endpoint(s) of the stages worked on are not done" in rest.stdout) == undone
 
     preview = run(me_db, "rollback", "--plan", str(path))
     assert preview.exit_code == 0 and "would-roll-back" in preview.stdout
-    back = run(me_db, "rollback", "--plan", str(path), "--execute")
+    back = run(me_db, "rollback", "--plan", str(path), "--execute", "--no-redeploy")
     assert back.exit_code == 0 and "rolled-back" in back.stdout
     for output in (preview.stdout, back.stdout):
         assert f"database {masked(me_db.url)}, schema {me_db.schema}" in output
-        assert ROLLBACK_DEPLOY_NOTE in output
-        assert "restarts no pod" in output
-    assert run(me_db, "rollback", "--run", run_id, "--execute").stdout.count("nothing to roll back")
+    assert ROLLBACK_ROWS_ONLY_NOTE in back.stdout and "no pod was restarted" in back.stdout
+    assert run(me_db, "rollback", "--run", run_id, "--execute", "--no-redeploy").stdout.count(
+        "nothing to roll back"
+    )
 
 
 def test_edited_plans_and_other_databases_are_refused(planned: tuple[Any, Path]) -> None:
@@ -106,7 +121,7 @@ def test_edited_plans_and_other_databases_are_refused(planned: tuple[Any, Path])
     doc = json.loads(path.read_text())
     doc["items"][0]["command_after"] += " --evil"
     path.write_text(json.dumps(doc))
-    result = run(me_db, "apply", str(path), "--execute")
+    result = run(me_db, "apply", str(path), "--execute", "--no-redeploy")
     assert result.exit_code == 1
     assert "does not match its digest: it was edited or damaged" in result.stderr
 
@@ -128,7 +143,7 @@ def test_usage_errors_and_the_lock_message(planned: tuple[Any, Path]) -> None:
     assert run(me_db, "rollback").exit_code == 1
     assert run(me_db, "apply", str(path), "--stage", "99").exit_code == 1
     with MigrationLock(me_db.engine, me_db.schema):
-        busy = run(me_db, "apply", str(path), "--execute")
+        busy = run(me_db, "apply", str(path), "--execute", "--no-redeploy")
     assert busy.exit_code == 1
     assert "another bundle-migrate apply or rollback is running" in busy.stderr
     assert "cannot stay stuck" in busy.stderr
@@ -153,15 +168,15 @@ def test_all_stages_stops_with_an_error_at_a_busy_canary(planned: tuple[Any, Pat
             {"id": canary["endpoint_id"]},
         )
         dry = run(me_db, "apply", str(path), "--all-stages")
-        result = run(me_db, "apply", str(path), "--execute", "--all-stages")
+        result = run(me_db, "apply", str(path), "--execute", "--no-redeploy", "--all-stages")
         holder.rollback()
     assert result.exit_code == 1, result.output
-    assert "stage 1 incomplete (1 busy, 0 not ready): rerun to continue" in result.stdout
+    assert "stage 1 incomplete (1 busy): rerun to continue" in result.stdout
     assert "stage 2 (" not in result.stdout  # never started
     # The dry run cannot see a row lock (it takes none), so it previews the stages.
     assert dry.exit_code == 0 and "stage 2 (" in dry.stdout
-    again = run(me_db, "apply", str(path), "--execute", "--all-stages")
-    assert again.exit_code == 0, again.output
+    again = run(me_db, "apply", str(path), "--execute", "--no-redeploy", "--all-stages")
+    assert again.exit_code == (1 if "skipped-not-ready" in again.stdout else 0), again.output
 
 
 def test_a_failover_needs_allow_other_address_and_both_addresses_are_shown(
@@ -177,16 +192,33 @@ def test_a_failover_needs_allow_other_address_and_both_addresses_are_shown(
         "database_identity",
         lambda conn: {**real(conn), "host": "10.0.0.6", "port": 5432},
     )
-    refused = run(me_db, "apply", str(path), "--execute", "--stage", "1")
+    refused = run(me_db, "apply", str(path), "--execute", "--no-redeploy", "--stage", "1")
     assert refused.exit_code == 1
     assert "server address: plan 10.0.0.5:5432, here 10.0.0.6:5432" in refused.stderr
-    allowed = run(me_db, "apply", str(path), "--execute", "--stage", "1", "--allow-other-address")
+    allowed = run(
+        me_db,
+        "apply",
+        str(path),
+        "--execute",
+        "--no-redeploy",
+        "--stage",
+        "1",
+        "--allow-other-address",
+    )
     assert allowed.exit_code == 0, allowed.output
     assert (
         "server address: the plan saw 10.0.0.5:5432, this connection reaches 10.0.0.6:5432"
         in allowed.stdout
     )
-    back = run(me_db, "rollback", "--plan", str(path), "--execute", "--allow-other-address")
+    back = run(
+        me_db,
+        "rollback",
+        "--plan",
+        str(path),
+        "--execute",
+        "--no-redeploy",
+        "--allow-other-address",
+    )
     assert back.exit_code == 0 and "rolled-back" in back.stdout
     assert "the plan saw 10.0.0.5:5432" in back.stdout
 
@@ -198,7 +230,7 @@ def test_status_before_any_run_and_no_password_anywhere(planned: tuple[Any, Path
     assert empty.exit_code == 0 and "no bundle-migrate run has written" in empty.stdout
     outputs = [
         run(me_db, "apply", str(path), url=url),
-        run(me_db, "apply", str(path), "--execute", url=url),
+        run(me_db, "apply", str(path), "--execute", "--no-redeploy", url=url),
         run(me_db, "status", url=url),
         run(me_db, "rollback", "--plan", str(path), url=url),
     ]

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,14 +94,16 @@ def kills(sandbox: Sandbox, count: int, rng: random.Random, max_delay_s: float =
     while tally.attempted < count and rounds < count * 6:
         rounds += 1
         if rolling_back:
-            args = ["rollback", "--plan", str(plan), "--execute"]
+            args = ["rollback", "--plan", str(plan), "--execute", "--no-redeploy"]
         else:
             args = [
                 "apply",
                 str(plan),
                 "--execute",
+                "--no-redeploy",
                 "--stage",
                 str(stage),
+                "--ignore-incomplete-stages",  # not-READY endpoints hold a stage for good
                 "--max-failures",
                 "9999",
             ]
@@ -150,7 +153,16 @@ def concurrent_runs(sandbox: Sandbox, rounds: int) -> Tally:
         pause = Path(sandbox.tmp) / f"PAUSE-{n}"
         pause.touch()
         holder = child.start(
-            ["apply", str(plan), "--execute", "--all-stages", "--pause-file", str(pause)], env
+            [
+                "apply",
+                str(plan),
+                "--execute",
+                "--no-redeploy",
+                "--all-stages",
+                "--pause-file",
+                str(pause),
+            ],
+            env,
         )
         deadline = time.monotonic() + 60
         while lock_holder_pid(sandbox) is None and time.monotonic() < deadline:
@@ -163,9 +175,9 @@ def concurrent_runs(sandbox: Sandbox, rounds: int) -> Tally:
             tally.notes.append(f"round {n}: nothing to apply, no lock to meet: {observed.stdout}")
             continue
         others = [
-            ["apply", str(plan), "--execute", "--all-stages"],
-            ["rollback", "--plan", str(plan), "--execute"],
-            ["reconcile", "--apply", "--max-changes", "1", "--include-large"],
+            ["apply", str(plan), "--execute", "--no-redeploy", "--all-stages"],
+            ["rollback", "--plan", str(plan), "--execute", "--no-redeploy"],
+            ["reconcile", "--apply", "--no-redeploy", "--max-changes", "1", "--include-large"],
         ]
         procs = [(args, child.start(args, env)) for args in others]
         for args, proc in procs:
@@ -193,36 +205,56 @@ def concurrent_runs(sandbox: Sandbox, rounds: int) -> Tally:
 def dropped_connections(
     sandbox: Sandbox, drops: int, rng: random.Random, per_minute: int = 1200
 ) -> Tally:
-    """Terminate the running apply's endpoint connections, then its lock's session.
+    """Terminate a running apply's sessions: its endpoint connections, and its lock's.
 
-    Counted per terminated backend. Losing an endpoint connection fails (or
-    retries) that endpoint; losing the lock's session must stop the run before
-    its next write. Either way nothing may be half-changed.
+    Losing the endpoint connection mid-transaction fails that endpoint alone;
+    losing it between transactions (reading the journal) stops the run with one
+    line; losing the lock's session must stop it before its next write. A run
+    that stopped is run again, as an operator would, until `drops` sessions
+    have been terminated. After each run the database must be whole: `survived`
+    counts the drops of runs that left it so, `refused` the runs a drop stopped.
     """
     tally = Tally()
     env = env_for(sandbox)
     before = snapshot(sandbox)
     # One stage of every regular endpoint: a stage gate must not end the run early.
     plan, _ = make_plan(sandbox, "drops.json", "--stages", "100%")
-    args = ["apply", str(plan), "--execute", "--stage", "1", "--max-failures", "9999"]
-    args += ["--max-per-minute", str(per_minute)]
-    proc = child.start(args, env)
+    args = ["apply", str(plan), "--execute", "--no-redeploy", "--stage", "1"]
+    args += ["--max-failures", "9999", "--max-per-minute", str(per_minute)]
+    for _ in range(drops * 3):
+        if tally.attempted >= drops:
+            break
+        proc, made = _drop_during(sandbox, child.start(args, env), drops - tally.attempted, rng)
+        observed = child.finish(proc, args, timeout_s=300)
+        tally.tracebacks += observed.traceback
+        tally.attempted += made
+        tally.refused += observed.exit_status == 1 and made > 0
+        whole = check(sandbox, before)
+        tally.half_changed += len(whole.half_changed)
+        tally.orphan_bundles += len(whole.orphan_bundles)
+        tally.survived += made if whole.whole else 0
+        if observed.exit_status == 0 and not made:
+            break  # the plan is done and nothing was left to interrupt
+        wait_lock_free(sandbox)
+    return tally
+
+
+def _drop_during(
+    sandbox: Sandbox, proc: subprocess.Popen[bytes], most: int, rng: random.Random
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Terminate up to `most` of the run's sessions while it runs, the lock's last."""
+    done = 0
     deadline = time.monotonic() + 120
-    while tally.attempted < drops and child.alive(proc) and time.monotonic() < deadline:
+    while done < most and child.alive(proc) and time.monotonic() < deadline:
         time.sleep(rng.uniform(0.1, 0.5))
         lock_pid = lock_holder_pid(sandbox)
+        if lock_pid is None:
+            continue  # not started yet: any session could be the lock's, about to lock
         victims = _tool_backends(sandbox, exclude=lock_pid)
-        last = tally.attempted == drops - 1
-        target = lock_pid if last else (rng.choice(victims) if victims else None)
-        if target is None or not _terminate(sandbox, target):
-            continue
-        tally.attempted += 1
-    observed = child.finish(proc, args, timeout_s=300)
-    tally.tracebacks += observed.traceback
-    _settle(sandbox, tally, before, "dropped connections")
-    # survived counts settled runs; report it per drop, as the matrix prints drops.
-    tally.survived = tally.attempted if tally.survived else 0
-    return tally
+        target = lock_pid if done == most - 1 else (rng.choice(victims) if victims else None)
+        if target is not None and _terminate(sandbox, target):
+            done += 1
+    return proc, done
 
 
 def _tool_backends(sandbox: Sandbox, exclude: int | None) -> list[int]:

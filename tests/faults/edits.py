@@ -98,7 +98,7 @@ def edited_plans(sandbox: Sandbox, only: tuple[str, ...] = ()) -> tuple[EditFigu
         path = Path(sandbox.tmp) / f"edited-{figures.tried}.json"
         reseal(path, doc)
         before = model_engine_digest(sandbox)
-        seen = child.run(["apply", str(path), "--execute", "--stage", "1"], env)
+        seen = child.run(["apply", str(path), "--execute", "--no-redeploy", "--stage", "1"], env)
         figures.tried += 1
         figures.tracebacks += seen.traceback
         if model_engine_digest(sandbox) != before:
@@ -118,7 +118,10 @@ def other_cluster(a: Sandbox, b: Sandbox) -> tuple[EditFigures, list[str]]:
     plan, _ = make_plan(a, "cluster-a.json")
     env_b = env_for(b)
     before = model_engine_digest(b)
-    for args in (["apply", str(plan)], ["apply", str(plan), "--execute", "--all-stages"]):
+    for args in (
+        ["apply", str(plan)],
+        ["apply", str(plan), "--execute", "--no-redeploy", "--all-stages"],
+    ):
         for extra in ([], ["--allow-other-address"]):
             seen = child.run([*args, *extra], env_b)
             figures.tried += 1

@@ -123,7 +123,9 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 def test_json_log_lines_carry_the_run_id(me_db: Any, schema_version: str) -> None:
     seed(me_db, drop_specs(2, me_db.version))
     url = make_url(me_db.url).set(password="s3cr3t-pw").render_as_string(hide_password=False)
-    result = invoke(url, "--log-format", "json", "reconcile", "--apply", "--format", "json")
+    result = invoke(
+        url, "--log-format", "json", "reconcile", "--apply", "--no-redeploy", "--format", "json"
+    )
     assert result.exit_code == 2, result.output
     assert json.loads(result.stdout)["apply"]["applied"] == 1  # stdout is still the report
     assert "s3cr3t-pw" not in result.stderr
@@ -166,7 +168,7 @@ def test_apply_and_rollback_are_audited(me_db: Any, tmp_path: Path, schema_versi
     plan = tmp_path / "plan.json"
     assert invoke(me_db.url, "plan", "--out", str(plan)).exit_code == 2
     for args in (["apply", str(plan), "--all-stages"], ["rollback", "--plan", str(plan)]):
-        result = invoke(me_db.url, "--log-format", "json", *args, "--execute")
+        result = invoke(me_db.url, "--log-format", "json", *args, "--execute", "--no-redeploy")
         assert result.exit_code == 0, result.output
         lines = json_lines(result.stderr)
         kind = args[0]

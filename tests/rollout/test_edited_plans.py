@@ -80,7 +80,7 @@ def test_a_resealed_plan_with_other_values_writes_nothing(
 
     dry = apply_canary(me_db, path)
     assert "failed" in dry.stdout and what in dry.stdout, dry.stdout
-    done = apply_canary(me_db, path, "--execute")
+    done = apply_canary(me_db, path, "--execute", "--no-redeploy")
     assert done.exit_code == 1, done.output
     assert what in done.stdout and "Make a new plan" in done.stdout
 
@@ -97,7 +97,7 @@ def test_the_issue_s_edited_canary_keeps_its_metadata(
     canary["args_after"] = EVIL_ARGS
     reseal(path, doc)
     before = endpoints(me_db)[canary["endpoint_id"]]["meta"]
-    assert apply_canary(me_db, path, "--execute").exit_code == 1
+    assert apply_canary(me_db, path, "--execute", "--no-redeploy").exit_code == 1
     after = json.loads(endpoints(me_db)[canary["endpoint_id"]]["meta"])
     assert after == json.loads(before) and "evil" not in json.dumps(after)
 
@@ -119,7 +119,7 @@ def test_a_flipped_action_with_a_matching_command_is_refused(
     reseal(path, doc)
     model_engine = f'"{me_db.schema}".'
     before = {k: v for k, v in table_digests(me_db.engine).items() if k.startswith(model_engine)}
-    result = apply_canary(me_db, path, "--execute")
+    result = apply_canary(me_db, path, "--execute", "--no-redeploy")
     assert result.exit_code == 1 and "the action is drop-eager" in result.stdout
     after = {k: v for k, v in table_digests(me_db.engine).items() if k.startswith(model_engine)}
     assert after == before
@@ -144,7 +144,7 @@ def test_an_in_place_edit_of_the_bundle_command_is_drift_not_a_write(
             {"b": canary["bundle_id"]},
         )
     before = endpoints(me_db)
-    result = apply_canary(me_db, path, "--execute")
+    result = apply_canary(me_db, path, "--execute", "--no-redeploy")
     assert "skipped-drifted" in result.stdout, result.stdout
     assert "its command or metadata changed" in result.stdout
     assert [r["outcome"] for r in journal_rows(me_db)] == [oc.SKIPPED_DRIFTED]

@@ -17,4 +17,4 @@ def test_markdown_ticket_lists_stages_risks_and_exact_commands() -> None:
     assert "bundle-migrate apply 'plans/fleet plan.json' --stage 2 --execute" in text
     assert "bundle-migrate rollback --plan 'plans/fleet plan.json' --stage 1 --execute" in text
     assert "`big` (stage 2, llama-3-70b, 70B): large-model-loses-eager" in text
-    assert "does not restart any pod" in text
+    assert "redeployed through model engine's API and watched until it is healthy" in text

@@ -88,9 +88,15 @@ def test_size_limit(tmp_path: Path) -> None:
 def test_private_files_must_not_be_open_to_others(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text("team-a: key\n")
-    for mode in (0o644, 0o640, 0o604, 0o620):
+    for mode, how in (
+        (0o644, "readable"),
+        (0o640, "readable"),
+        (0o604, "readable"),
+        (0o620, "writable"),
+    ):
         path.chmod(mode)
-        with pytest.raises(FileError, match=rf"mode {mode:04o}\): chmod 600 "):
+        expected = rf"is {how} by group or others \(mode {mode:04o}\): chmod 600 "
+        with pytest.raises(FileError, match=expected):
             read_text(path, what="API keys file", limit=100, private=True)
     path.chmod(0o600)
     assert read_text(path, what="API keys file", limit=100, private=True) == "team-a: key\n"
