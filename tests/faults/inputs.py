@@ -57,8 +57,11 @@ class Target:
                 handle.truncate(size)
         with open(self.tmp / "sparse.prom", "wb") as handle:
             handle.truncate(8 << 30)
-        for name in ("fifo.json", "fifo.toml", "fifo.prom", "fifo-out.json"):
+        for name in ("fifo.json", "fifo.toml", "fifo.prom", "fifo-out.json", "fifo.keys"):
             os.mkfifo(self.tmp / name)
+        keys = self.tmp / "open.keys"
+        keys.write_text('team-a = "k3y-s3cr3t"\n')
+        keys.chmod(0o644)
         (self.tmp / "zero.prom").symlink_to("/dev/zero")
         (self.tmp / "a-directory").mkdir()
 
@@ -91,6 +94,21 @@ def scan_file(option: str, name: str) -> Args:
 
 def apply_file(name: str) -> Args:
     return lambda t: ["apply", "--database-url", t.url, t.path(name)]
+
+
+def execute_with(option: str, value: str) -> Args:
+    """apply --execute of the valid plan through model engine's API, with one odd option."""
+    return lambda t: [
+        "apply",
+        "--database-url",
+        t.url,
+        str(t.plan),
+        "--execute",
+        "--api-url",
+        "http://127.0.0.1:1",
+        option,
+        value.format(tmp=t.tmp),
+    ]
 
 
 def reconcile_metrics(target: Callable[[Target], str]) -> Args:
@@ -221,6 +239,26 @@ CASES: tuple[Case, ...] = (
     Case("-o a directory", scan_file("-o", "a-directory")),
     Case("-o a FIFO nobody reads", scan_file("-o", "fifo-out.json")),
     Case("plan --out /dev/full", lambda t: ["plan", "--database-url", t.url, "--out", "/dev/full"]),
+    # Model engine's API: its URL and the keys file.
+    Case(
+        "--api-url http://[::1/x",
+        execute_with("--api-url", "http://[::1/x"),
+        env=lambda t: {"BUNDLE_MIGRATE_API_KEY": "k3y-s3cr3t"},
+        secrets=("s3cr3t",),
+    ),
+    Case(
+        "--api-url with a port that is not one",
+        execute_with("--api-url", "http://h:abc/"),
+        env=lambda t: {"BUNDLE_MIGRATE_API_KEY": "k3y-s3cr3t"},
+        secrets=("s3cr3t",),
+    ),
+    Case("--api-keys: a FIFO nobody writes", execute_with("--api-keys", "{tmp}/fifo.keys")),
+    Case("--api-keys: /dev/zero", execute_with("--api-keys", "/dev/zero")),
+    Case(
+        "--api-keys: readable by others",
+        execute_with("--api-keys", "{tmp}/open.keys"),
+        secrets=("s3cr3t",),
+    ),
     # The metrics file, read for the last success and then written.
     Case("--metrics-file /dev/full", reconcile_metrics(lambda t: "/dev/full"), fast=True),
     Case(
