@@ -82,8 +82,8 @@ class Figures:
             f"orphan bundles {k.orphan_bundles}",
             f"  concurrent runs                        attempted {c.attempted}, refused "
             f"{c.refused}; half-changed endpoints {c.half_changed}",
-            f"  dropped connections                    attempted {d.attempted} ({d.refused} "
-            f"runs stopped by one), survived {d.survived}; half-changed endpoints "
+            f"  dropped connections                    attempted {d.attempted}, survived "
+            f"{d.survived} (runs a drop stopped: {d.refused}); half-changed endpoints "
             f"{d.half_changed}",
             f"  hostile inputs (text and JSON log)     tried {len(self.inputs)}, clean errors "
             f"{clean}; slowest {slowest:.1f} s, peak RSS {worst:.0f} MiB",
