@@ -1,8 +1,9 @@
 """The command group: exit statuses, one-line errors, signals, the audit log switch.
 
-Exit codes follow `terraform plan -detailed-exitcode`: 0 nothing to do,
-2 changes pending, 1 error. Every command module registers itself on `main`
-(see migrate.cli's __init__); none imports another.
+Exit codes follow Terraform: 0 success (changes pending included), 1 error;
+with `--detailed-exitcode` (scan, plan, reconcile) 0 nothing to do, 2 changes
+pending, 1 error. Every command module registers itself on `main` (see
+migrate.cli's __init__); none imports another.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ from migrate.store import connection as db
 from migrate.store.files import FileError
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+# What a shell reports for a tool killed by SIGPIPE (`yes | head -1`): the reader of our
+# output went away, which is no error of ours and nothing to print about.
+EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
+
+
+def pending_exit(pending: bool, detailed: bool) -> int:
+    """Changes pending are not an error (a CronJob must not fail, and be retried, on drift);
+    callers that want to tell them apart ask with --detailed-exitcode."""
+    return EXIT_CHANGES if pending and detailed else EXIT_OK
 
 
 def error_line(message: str) -> str:
@@ -103,11 +113,31 @@ class Command(click.Command):
             raise
 
 
+@contextmanager
+def _quiet_on_closed_pipe() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        discard_stdout()  # so the interpreter's last flush has nowhere to fail
+        sys.exit(EXIT_CLOSED_PIPE)
+
+
 class Cli(click.Group):
     """Usage errors exit 1, not click's 2: here 2 means "changes pending", and a
-    cron job must not read a mistyped option as drift."""
+    cron job must not read a mistyped option as drift. A closed pipe (`scan | head`)
+    ends the command quietly, as it ends any Unix tool."""
 
     command_class = Command
+
+    # Both caught here, before click's own handler turns a closed pipe into exit 1:
+    # make_context prints --help, invoke runs the command.
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _quiet_on_closed_pipe():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _quiet_on_closed_pipe():
+            return super().invoke(ctx)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
@@ -134,7 +164,10 @@ def _flushed(status: int) -> int:
     """The exit status once stdout is flushed: 1 if the report could not be written whole."""
     try:
         sys.stdout.flush()
-    except OSError as exc:  # stdout is /dev/full, or a pipe whose reader left
+    except BrokenPipeError:  # the reader left (`scan | head`): quiet, as any Unix tool
+        discard_stdout()
+        return EXIT_CLOSED_PIPE
+    except OSError as exc:  # stdout is /dev/full
         discard_stdout()
         click.echo(error_line(f"cannot write to standard output: {exc.strerror}"), err=True)
         return EXIT_ERROR
@@ -160,7 +193,7 @@ def main(log_format: str) -> None:
 
     \b
     Typical flow:
-      bundle-migrate scan                      # read-only report, exit 2 if changes
+      bundle-migrate scan                      # read-only report
       bundle-migrate plan --out plan.json      # reviewed, staged plan
       bundle-migrate apply plan.json           # dry run; add --execute to write
       bundle-migrate rollback --plan plan.json # undo, exactly

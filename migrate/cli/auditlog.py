@@ -29,6 +29,7 @@ from typing import IO, Any
 import click
 
 from migrate.core import redact
+from migrate.core.documents import json_default
 from migrate.rollout.audit import LOGGER, event
 from migrate.store.ids import new_xid
 
@@ -91,6 +92,15 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def _loggable(value: Any) -> Any:
+    """Timestamps and numbers as every document has them; anything else as text, since a
+    log line must never fail to be written."""
+    try:
+        return json_default(value)
+    except TypeError:
+        return str(value)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -109,7 +119,7 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = _clean(value)
         if record.exc_info and record.exc_info[0] is not None:
             doc["error"] = mask(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
-        return json.dumps(doc, sort_keys=False, default=str)
+        return json.dumps(doc, sort_keys=False, default=_loggable)
 
 
 class TextFormatter(logging.Formatter):
@@ -162,6 +172,7 @@ def _exit_status(exc: BaseException | None) -> tuple[int, str | None]:
         return exc.exit_code, exc.format_message()
     if isinstance(exc, KeyboardInterrupt):
         return 130, "interrupted"
+
     return 1, f"{type(exc).__name__}: {exc}"
 
 
@@ -179,7 +190,8 @@ def start_command(fmt: str) -> None:
     def finished() -> None:
         # Runs as the context closes, while any exception is still being handled.
         status, error = _exit_status(sys.exc_info()[1])
-        level = logging.ERROR if status not in (0, 2) else logging.INFO
+        # 141: the reader of the output went away (`| head`), not a failure of the command.
+        level = {0: logging.INFO, 2: logging.INFO, 141: logging.WARNING}.get(status, logging.ERROR)
         fields: dict[str, Any] = {"exit_status": status}
         if error:
             fields["error"] = error

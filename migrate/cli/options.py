@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from migrate.core.documents import timestamp
 from migrate.core.overrides import Overrides, parse_overrides
 from migrate.core.policy import (
     ARGS_RECORDED_SINCE,
@@ -94,6 +95,34 @@ def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "Prefer the environment variable: a password on the command line is visible to ps.",
     )(func)
     return func
+
+
+class CountOrAll(click.ParamType):
+    """A positive count, or `all` (None): how many of something to list."""
+
+    name = "N|all"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "all":
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'all'", param, ctx)
+        if number < 1:
+            self.fail("must be at least 1, or 'all'", param, ctx)
+        return number
+
+
+def detailed_exitcode_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--detailed-exitcode",
+        is_flag=True,
+        help="Exit 0 when nothing is pending, 2 when changes are, 1 on error (as "
+        "terraform plan -detailed-exitcode). Without it, pending changes exit 0.",
+    )(func)
 
 
 def policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -209,7 +238,7 @@ class ScanOptions:
     def meta(self, url: Any, params: PolicyParams) -> dict[str, Any]:
         """The header of a report: what was read, when, under which policy."""
         return {
-            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "generated_at": timestamp(datetime.now(UTC).replace(microsecond=0)),
             "database": db.masked(url),
             "schema": self.schema,
             "policy": params.as_dict(),

@@ -1,18 +1,50 @@
-"""Where a report goes: a file written whole or not at all, and a progress bar for people."""
+"""Where a report goes: a file written whole or not at all; progress and width for people."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
 import click
 
 from migrate.core.records import Decision
 from migrate.store import files
 from migrate.store.files import FileError
+
+
+def terminal_width(default: int = 120) -> int:
+    """The width tables fit: $COLUMNS, else the terminal of stdout, else of stderr
+    (`scan | less` is still read in that terminal), else `default`."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return max(40, int(os.environ["COLUMNS"]))
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.isatty():
+                return max(40, os.get_terminal_size(stream.fileno()).columns)
+        except (OSError, ValueError):
+            continue
+    return default
+
+
+def duration(seconds: float) -> str:
+    """A duration as a person reads it: "85 ms", "2.4 s", "3 min 05 s" (never "0.0 s")."""
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def wide_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--wide",
+        is_flag=True,
+        help="Table: every column, wrapped to the terminal. Default: the columns that fit it.",
+    )(func)
 
 
 @contextmanager
@@ -27,7 +59,9 @@ def output_stream(path: str | None) -> Iterator[IO[str]]:
         try:
             yield sys.stdout
             sys.stdout.flush()
-        except OSError as exc:
+        except BrokenPipeError:
+            raise  # the reader left (`scan | head`): the command group ends quietly
+        except OSError as exc:  # /dev/full
             discard_stdout()
             raise FileError(f"cannot write the report to standard output: {exc.strerror}") from None
         return

@@ -109,13 +109,15 @@ def apply_command(
     A stage starts only when every endpoint before it is changed and healthy.
     Rerunning the same plan resumes each endpoint where it stopped.
 
-    \b
-      bundle-migrate apply plan.json                            # dry run
-      bundle-migrate apply plan.json --execute                  # the canary
-      bundle-migrate apply plan.json --execute --all-stages --parallel 8
-
     Connect directly to PostgreSQL, not through a transaction pooler (pgbouncer
     pool_mode=transaction): the run lock is held by one server session.
+
+    \b
+    Examples:
+      bundle-migrate apply plan.json                       # dry run: a diff per endpoint
+      bundle-migrate apply plan.json --stage 1 --execute   # the canary, redeployed and watched
+      bundle-migrate apply plan.json --stage 2 --execute --max-per-minute 30 --pause-file pause
+      bundle-migrate apply plan.json --all-stages --execute --parallel 8
 
     Exit status: 0 every planned endpoint of the stages worked on is done (and
     healthy); 1 a failure, a stop, an endpoint left undone, or an error.
@@ -253,8 +255,10 @@ def rollback_command(
     Connect directly, not through a transaction pooler.
 
     \b
+    Examples:
       bundle-migrate rollback --plan plan.json --stage 2              # dry run
       bundle-migrate rollback --plan plan.json --stage 2 --execute
+      bundle-migrate rollback --run run_0123456789abcdefghij --endpoint chat-1 --execute
 
     Exit status: 0 done or rightly skipped, 1 failures or error.
     """

@@ -23,10 +23,9 @@ from typing import Any
 import click
 
 from migrate.core import outcomes as oc
+from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.outcomes import Result
 from migrate.rollout.pacing import Reporter
-
-FORMAT_VERSION = 1
 
 
 class LineReporter(Reporter):
@@ -189,11 +188,13 @@ class LiveReporter(LineReporter):
     def result(self, result: Result) -> None:
         with self._lock:
             self._flight.pop(result.endpoint_name, None)
-        super().result(result)
         if self._progress is not None:
             done = self._progress.tasks[0].completed + 1
             elapsed = max(time.monotonic() - self._started, 1e-6)
             self._progress.update(self._task, advance=1, rate=f"{done / elapsed * 60:.1f}/min")
+        if self._live is not None:
+            self._live.refresh()  # the line goes above a view that already counts it
+        super().result(result)
 
     def paused(self, path: Path) -> None:
         with self._lock:
@@ -297,4 +298,4 @@ def write_run_json(
             "exit_status": exit_status,
         },
     }
-    click.echo(json.dumps(doc, indent=2, default=str))
+    click.echo(json.dumps(doc, indent=2, default=json_default))

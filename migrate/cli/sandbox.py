@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from migrate.cli.app import EXIT_ERROR, EXIT_OK, Failure, handle_errors, main
+from migrate.cli.output import duration
 from migrate.cli.redeploy_options import ACT_AS_OWNER_ENV, API_URL_ENV
+from migrate.sandbox import extra
 from migrate.sandbox import lifecycle as sb
 from migrate.sandbox.api import ApiSettings
 from migrate.store.connection import URL_ENV
@@ -59,6 +61,13 @@ def fleet_options(default_endpoints: int) -> Any:
         return func
 
     return decorate
+
+
+def _require_extra(command: str) -> None:
+    """A production install has no embedded PostgreSQL: one line naming what to install."""
+    lacking = extra.missing()
+    if lacking:
+        raise Failure(extra.explain(command, lacking))
 
 
 @contextmanager
@@ -145,11 +154,13 @@ def sandbox_command(
     and on its own installation in site-packages.
 
     \b
+    Examples:
       bundle-migrate sandbox                          # throwaway, Ctrl-C to stop
       bundle-migrate sandbox --data-dir ./sandbox     # kept between runs
       eval "$(bundle-migrate sandbox --detach | grep '^export ')"
       bundle-migrate sandbox stop
     """
+    _require_extra(f"bundle-migrate {ctx.info_name}")
     if ctx.invoked_subcommand is not None:
         return
     with _sandbox_errors():
@@ -179,7 +190,7 @@ def _announce(box: sb.Sandbox) -> None:
         stats = fleet.seeded
         _progress(
             f"seeded {stats.endpoints} endpoints and {stats.bundles} bundles in "
-            f"{stats.seconds:.1f} s ({stats.endpoints_per_second:,.0f} endpoints/s)"
+            f"{duration(stats.seconds)} ({stats.endpoints_per_second:,.0f} endpoints/s)"
         )
     seed = "seed unknown" if fleet.seed is None else f"seed {fleet.seed}"
     click.echo(
@@ -265,9 +276,15 @@ def demo_command(endpoints: int, seed: int, schema_version: str) -> None:
     --execute, status and rollback --execute, exactly as you would type them.
     Stops the sandbox and deletes it at the end; exit 0 when every step did
     what it should.
+
+    \b
+    Examples:
+      bundle-migrate demo                             # about a minute, nothing to set up
+      bundle-migrate demo --endpoints 500 --seed 7    # a bigger, different fleet
     """
     from migrate.sandbox.demo import run_demo
 
+    _require_extra("bundle-migrate demo")
     with _sandbox_errors():
         ok = run_demo(_invoke, endpoints=endpoints, seed=seed, schema_version=schema_version)
     sys.exit(EXIT_OK if ok else EXIT_ERROR)

@@ -108,6 +108,8 @@ class Plan:
         """Everything the digest covers, in the file's layout."""
         return {
             "format": FORMAT,
+            # `version` is what tools before format_version check; both say the same.
+            "format_version": VERSION,
             "version": VERSION,
             "created_at": self.created_at,
             "created_by": self.created_by,
@@ -400,7 +402,7 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         raise PlanError(f"{source} is not a bundle-migrate plan: nested too deeply")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise PlanError(f'{source} is not a bundle-migrate plan (no "format": "{FORMAT}")')
-    if doc.get("version") != VERSION:
+    if doc.get("version") != VERSION or doc.get("format_version", VERSION) != VERSION:
         raise PlanError(
             f"{source} is plan format version {doc.get('version')!r}; this bundle-migrate "
             f"reads version {VERSION}: use the bundle-migrate that made it"

@@ -45,9 +45,10 @@ class PolicyParams:
     recorded: str = RECORDED_KEEP
     args_recorded_since: datetime = ARGS_RECORDED_SINCE
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
+        # A number in every document (plans made before this held the string "0.95").
         return {
-            "threshold": str(self.threshold),
+            "threshold": float(self.threshold),
             "recorded": self.recorded,
             "args_recorded_since": format_cut_over(self.args_recorded_since),
         }

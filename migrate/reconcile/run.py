@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from migrate.core.documents import FORMAT_VERSION
 from migrate.core.overrides import Overrides
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
@@ -106,6 +107,7 @@ def document(
     """The JSON contract (README): stable keys; new keys may be added."""
     chosen, held = choose(result, max_changes, include_large)
     return {
+        "format_version": FORMAT_VERSION,
         "reconcile": {**meta, "journal": result.journal},
         "status": "drift" if result.drift else "clean",
         "drift": result.drift,

@@ -162,10 +162,11 @@ _WATCH = ("--act-as-owner", "--poll-interval", "0.5", "--settle", "2", "--health
 def _rollout(demo: _Demo, api: Any) -> None:
     demo.title("Scan: decide, per vLLM endpoint, whether --enforce-eager was injected")
     demo.say(
-        "Read-only, one snapshot. Exit status 2 means some endpoints would change,\n"
-        "as terraform plan -detailed-exitcode. JSON here; the default is a table."
+        "Read-only, one snapshot. With --detailed-exitcode, exit status 2 means some\n"
+        "endpoints would change (as terraform plan); without it, pending changes exit 0.\n"
+        "JSON here; the default is a table."
     )
-    demo.run("scan", "--format", "json", "-o", "scan.json", expect=(0, 2))
+    demo.run("scan", "--format", "json", "-o", "scan.json", "--detailed-exitcode", expect=(0, 2))
     before = json.loads(Path("scan.json").read_text(encoding="utf-8"))
     demo.say(_summary_line(before["summary"]))
     demo.say("How each decision is explained (one endpoint per provenance):")
@@ -173,7 +174,10 @@ def _rollout(demo: _Demo, api: Any) -> None:
         demo.say("  " + line)
 
     demo.title("Plan: a staged, reviewable plan file, rendered for a change ticket")
-    if demo.run("plan", "--out", "plan.json", "--format", "markdown", expect=(0, 2)) == 0:
+    made = demo.run(
+        "plan", "--out", "plan.json", "--format", "markdown", "--detailed-exitcode", expect=(0, 2)
+    )
+    if made == 0:
         demo.say("Nothing to change in this fleet: the rollout steps are skipped.")
         return
     plan = json.loads(Path("plan.json").read_text(encoding="utf-8"))
@@ -221,7 +225,7 @@ def _rollout(demo: _Demo, api: Any) -> None:
     demo.run("rollback", "--plan", "plan.json", "--execute", "--parallel", "8", *_WATCH)
 
     demo.title("Check: the fleet is where it started")
-    demo.run("scan", "--format", "json", "-o", "scan-after.json", expect=(0, 2))
+    demo.run("scan", "--format", "json", "-o", "scan-after.json")
     after = json.loads(Path("scan-after.json").read_text(encoding="utf-8"))
     same = [(e["endpoint_id"], e["action"], e["command_after"]) for e in before["endpoints"]] == [
         (e["endpoint_id"], e["action"], e["command_after"]) for e in after["endpoints"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +35,7 @@ def run(me_db: Any, *args: str, url: str | None = None) -> Result:
 def planned(me_db: Any, tmp_path: Path) -> tuple[Any, Path]:
     seed_random(me_db, 30, seed_value=2)
     path = tmp_path / "plan.json"
-    result = run(me_db, "plan", "--out", str(path))
+    result = run(me_db, "plan", "--out", str(path), "--detailed-exitcode")
     assert result.exit_code == 2, result.output  # like terraform -detailed-exitcode: changes
     assert "endpoint(s) change, stages 1:canary=1" in result.stderr
     return me_db, path
@@ -52,7 +54,7 @@ def test_plan_needs_out_and_renders_a_ticket(planned: tuple[Any, Path], tmp_path
     assert doc["digest"] in ticket.stdout
     both = tmp_path / "p2.json"
     result = run(me_db, "plan", "--out", str(both), "--format", "markdown", "--stages", "2,100%")
-    assert result.exit_code == 2 and "# bundle-migrate plan" in result.stdout
+    assert result.exit_code == 0 and "# bundle-migrate plan" in result.stdout
     assert json.loads(both.read_text())["stage_spec"] == "2,100%"
     assert run(me_db, "plan", "--out", "-").stdout.startswith("{")
     assert run(me_db, "plan", "--out", "x", "--stages", "5%,1%").exit_code == 1
@@ -240,3 +242,39 @@ def test_status_before_any_run_and_no_password_anywhere(planned: tuple[Any, Path
     for result in outputs:
         assert SECRET not in result.output
     assert "***" in outputs[0].stdout
+
+
+def test_ticket_attaches_what_it_leaves_out(planned: tuple[Any, Path], tmp_path: Path) -> None:
+    me_db, path = planned
+    attachment = tmp_path / "plan.endpoints.csv"
+    short = run(
+        me_db, "plan", "--from", str(path), "--format", "markdown", "--ticket-endpoints", "1"
+    )
+    assert short.exit_code == 0, short.output
+    rows = list(csv.DictReader(io.StringIO(attachment.read_text())))
+    items = json.loads(path.read_text())["items"]
+    assert [r["endpoint_id"] for r in rows] == [i["endpoint_id"] for i in items]
+    assert "attachment | `plan.endpoints.csv`" in short.stdout
+    assert f"wrote all {len(items)} endpoints to {attachment}" in short.stderr
+    attachment.unlink()
+    full = run(
+        me_db, "plan", "--from", str(path), "--format", "markdown", "--ticket-endpoints", "all"
+    )
+    assert full.exit_code == 0 and not attachment.exists()
+    assert all(i["endpoint_name"] in full.stdout for i in items)
+    elsewhere = tmp_path / "att.csv"
+    made = run(
+        me_db,
+        "plan",
+        "--out",
+        str(tmp_path / "p3.json"),
+        "--format",
+        "markdown",
+        "--ticket-endpoints",
+        "2",
+        "--ticket-attachment",
+        str(elsewhere),
+    )
+    assert made.exit_code == 0 and elsewhere.exists() and "`att.csv`" in made.stdout
+    bad = run(me_db, "plan", "--from", str(path), "--format", "markdown", "--ticket-endpoints", "0")
+    assert bad.exit_code == 1 and "must be at least 1, or 'all'" in bad.output

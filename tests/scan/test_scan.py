@@ -126,7 +126,7 @@ def test_edited_commands_differ_only_by_the_flag(fleet) -> None:
 def test_json_report_honours_the_contract(fleet) -> None:
     db, specs = fleet
     result = cli("--database-url", db.url, "--format", "json")
-    assert result.exit_code == 2, result.stderr
+    assert result.exit_code == 0, result.stderr  # changes pending are not an error
     report = json.loads(result.stdout)
     rows = report["endpoints"]
     assert len(rows) == len(llm_specs(specs))
@@ -147,7 +147,9 @@ def test_json_report_honours_the_contract(fleet) -> None:
 
 def test_csv_and_only_changes(fleet) -> None:
     db, _ = fleet
-    result = cli("--database-url", db.url, "--format", "csv", "--only-changes")
+    result = cli(
+        "--database-url", db.url, "--format", "csv", "--only-changes", "--detailed-exitcode"
+    )
     assert result.exit_code == 2
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert rows and {r["action"] for r in rows} <= {"drop-eager", "add-eager"}
@@ -159,7 +161,7 @@ def test_markdown_for_a_change_ticket(fleet, tmp_path) -> None:
     db, _ = fleet
     out = tmp_path / "scan.md"
     result = cli("--database-url", db.url, "--format", "markdown", "--output", str(out))
-    assert result.exit_code == 2
+    assert result.exit_code == 0
     text = out.read_text()
     for heading in ("## Summary", "## Risks", "## Endpoints"):
         assert heading in text
@@ -171,7 +173,7 @@ def test_markdown_for_a_change_ticket(fleet, tmp_path) -> None:
 def test_table_lists_changes_and_flagged(fleet) -> None:
     db, _ = fleet
     result = cli("--database-url", db.url)
-    assert result.exit_code == 2
+    assert result.exit_code == 0
     assert "Endpoints that change" in result.stdout
     assert "Flagged endpoints that do not change" in result.stdout
 
@@ -196,13 +198,23 @@ def test_filters_narrow_the_scan(fleet) -> None:
     assert [d.endpoint_name for d in found] == [name]
 
 
-def test_exit_zero_when_nothing_would_change(fleet) -> None:
+def test_detailed_exitcode_tells_nothing_to_do_from_changes_pending(fleet) -> None:
+    """As terraform plan: 0/2 only when asked for; plain scan exits 0 with changes pending."""
     db, specs = fleet
     quiet = next(
         s for s in llm_specs(specs).values() if s.expected_action in ("no-change", "keep-eager")
     )
-    result = cli("--database-url", db.url, "--name", quiet.name)
-    assert result.exit_code == 0, result.stdout
+    changing = next(
+        s for s in llm_specs(specs).values() if s.expected_action in ("drop-eager", "add-eager")
+    )
+    for name, detailed in ((quiet.name, 0), (changing.name, 2)):
+        result = cli("--database-url", db.url, "--name", name, "--detailed-exitcode")
+        assert result.exit_code == detailed, result.output
+        assert cli("--database-url", db.url, "--name", name).exit_code == 0
+    bad = cli(
+        "--database-url", "postgresql://nobody@/nowhere?host=/nonexistent", "--detailed-exitcode"
+    )
+    assert bad.exit_code == 1
 
 
 def test_glob_metacharacters_are_literal_in_filters(fleet) -> None:
@@ -281,10 +293,10 @@ def _run_with_stderr(url: str, stderr_is_tty: bool) -> tuple[int, str]:
 def test_progress_bar_only_on_a_terminal(fleet) -> None:
     db, _ = fleet
     code, on_tty = _run_with_stderr(db.url, stderr_is_tty=True)
-    assert code == 2
+    assert code == 0
     assert "scanning" in on_tty
     code, piped = _run_with_stderr(db.url, stderr_is_tty=False)
-    assert code == 2
+    assert code == 0
     assert "scanning" not in piped  # logs and cron mail stay clean
 
 
@@ -299,7 +311,7 @@ def test_fleet_reading_commands_record_the_args_cut_over(fleet, tmp_path) -> Non
     result = CliRunner().invoke(
         main, ["plan", "--database-url", db.url, "--out", str(plan_file), *given]
     )
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 0, result.output  # changes pending is no error
     assert json.loads(plan_file.read_text())["policy"]["args_recorded_since"] == (
         "2026-05-31T22:00:00+00:00"
     )
