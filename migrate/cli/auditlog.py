@@ -21,7 +21,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from typing import IO, Any
 
 import click
 
+from migrate.core import redact
 from migrate.core.documents import json_default
 from migrate.rollout.audit import LOGGER, event
 from migrate.store.ids import new_xid
@@ -48,14 +48,11 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "asctime",
     "taskName",
 }
-# user:password@ in URLs and password=... in conninfo strings or driver messages.
-_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)([^@\s]+)(@)")
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
 
 
 def mask(text: str) -> str:
-    """No secret in a log line, whoever wrote the message."""
-    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\3", text))
+    """No secret in a log line, whoever wrote the message (linear time: see core.redact)."""
+    return redact.mask(text)
 
 
 def _clean(value: Any) -> Any:
@@ -186,7 +183,8 @@ def start_command(fmt: str) -> None:
     configure(fmt, command=command)
     if command is None:
         return
-    args = [mask(a) for a in sys.argv[1:]]
+    # Each argument is one token: a password with a raw space in it is still all masked.
+    args = [redact.mask(a, token=True) for a in sys.argv[1:]]
     event("command.started", f"{command} started", argv=args, user=_user())
 
     def finished() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from migrate.core.documents import timestamp
-from migrate.core.overrides import Overrides, OverridesError, parse_overrides
+from migrate.core.overrides import Overrides, parse_overrides
 from migrate.core.policy import (
     ARGS_RECORDED_SINCE,
     RECORDED_DROP,
@@ -28,7 +28,48 @@ from migrate.core.policy import (
     parse_cut_over,
 )
 from migrate.store import connection as db
-from migrate.store import fleet
+from migrate.store import files, fleet
+
+
+class Text(click.ParamType):
+    """A string that must be valid UTF-8: the database takes nothing else.
+
+    Bytes that are not UTF-8 ($'\\xff') reach Python as lone surrogates and would
+    end in an encoding traceback at the first query; here they are a usage error
+    that does not echo them.
+    """
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                self.fail("not valid UTF-8 text", param, ctx)
+        return value
+
+
+class Threshold(click.ParamType):
+    """A utilization in (0, 1], kept exact as a Decimal (0.95 must mean 0.95)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Decimal):
+            return value
+        try:
+            number = Decimal(str(value).strip())
+        except (InvalidOperation, ValueError):
+            self.fail("not a number", param, ctx)
+        if not number.is_finite():
+            self.fail("not a finite number; must be in (0, 1]", param, ctx)
+        if not (Decimal(0) < number <= Decimal(1)):
+            self.fail("must be in (0, 1]", param, ctx)
+        return number
+
+
+TEXT = Text()
 
 
 def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,12 +82,14 @@ def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
     func = click.option(
         "--schema",
+        type=TEXT,
         default=db.DEFAULT_SCHEMA,
         show_default=True,
         help="PostgreSQL schema holding model engine's tables.",
     )(func)
     func = click.option(
         "--database-url",
+        type=TEXT,
         metavar="URL",
         help=f"postgresql:// or postgresql+psycopg:// URL; default: ${db.URL_ENV}. "
         "Prefer the environment variable: a password on the command line is visible to ps.",
@@ -85,18 +128,24 @@ def detailed_exitcode_option(func: Callable[..., Any]) -> Callable[..., Any]:
 def policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(
         [
-            click.option("--name", "name_glob", metavar="GLOB", help="Endpoint name glob."),
-            click.option("--owner", help="Only endpoints of this owner."),
-            click.option("--model", "model_glob", metavar="GLOB", help="Model name glob."),
+            click.option(
+                "--name", "name_glob", type=TEXT, metavar="GLOB", help="Endpoint name glob."
+            ),
+            click.option("--owner", type=TEXT, help="Only endpoints of this owner."),
+            click.option(
+                "--model", "model_glob", type=TEXT, metavar="GLOB", help="Model name glob."
+            ),
             click.option(
                 "--status",
                 "statuses",
+                type=TEXT,
                 multiple=True,
                 metavar="STATUS",
                 help="Only endpoints in this status (repeatable), e.g. READY.",
             ),
             click.option(
                 "--threshold",
+                type=Threshold(),
                 default="0.95",
                 show_default=True,
                 help="Utilization at or above which the new rule keeps eager.",
@@ -158,7 +207,7 @@ class ScanOptions:
     owner: str | None
     model_glob: str | None
     statuses: tuple[str, ...]
-    threshold: str
+    threshold: Decimal
     recorded: str
     args_recorded_since: str
     overrides_path: str | None
@@ -219,20 +268,16 @@ def scan_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return database_options(policy_options(wrapper))
 
 
-def build_policy(threshold: str, recorded: str, args_recorded_since: str) -> PolicyParams:
-    try:
-        value = Decimal(threshold)
-    except InvalidOperation:
-        raise click.BadParameter(
-            f"{threshold!r} is not a number", param_hint="--threshold"
-        ) from None
-    if not (Decimal(0) < value <= Decimal(1)):
-        raise click.BadParameter("must be in (0, 1]", param_hint="--threshold")
+def build_policy(threshold: Decimal | str, recorded: str, args_recorded_since: str) -> PolicyParams:
     try:
         since = parse_cut_over(args_recorded_since)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--args-recorded-since") from None
-    return PolicyParams(threshold=value, recorded=recorded, args_recorded_since=since)
+    return PolicyParams(
+        threshold=Threshold().convert(threshold, None, None),
+        recorded=recorded,
+        args_recorded_since=since,
+    )
 
 
 def connect(database_url: str | None) -> tuple[Any, Any]:
@@ -241,10 +286,9 @@ def connect(database_url: str | None) -> tuple[Any, Any]:
     return url, db.make_engine(url)
 
 
+OVERRIDES_LIMIT = files.MIB  # thousands of patterns; more is a mistake, not a policy
+
+
 def load_overrides(path: str | Path) -> Overrides:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise OverridesError(f"cannot read overrides file {p}: {exc.strerror}") from None
-    return parse_overrides(text, source=str(p))
+    text = files.read_text(path, what="overrides file", limit=OVERRIDES_LIMIT)
+    return parse_overrides(text, source=files.shown(path))

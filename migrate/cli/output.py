@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from migrate.core.records import Decision
+from migrate.store import files
+from migrate.store.files import FileError
 
 
 def terminal_width(default: int = 120) -> int:
@@ -49,29 +49,41 @@ def wide_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextmanager
 def output_stream(path: str | None) -> Iterator[IO[str]]:
-    """Write to a temporary file and rename, so a failed run never leaves half a report.
+    """Stdout, or a file written whole or not at all (see migrate.store.files.writing).
 
-    Only a regular file (or a new one) is replaced that way: renaming over
-    /dev/null, a FIFO or /dev/stdout would destroy the device, so those are
-    written in place.
+    A device, a FIFO or /dev/stdout is written through, never replaced; a
+    target that cannot be written (a missing directory, /proc, /dev/full) is
+    a FileError, which the command reports in one line.
     """
     if path is None:
-        yield sys.stdout
-        sys.stdout.flush()
+        try:
+            yield sys.stdout
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise  # the reader left (`scan | head`): the command group ends quietly
+        except OSError as exc:  # /dev/full
+            discard_stdout()
+            raise FileError(f"cannot write the report to standard output: {exc.strerror}") from None
         return
-    target = Path(path)
-    if target.exists() and not target.is_file():
-        with open(target, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        return
-    fd, tmp = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
+    with files.writing(path, what="report") as handle:
+        yield handle
+
+
+def discard_stdout() -> None:
+    """Point a broken standard output (a closed pipe, /dev/full) at /dev/null.
+
+    Otherwise the interpreter's last flush at exit fails again and prints its
+    own multi-line complaint after the one-line error.
+    """
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a real descriptor (a test runner's buffer)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def with_progress(decisions: Iterable[Decision], total: list[int]) -> Iterator[Decision]:

@@ -9,6 +9,7 @@ import click
 
 from migrate.cli.app import handle_errors, main, pending_exit
 from migrate.cli.options import (
+    TEXT,
     CountOrAll,
     ScanOptions,
     connect,
@@ -17,10 +18,10 @@ from migrate.cli.options import (
     scan_options,
 )
 from migrate.cli.output import output_stream, terminal_width, wide_option
-from migrate.cli.planfile import load_plan_file, plan_errors, plan_schema
+from migrate.cli.planfile import KEY_ENV, load_plan_file, plan_errors, plan_key, plan_schema
 from migrate.cli.status_table import render_status
 from migrate.core.documents import FORMAT_VERSION, json_default
-from migrate.core.plan import Plan, to_json
+from migrate.core.plan import Plan, sign, to_json
 from migrate.core.staging import DEFAULT_STAGES
 from migrate.rollout.planning import make_plan
 from migrate.rollout.status import status_document
@@ -100,6 +101,10 @@ def plan_command(
       bundle-migrate plan --from plan.json --format markdown > ticket.md
       bundle-migrate plan --from plan.json --format markdown --ticket-endpoints all
 
+    With $BUNDLE_MIGRATE_PLAN_KEY set (at least 32 bytes), the plan is signed
+    (HMAC-SHA256), and apply, rollback and status refuse a plan not signed with
+    that key: an approval then holds for the exact file reviewed.
+
     Exit status: 0 success, 1 error; with --detailed-exitcode 0 nothing to
     change, 2 the plan has changes, 1 error.
     """
@@ -133,13 +138,17 @@ def plan_command(
         )
     finally:
         engine.dispose()
+    key = plan_key()
+    if key is not None:
+        plan = sign(plan, key)
     with output_stream(None if out == "-" else out) as handle:
         handle.write(to_json(plan))
     stages = ", ".join(f"{s.number}:{s.name}={s.endpoints}" for s in plan.stages) or "none"
     where = "stdout" if out == "-" else out
+    signed = f", signed with ${KEY_ENV}" if plan.signature else ""
     click.echo(
         f"plan {plan.short_digest}: {len(plan.items)} endpoint(s) change, stages {stages}; "
-        f"written to {where}",
+        f"written to {where}{signed}",
         err=True,
     )
     if fmt == "markdown":
@@ -163,7 +172,7 @@ def _ticket(plan: Plan, plan_path: str, limit: int | None, attachment: str | Non
 
 @main.command("status")
 @database_options
-@click.option("--run", "run_id", metavar="RUN_ID", help="List this run's endpoints.")
+@click.option("--run", "run_id", type=TEXT, metavar="RUN_ID", help="List this run's endpoints.")
 @click.option(
     "--plan",
     "plan_file",

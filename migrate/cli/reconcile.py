@@ -33,6 +33,7 @@ from migrate.reconcile.autoapply import DEFAULT_MAX_CHANGES, ApplyOutcome
 from migrate.reconcile.findings import KINDS, SEVERITY
 from migrate.reconcile.run import Reconciliation, Request, reconcile
 from migrate.scan.tables import Column, render
+from migrate.store.files import FileError
 
 TABLE_LIMIT = 50  # rows per kind in the terminal table; JSON always lists every finding
 
@@ -227,8 +228,8 @@ def reconcile_command(
         if metrics_file:
             try:
                 metrics.write(metrics_file, run)
-            except OSError as exc:
-                raise Failure(f"cannot write metrics file {metrics_file}: {exc.strerror}") from None
+            except FileError as exc:
+                raise Failure(str(exc)) from None
     if outcome is not None and outcome.failures:
         sys.exit(EXIT_ERROR)
     sys.exit(pending_exit(done.check.drift > 0, detailed_exitcode))

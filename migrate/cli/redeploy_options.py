@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +22,7 @@ from migrate.deploy.client import ApiError, ModelEngineClient
 from migrate.deploy.credentials import KEY_ENV, Credentials, CredentialsError, Secret, parse_keys
 from migrate.deploy.watch import WatchSettings
 from migrate.rollout.redeploy import RECREATE, ROLLBACK, STOP, UPDATE, Redeploy
+from migrate.store import files
 
 API_URL_ENV = "BUNDLE_MIGRATE_API_URL"
 ACT_AS_OWNER_ENV = "BUNDLE_MIGRATE_ACT_AS_OWNER"
@@ -107,26 +106,10 @@ class RedeployOptions:
 
 def read_keys_file(path: str) -> dict[str, Secret]:
     """The owner = key table; refused when others may read it, as ssh refuses such a key."""
-    p = Path(path)
     try:
-        with open(p, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise Failure(f"--api-keys {path}: not a regular file")
-            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise Failure(
-                    f"--api-keys {path}: readable by group or others "
-                    f"(mode {stat.S_IMODE(info.st_mode):03o}); chmod 600 it"
-                )
-            data = handle.read(KEYS_FILE_LIMIT + 1)
-    except OSError as exc:
-        raise Failure(f"cannot read --api-keys {path}: {exc.strerror}") from None
-    if len(data) > KEYS_FILE_LIMIT:
-        raise Failure(f"--api-keys {path}: larger than {KEYS_FILE_LIMIT} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Failure(f"--api-keys {path}: not UTF-8 text") from None
+        text = files.read_text(path, what="--api-keys", limit=KEYS_FILE_LIMIT, private=True)
+    except files.FileError as exc:
+        raise Failure(str(exc)) from None
     try:
         return parse_keys(text, path)
     except CredentialsError as exc:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from migrate.cli.app import EXIT_ERROR, EXIT_OK, Failure, handle_errors, main, sigterm_interrupts
-from migrate.cli.options import connect, database_options
+from migrate.cli.options import TEXT, connect, database_options
 from migrate.cli.planfile import (
     allow_other_address_option,
     load_plan_file,
@@ -206,11 +206,14 @@ def _mode_line(execute: bool, deploy: Any, verb: str) -> str:
     type=click.Path(exists=True, dir_okay=False),
     help="Roll back what this plan changed.",
 )
-@click.option("--run", "run_id", metavar="RUN_ID", help="Roll back what this apply run changed.")
+@click.option(
+    "--run", "run_id", type=TEXT, metavar="RUN_ID", help="Roll back what this apply run changed."
+)
 @click.option("--stage", type=click.IntRange(min=1), help="Only changes of this stage.")
 @click.option(
     "--endpoint",
     "endpoints",
+    type=TEXT,
     multiple=True,
     metavar="NAME",
     help="Only this endpoint (repeatable).",

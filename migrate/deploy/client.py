@@ -99,9 +99,14 @@ def _audit_retry(details: stamina.instrumentation.RetryDetails) -> None:
 
 def normalise_base_url(url: str) -> str:
     """The API's root, without a trailing /v1 or slash; refuses credentials in the URL."""
-    parts = urlsplit(url.strip())
+    shape = "the model engine API URL must be http(s)://host[:port][/prefix]"
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - parsed lazily; a port like "abc" raises only here
+    except ValueError:  # "[::1/x", a port that is not a number: never echoed, it may hold a key
+        raise ApiError(shape) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ApiError("the model engine API URL must be http(s)://host[:port][/prefix]")
+        raise ApiError(shape)
     if parts.username or parts.password:
         raise ApiError(
             "the model engine API URL must not carry credentials: "

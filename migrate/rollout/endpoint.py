@@ -113,7 +113,7 @@ def _apply(
         schema,
         item.endpoint_id,
         new_id,
-        args_after=item.args_after,
+        args_after=verdict.args_after,
         touch="last_updated_at" in endpoint,
     )
     if hook:
