@@ -9,6 +9,17 @@ counts worth reading: an endpoint scaled to zero has no pods until traffic
 comes, and a multinode (LeaderWorkerSet) endpoint reports placeholders
 (available = replicas, unavailable = 0). There the status is all there is, and
 the verdict says so.
+
+Missing counts are not health either. Model engine's builder writes the
+endpoint's cache entry at READY without worker counts, and its cacher fills
+them in on a later pass (and with no cache entry, `deployment_state` is null):
+a READY without counts, from a server that reported counts before the PUT, is
+not yet known healthy. Only a server that never reports them is judged on its
+status alone, and the verdict says so.
+
+The status itself is model engine's database's when the caller can read it
+(`Recorded`): its GET may answer from a read replica behind a record cache,
+READY for a while after a PUT, or still UPDATE_FAILED from the build before.
 """
 
 from __future__ import annotations
@@ -60,6 +71,18 @@ class EndpointState:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """The endpoint's row on model engine's primary, once it shows the PUT took effect."""
+
+    status: str | None  # None: the row is gone
+    reason: str | None = None
+
+
+def reports_counts(state: EndpointState) -> bool:
+    return state.available_workers is not None and state.unavailable_workers is not None
+
+
+@dataclass(frozen=True)
 class Health:
     verdict: str  # HEALTHY, WAITING or FAILED
     reason: str
@@ -69,27 +92,46 @@ class Health:
         return self.verdict == HEALTHY
 
 
-def judge(state: EndpointState, *, multinode: bool = False) -> Health:
-    """The verdict on one observation; the watch decides what a sequence of them means."""
-    if state.status == "UPDATE_FAILED":
-        return Health(FAILED, f"UPDATE_FAILED: {state.status_reason or 'no reason given'}")
-    if state.status == "DELETE_IN_PROGRESS":
+def judge(
+    state: EndpointState,
+    *,
+    multinode: bool = False,
+    counts_expected: bool = True,
+    recorded: Recorded | None = None,
+) -> Health:
+    """The verdict on one observation; the watch decides what a sequence of them means.
+
+    `counts_expected`: the server reported worker counts before the PUT, so a
+    READY without them is not yet judged. `recorded`: the row's own status.
+    """
+    status, reason = state.status, state.status_reason
+    if recorded is not None:
+        if recorded.status is None:
+            return Health(FAILED, "the endpoint's row is gone")
+        if recorded.status != status and recorded.status == "READY":
+            return Health(WAITING, f"the database says READY, the API still {status}: a stale read")
+        status, reason = recorded.status, recorded.reason or reason
+    if status == "UPDATE_FAILED":
+        return Health(FAILED, f"UPDATE_FAILED: {reason or 'no reason given'}")
+    if status == "DELETE_IN_PROGRESS":
         return Health(FAILED, "the endpoint is being deleted")
-    if state.status != "READY":
-        return Health(WAITING, f"status {state.status}")
+    if status != "READY":
+        return Health(WAITING, f"status {status}")
     unavailable = state.unavailable_workers
     if multinode:
         # LeaderWorkerSet counts are placeholders: a crash loop would not show in them.
         return Health(HEALTHY, "READY (multinode: worker counts are placeholders, status only)")
     if unavailable is not None and unavailable > 0:
         return Health(WAITING, f"READY but {unavailable} worker(s) unavailable")
+    if state.min_workers == 0 and not state.available_workers:
+        return Health(HEALTHY, "READY, scaled to zero: no pods to judge until traffic comes")
     available = state.available_workers
     if available is None or unavailable is None:
-        return Health(HEALTHY, "READY (the server reports no worker counts: status only)")
+        if counts_expected:
+            return Health(WAITING, "READY, worker counts not reported yet")
+        return Health(HEALTHY, "READY (this server reports no worker counts: status only)")
     if available >= 1:
         return Health(HEALTHY, f"READY, {available} worker(s) available, none unavailable")
-    if state.min_workers == 0:
-        return Health(HEALTHY, "READY, scaled to zero: no pods to judge until traffic comes")
     return Health(WAITING, "READY but no worker available yet")
 
 

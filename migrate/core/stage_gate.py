@@ -124,13 +124,18 @@ class StageTally:
     def add(self, outcome: str) -> str | None:
         """Count one endpoint; a reason to stop right now, or None."""
         self.counts[outcome] += 1
+        return self.stop_reason if outcome == oc.FAILED else None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the stage stops, counting every failure so far (endpoints in flight too)."""
         failures = self.counts[oc.FAILED]
-        if outcome == oc.FAILED and failures > self.max_failures:
-            return (
-                f"stopped in stage {self.number}: {failures} failure(s), more than "
-                f"--max-failures {self.max_failures}"
-            )
-        return None
+        if failures <= self.max_failures:
+            return None
+        return (
+            f"stopped in stage {self.number}: {failures} failure(s), more than "
+            f"--max-failures {self.max_failures}"
+        )
 
     @property
     def undone(self) -> int:

@@ -8,7 +8,10 @@ team's: `NotFound`, which fails the endpoint alone.
 
 A PUT whose answer was lost may have landed. Model engine does not refuse a
 second PUT while the first build runs, and the two then race, so before
-repeating a PUT the client looks: an endpoint no longer READY took the first one.
+repeating a PUT the client asks the caller, who reads the endpoint's row on the
+primary (`migrate.core.landing`); model engine's own GET may answer from a
+stale replica. A PUT's answer waits longer than a GET's: a slow answer is not a
+lost one.
 
 No message carries a credential: requests authenticate in a header, and any
 text a server sends back is cut to one line with the user name removed.
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +38,7 @@ from migrate.deploy.credentials import Credentials, CredentialsError
 log = logging.getLogger("bundle_migrate.api")
 
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+BUILDING = frozenset({"UPDATE_PENDING", "UPDATE_IN_PROGRESS"})
 NOT_FOUND_HINT = "not found, or not owned by the credentials' team"
 
 
@@ -44,8 +50,20 @@ class ApiError(Exception):
         self.status = status
 
 
-class Unauthorized(ApiError):
-    """401: the credentials are not accepted; nothing else in the run can succeed."""
+class Unusable(ApiError):
+    """Nothing more in this run can succeed through the API: stop it, resumable."""
+
+
+class Unauthorized(Unusable):
+    """401: the credentials are not accepted."""
+
+
+class WrongApi(Unusable):
+    """A 404 that is not model engine's: the URL does not lead to its API."""
+
+
+class Unavailable(Unusable):
+    """The API kept failing after every retry: not this endpoint's fault."""
 
 
 class NotFound(ApiError):
@@ -53,11 +71,19 @@ class NotFound(ApiError):
 
 
 class Transient(ApiError):
-    """Worth retrying: overload, a proxy in trouble, a dropped connection."""
+    """Worth retrying: overload, a proxy in trouble, a dropped connection.
 
-    def __init__(self, message: str, status: int | None, retry_after: float | None) -> None:
+    `refused`: the request certainly did nothing: a 429, or model engine's own
+    503 (a JSON detail), which comes before it queued any build. Anything else
+    (a proxy's 502 or 504, a dropped or timed-out connection) may have landed.
+    """
+
+    def __init__(
+        self, message: str, status: int | None, retry_after: float | None, *, refused: bool = False
+    ) -> None:
         super().__init__(message, status)
         self.retry_after = retry_after
+        self.refused = refused
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,19 @@ class RetryPolicy:
     wait_jitter_s: float = 1.0
     # A server asking for more than this is waited on for this long, then asked again.
     max_retry_after_s: float = 120.0
+    # After a PUT's answer was lost, how long its effect is looked for before it is
+    # sent again: a request still in flight behind a proxy may land a moment later.
+    lost_answer_grace_s: float = 10.0
+    lost_answer_poll_s: float = 1.0
+
+
+# Model engine answers a PUT after writing the row and queueing the build: slower
+# than a GET, and a slow answer taken for a lost one would send the PUT twice.
+PUT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+GET_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+# Given whether the last attempt was certainly refused: did the PUT land?
+Landed = Callable[[bool], bool]
 
 
 @dataclass(frozen=True)
@@ -130,9 +169,10 @@ class ModelEngineClient:
         self.base_url = normalise_base_url(base_url)
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
+        self._put_timeout = timeout or PUT_TIMEOUT
         self._http = httpx.Client(
             base_url=self.base_url,
-            timeout=timeout or httpx.Timeout(30.0, connect=10.0),
+            timeout=timeout or GET_TIMEOUT,
             transport=transport,
             follow_redirects=False,
             headers={"Accept": "application/json", "User-Agent": "bundle-migrate"},
@@ -152,27 +192,79 @@ class ModelEngineClient:
 
     def get(self, name: str, owner: str | None) -> EndpointState:
         """The endpoint as model engine reports it (retried while transient)."""
-        for attempt in self._retrying():
-            with attempt:
-                return EndpointState.from_api(self._once("GET", name, owner))
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    return EndpointState.from_api(self._once("GET", name, owner))
+        except Transient as exc:
+            raise _unavailable(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def redeploy(self, name: str, owner: str | None, *, recreate: bool) -> Redeployed:
-        """PUT: deploy the endpoint's current bundle (or rebuild it, `recreate`)."""
+    def redeploy(
+        self,
+        name: str,
+        owner: str | None,
+        *,
+        recreate: bool,
+        landed: Landed | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Redeployed:
+        """PUT: deploy the endpoint's current bundle (or rebuild it, `recreate`).
+
+        `landed` tells from the endpoint's row whether a PUT whose answer was lost
+        took effect; without it, model engine's GET is asked (no longer READY).
+        """
         body: dict[str, Any] = {"force_bundle_recreation": True} if recreate else {}
-        for attempt in self._retrying():
-            with attempt:
-                if attempt.num > 1:
-                    # The last PUT's answer was lost; it may have landed all the same.
-                    state = EndpointState.from_api(self._once("GET", name, owner))
-                    if state.status != "READY":
-                        return Redeployed(
-                            None, f"the PUT's answer was lost; the endpoint is {state.status}"
-                        )
-                answer = self._once("PUT", name, owner, body)
-                task = answer.get("endpoint_creation_task_id") if isinstance(answer, dict) else None
-                return Redeployed(str(task) if task is not None else None)
+        last: Transient | None = None
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    if last is not None:
+                        note = self._took_effect(name, owner, last, landed, sleep)
+                        if note:
+                            return Redeployed(None, note)
+                    try:
+                        answer = self._once("PUT", name, owner, body)
+                    except Transient as exc:
+                        last = exc
+                        raise
+                    task = (
+                        answer.get("endpoint_creation_task_id")
+                        if isinstance(answer, dict)
+                        else None
+                    )
+                    return Redeployed(str(task) if task is not None else None)
+        except Transient as exc:
+            raise _unavailable(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _took_effect(
+        self,
+        name: str,
+        owner: str | None,
+        last: Transient,
+        landed: Landed | None,
+        sleep: Callable[[float], None],
+    ) -> str:
+        """Before a PUT goes again: why the last one counts as landed, or "" to send it.
+
+        Two witnesses: the endpoint's row (`landed`, on the primary), and model
+        engine's GET showing a build under way (it may lag, so READY proves
+        nothing). A certain refusal is sent again at once.
+        """
+        if last.refused:
+            return "the PUT was refused, then it landed" if landed and landed(True) else ""
+        waited = 0.0
+        while True:  # the request may still be on its way in: look for a while
+            if landed is not None and landed(False):
+                return "the PUT's answer was lost; the endpoint's row shows it landed"
+            state = EndpointState.from_api(self._once("GET", name, owner))
+            if state.status in BUILDING:
+                return f"the PUT's answer was lost; the endpoint is {state.status}"
+            if landed is None or waited >= self.retry.lost_answer_grace_s:
+                return ""
+            sleep(self.retry.lost_answer_poll_s)
+            waited += self.retry.lost_answer_poll_s
 
     # Plumbing -----------------------------------------------------------------------
 
@@ -203,8 +295,9 @@ class ModelEngineClient:
             user = self.credentials.user_for(owner)
         except CredentialsError as exc:
             raise ApiError(f"{what}: {exc}") from None
+        timeout = self._put_timeout if method == "PUT" else httpx.USE_CLIENT_DEFAULT
         try:
-            response = self._http.request(method, path, json=body, auth=(user, ""))
+            response = self._http.request(method, path, json=body, auth=(user, ""), timeout=timeout)
         except httpx.TransportError as exc:
             raise Transient(f"{what}: {_transport_text(exc)}", None, None) from None
         status = response.status_code
@@ -217,11 +310,23 @@ class ModelEngineClient:
         if status == 401:
             raise Unauthorized(f"{what}: 401, the credentials were refused{detail}", status)
         if status == 404:
+            if not detail:
+                # Model engine's 404 is JSON with a detail; an ingress's page is not.
+                raise WrongApi(
+                    f"{what}: 404 that is not model engine's (no JSON detail): "
+                    f"is {self.base_url} the root of model engine's API?",
+                    status,
+                )
             raise NotFound(f"{what}: 404, {NOT_FOUND_HINT}{detail}", status)
         if status in TRANSIENT_STATUSES:
             retry_after = _retry_after(response.headers.get("Retry-After"))
-            raise Transient(f"{what}: {status}{detail}", status, retry_after)
+            refused = status == 429 or (status == 503 and bool(detail))
+            raise Transient(f"{what}: {status}{detail}", status, retry_after, refused=refused)
         raise ApiError(f"{what}: {status}{detail}", status)
+
+
+def _unavailable(exc: Transient) -> Unavailable:
+    return Unavailable(f"model engine's API kept failing, retries exhausted: {exc}", exc.status)
 
 
 def _transport_text(exc: httpx.TransportError) -> str:
@@ -239,12 +344,27 @@ def _detail(response: httpx.Response, user: str) -> str:
         except ValueError:
             doc = None
         if isinstance(doc, dict) and doc.get("detail") is not None:
-            text = str(doc["detail"])
+            text = _detail_text(doc["detail"])
     if not text:
         return ""  # an HTML page from a proxy says nothing the status does not
     if user:
         text = text.replace(user, "***")
     return ": " + " ".join(text.split())[:300]
+
+
+def _detail_text(detail: Any) -> str:
+    """FastAPI's validation errors are a list of {loc, msg}: `body.field: msg; ...`."""
+    if isinstance(detail, list):
+        parts = []
+        for entry in detail:
+            if isinstance(entry, dict) and "msg" in entry:
+                loc = entry.get("loc")
+                where = ".".join(str(x) for x in loc) if isinstance(loc, list | tuple) else ""
+                parts.append(f"{where}: {entry['msg']}" if where else str(entry["msg"]))
+            else:
+                parts.append(str(entry))
+        return "; ".join(parts)
+    return str(detail)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -4,6 +4,12 @@ Healthy means the core's verdict (`migrate.core.health.judge`) held for the
 whole settle window: a vLLM server can report ready and crash a minute later,
 so one good observation is not enough, and any bad one restarts the window.
 `UPDATE_FAILED` ends the watch at once with model engine's reason.
+
+An API that does not answer is not an unhealthy endpoint: a failed poll is
+waited through (it restarts the settle window, as nothing was seen), and if the
+API is still not answering when time runs out the watch raises `Unavailable`,
+which stops the run with the endpoint resumable, rather than failing and
+rolling back an endpoint nobody could see.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from migrate.core.health import FAILED, EndpointState, Health, judge
-from migrate.deploy.client import ModelEngineClient
+from migrate.core.health import FAILED, WAITING, EndpointState, Health, Recorded, judge
+from migrate.deploy.client import ApiError, ModelEngineClient, NotFound, Unavailable, Unusable
 
 
 class Interrupted(Exception):
@@ -38,6 +44,8 @@ class Watched:
 
 # Called with each observation and the phase: "waiting" or "settling".
 OnState = Callable[[EndpointState, Health, str], None]
+# The endpoint's row as model engine's database has it, once it shows the PUT (else None).
+Confirm = Callable[[], Recorded | None]
 
 
 def watch(
@@ -47,21 +55,43 @@ def watch(
     settings: WatchSettings,
     *,
     multinode: bool = False,
+    counts_expected: bool = True,
+    confirm: Confirm | None = None,
     on_state: OnState | None = None,
     stop: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Watched:
-    """Poll until healthy for `settle_s`, failed, or `timeout_s` gone; API errors propagate."""
+    """Poll until healthy for `settle_s`, failed, or `timeout_s` gone.
+
+    Unusable (401, a wrong URL) and NotFound propagate; an API still failing
+    at the deadline raises Unavailable.
+    """
     stop = stop or threading.Event()
     start = clock()
     healthy_since: float | None = None
     relapse = ""
+    state: EndpointState | None = None
     while True:
         if stop.is_set():
             raise Interrupted(f"{name}: stopped while watching")
-        state = client.get(name, owner)
-        health = judge(state, multinode=multinode)
+        unanswered: ApiError | None = None
+        try:
+            state = client.get(name, owner)
+        except Unavailable as exc:
+            unanswered = exc
+        except (NotFound, Unusable):
+            raise
+        except ApiError as exc:  # a 500, a body that is not JSON: nothing seen this time
+            unanswered = exc
         now = clock()
+        if unanswered is not None:
+            health = Health(WAITING, f"no answer from model engine's API: {unanswered}")
+        else:
+            assert state is not None
+            recorded = confirm() if confirm is not None else None
+            health = judge(
+                state, multinode=multinode, counts_expected=counts_expected, recorded=recorded
+            )
         if health.verdict == FAILED:
             return Watched(False, health.reason, state, now - start)
         if health.healthy:
@@ -72,10 +102,16 @@ def watch(
             if healthy_since is not None:
                 relapse = f" (it was healthy, then: {health.reason})"
             healthy_since = None
-        if on_state is not None:
+        if on_state is not None and state is not None:
             on_state(state, health, "settling" if healthy_since is not None else "waiting")
         elapsed = now - start
         if elapsed >= settings.timeout_s:
+            if unanswered is not None:
+                raise Unavailable(
+                    f"{name}: model engine's API was not answering when the "
+                    f"{settings.timeout_s:g} s health timeout ran out: {unanswered}",
+                    unanswered.status,
+                )
             return Watched(
                 False,
                 f"not healthy within {settings.timeout_s:g} s: {health.reason}{relapse}",

@@ -23,11 +23,11 @@ from migrate.core import outcomes as oc
 from migrate.core.outcomes import Result
 from migrate.core.plan import Plan
 from migrate.core.stage_gate import StageTally, select_stages
-from migrate.deploy.client import ApiError, Unauthorized
+from migrate.deploy.client import ApiError, Unauthorized, Unusable
 from migrate.rollout import actor, change
 from migrate.rollout.pacing import Pacer, Reporter
 from migrate.rollout.preview import preview
-from migrate.rollout.redeploy import BUSY, Redeploy
+from migrate.rollout.redeploy import BUSY, Redeploy, stopped_by_api
 from migrate.rollout.stage_runner import run_stage
 from migrate.rollout.target import check_target
 from migrate.rollout.transaction import Hook, Settings
@@ -271,10 +271,8 @@ def _execute(
                 stop=ctx.stop,
                 on_result=record,
             )
-        except Unauthorized as exc:
-            raise DatabaseError(
-                f"model engine refused the credentials, so the run stopped: {exc}"
-            ) from None
+        except Unusable as exc:
+            raise DatabaseError(stopped_by_api(exc)) from None
         summary.undone += tally.undone
         if summary.stopped:
             return
@@ -348,8 +346,10 @@ def _preflight(options: ApplyOptions, result: Result) -> Result:
         return result
     try:
         state = redeploy.client.get(result.endpoint_name, result.owner)
-    except Unauthorized as exc:
-        raise DatabaseError(f"model engine refused the credentials: {exc}") from None
+    except Unusable as exc:
+        if isinstance(exc, Unauthorized):
+            raise DatabaseError(f"model engine refused the credentials: {exc}") from None
+        raise DatabaseError(f"model engine's API cannot be used: {exc}") from None
     except ApiError as exc:
         return Result(
             result.endpoint_id,

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from migrate.core import outcomes as oc
 from migrate.core.outcomes import Result
 from migrate.core.plan import PlanItem
-from migrate.deploy.client import ApiError, Unauthorized
+from migrate.deploy.client import ApiError, Unusable
 from migrate.rollout import endpoint, redeploy, revert
 from migrate.rollout.transaction import Hook, Settings, record_outside
 from migrate.store import journal as jr
@@ -100,7 +100,8 @@ def _preflight(ctx: Context, item: PlanItem, stage: int) -> Result | None:
     The credentials must reach this owner's endpoint (401 stops the run, 404
     fails the endpoint), and model engine must not be building it: an endpoint it
     is updating is skipped as not ready and retried by the next run, like one
-    whose row says so. Unauthorized propagates.
+    whose row says so. Unusable (refused credentials, a wrong URL, an API that
+    keeps failing) propagates: it stops the run before anything is written.
     """
     if ctx.redeploy is None:
         return None
@@ -109,7 +110,7 @@ def _preflight(ctx: Context, item: PlanItem, stage: int) -> Result | None:
     owner = row.get("owner") if row else None
     try:
         state = ctx.redeploy.client.get(item.endpoint_name, owner)
-    except Unauthorized:
+    except Unusable:
         raise
     except ApiError as exc:
         return _skip_apart(ctx, item, stage, oc.FAILED, f"not written: {exc}")
@@ -145,6 +146,9 @@ def _deploy(ctx: Context, item: PlanItem, change: dict[str, Any], written: Resul
         return replace(written, detail=detail, deploy_state=oc.HEALTHY)
     if deployed.state == "drifted":
         return replace(written, outcome=oc.SKIPPED_DRIFTED, detail=detail)
+    with ctx.engine.connect() as conn:
+        # As the redeploy left it: a recreation's bundle is recorded there, for the revert.
+        change = redeploys.change(conn, change["id"])
     return _failed(ctx, item, change, written, deployed.detail)
 
 
@@ -167,14 +171,16 @@ def _failed(
         hook=ctx.hook,
         deploy_state=oc.WRITTEN,
     )
+    rolled_back = undone.outcome == oc.ROLLED_BACK and undone.change_id is not None
+    what = "was rolled back" if rolled_back else f"could not be rolled back ({undone.detail})"
     with ctx.engine.begin() as conn:
         redeploys.abort_plan(
             conn,
             ctx.plan_digest,
             ctx.run_id,
-            f"{item.endpoint_name} failed its health check ({reason}) and was rolled back",
+            f"{item.endpoint_name} failed its health check ({reason}) and {what}",
         )
-    if undone.outcome != oc.ROLLED_BACK or undone.change_id is None:
+    if not rolled_back:
         return replace(failed, detail=f"{reason}; rollback refused: {undone.detail}")
     _, back = redeploy_rollback(
         ctx, item.endpoint_name, undone, multinode="multinode" in item.flags

@@ -10,9 +10,14 @@ up where a killed run left it:
   send it, record the answer.
 - `redeploy-requested`, answered: the PUT landed; only watch.
 - `redeploy-requested`, unanswered: the run died around the PUT. The endpoint's
-  row, stamped by model engine on every update, tells whether it landed: if
-  touched since the announcement, watch; otherwise send it.
+  row, marked in the journal just before the PUT, tells whether it landed
+  (`migrate.core.landing`): if it moved since, watch; otherwise send it. With
+  `force_bundle_recreation`, the bundle model engine built is then taken as the
+  one the change deployed, not mistaken for drift.
 - `healthy`: done; never sent again.
+
+While watching, the row is read too: once it shows the PUT, its status is
+model engine's own, where the API's GET may lag behind a read replica.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from migrate.core import outcomes as oc
-from migrate.core.health import EndpointState, Health
-from migrate.deploy.client import ApiError, ModelEngineClient, Unauthorized
+from migrate.core.health import EndpointState, Health, Recorded, reports_counts
+from migrate.core.landing import RowMark, landed
+from migrate.deploy.client import ApiError, ModelEngineClient, Unauthorized, Unusable
 from migrate.deploy.watch import Interrupted, WatchSettings, watch
 from migrate.store import redeploys, rows
 
@@ -75,8 +81,9 @@ def deploy(
 ) -> Deployed:
     """Take this journaled change to a verdict; raises Interrupted when the run stops.
 
-    Unauthorized propagates too (nothing else in the run can succeed); any other
-    API error is this endpoint's failure.
+    Unusable propagates too (refused credentials, a wrong URL, an API that keeps
+    failing: nothing else in the run can succeed); any other API error is this
+    endpoint's failure.
     """
     try:
         return _deploy(
@@ -90,7 +97,7 @@ def deploy(
             on_phase=on_phase,
             stop=stop,
         )
-    except Unauthorized:
+    except Unusable:
         raise
     except (ApiError, TimeoutError) as exc:
         return _verdict(engine, change["id"], oc.UNHEALTHY, str(exc))
@@ -110,26 +117,48 @@ def _deploy(
 ) -> Deployed:
     change_id = change["id"]
     name = change["endpoint_name"]
+    endpoint_id = change["endpoint_id"]
     client = redeploy.client
     with engine.connect() as conn:
-        endpoint = rows.read_endpoint(conn, schema, change["endpoint_id"], lock=False)
+        endpoint = rows.read_endpoint(conn, schema, endpoint_id, lock=False)
     if endpoint is None:
         return _verdict(engine, change_id, oc.UNHEALTHY, "the endpoint was deleted")
     owner = endpoint.get("owner")
     now_bundle = endpoint.get("current_bundle_id")
+    saved = change.get("deploy_mark") if isinstance(change.get("deploy_mark"), dict) else {}
+    mark = RowMark.from_json(saved)
+    counts_expected = saved.get("counts") is not False
     if now_bundle not in (target_bundle, change.get("deployed_bundle")):
-        # Someone (model engine's own update, an operator) moved it since the write.
-        return Deployed(
-            "drifted",
-            f"it now runs {now_bundle}, not {target_bundle}: not redeployed; "
-            "the change it carried is no longer what runs",
-        )
-    if _must_send(engine, schema, change):
-        _wait_until_quiet(client, name, owner, redeploy.watch, on_phase, stop)
+        if not (recreate and _landed_since(engine, schema, endpoint_id, change, mark)):
+            # Someone (model engine's own update, an operator) moved it since the write.
+            return Deployed(
+                "drifted",
+                f"it now runs {now_bundle}, not {target_bundle}: not redeployed; "
+                "the change it carried is no longer what runs",
+            )
+        # Our own recreation, whose answer a killed run never recorded.
         with engine.begin() as conn:
-            redeploys.set_state(conn, change_id, oc.REDEPLOY_REQUESTED, detail="PUT sent")
+            redeploys.capture_deployed(conn, change_id, schema, endpoint_id)
+    if _must_send(engine, schema, change, mark):
+        quiet = _wait_until_quiet(client, name, owner, redeploy.watch, on_phase, stop)
+        counts_expected = reports_counts(quiet)
+        with engine.begin() as conn:
+            mark = redeploys.row_mark(conn, schema, endpoint_id)
+            redeploys.set_state(
+                conn,
+                change_id,
+                oc.REDEPLOY_REQUESTED,
+                detail="PUT sent",
+                mark={**(mark.to_json() if mark else {}), "counts": counts_expected},
+            )
         on_phase("redeploying", "PUT force_bundle_recreation" if recreate else "PUT {}")
-        answer = client.redeploy(name, owner, recreate=recreate)
+        before = mark
+        answer = client.redeploy(
+            name,
+            owner,
+            recreate=recreate,
+            landed=lambda refused: _moved(engine, schema, endpoint_id, before, refused),
+        )
         with engine.begin() as conn:
             redeploys.set_state(
                 conn,
@@ -139,20 +168,71 @@ def _deploy(
                 task=answer.task_id or "unanswered",
             )
             if recreate:
-                redeploys.capture_deployed(conn, change_id, schema, change["endpoint_id"])
+                redeploys.capture_deployed(conn, change_id, schema, endpoint_id)
 
     def observed(state: EndpointState, health: Health, phase: str) -> None:
         on_phase(phase, f"{state.describe()}: {health.reason}")
 
+    def confirm() -> Recorded | None:
+        return _recorded(engine, schema, endpoint_id, mark)
+
     watched = watch(
-        client, name, owner, redeploy.watch, multinode=multinode, on_state=observed, stop=stop
+        client,
+        name,
+        owner,
+        redeploy.watch,
+        multinode=multinode,
+        counts_expected=counts_expected,
+        confirm=confirm,
+        on_state=observed,
+        stop=stop,
     )
     if watched.healthy:
         return _verdict(engine, change_id, oc.HEALTHY, watched.reason)
     return _verdict(engine, change_id, oc.UNHEALTHY, watched.reason)
 
 
-def _must_send(engine: Engine, schema: str, change: dict[str, Any]) -> bool:
+def _moved(
+    engine: Engine, schema: str, endpoint_id: str, before: RowMark | None, refused: bool
+) -> bool:
+    """Whether the endpoint's row shows a PUT since `before` (no mark: it cannot tell)."""
+    if before is None:
+        return False
+    with engine.connect() as conn:
+        now = redeploys.row_mark(conn, schema, endpoint_id)
+    return now is not None and landed(before, now, refused_by_model_engine=refused)
+
+
+def _recorded(
+    engine: Engine, schema: str, endpoint_id: str, mark: RowMark | None
+) -> Recorded | None:
+    """The row's status for the watch, once the row shows the PUT; before that, None.
+
+    A model engine that keeps its status elsewhere never moves the row, and is
+    then judged by its API alone.
+    """
+    if mark is None:
+        return None
+    with engine.connect() as conn:
+        now = redeploys.row_mark(conn, schema, endpoint_id)
+        if now is None:
+            return Recorded(None)
+        if not landed(mark, now):
+            return None
+        reason = redeploys.status_reason(conn, schema, endpoint_id)
+    return Recorded(now.status, reason)
+
+
+def _landed_since(
+    engine: Engine, schema: str, endpoint_id: str, change: dict[str, Any], mark: RowMark | None
+) -> bool:
+    """A PUT announced by this change (answered or not) that the row shows landed."""
+    if change.get("deploy_state") != oc.REDEPLOY_REQUESTED:
+        return False
+    return _moved(engine, schema, endpoint_id, mark, False)
+
+
+def _must_send(engine: Engine, schema: str, change: dict[str, Any], mark: RowMark | None) -> bool:
     state = change.get("deploy_state")
     if state in (None, oc.WRITTEN):
         return True
@@ -160,6 +240,8 @@ def _must_send(engine: Engine, schema: str, change: dict[str, Any]) -> bool:
         return False
     if change.get("deploy_task"):
         return False  # answered: it landed
+    if mark is not None:
+        return not _moved(engine, schema, change["endpoint_id"], mark, False)
     since = change.get("deploy_updated_at")
     if since is None:
         return True
@@ -174,13 +256,13 @@ def _wait_until_quiet(
     settings: WatchSettings,
     on_phase: OnPhase,
     stop: threading.Event,
-) -> None:
-    """Return once model engine is not building the endpoint; a timeout is a failure."""
+) -> EndpointState:
+    """Once model engine is not building the endpoint, how it looked; a timeout is a failure."""
     waited = 0.0
     while True:
         state = client.get(name, owner)
         if state.status not in BUSY:
-            return
+            return state
         if waited >= settings.timeout_s:
             raise TimeoutError(
                 f"model engine was still {state.status} after {settings.timeout_s:g} s: "
@@ -190,6 +272,18 @@ def _wait_until_quiet(
         if stop.wait(settings.poll_interval_s):
             raise Interrupted(f"{name}: stopped while waiting for model engine")
         waited += settings.poll_interval_s
+
+
+def stopped_by_api(exc: Unusable) -> str:
+    """The line a run ends with when model engine's API cannot be used any more."""
+    if isinstance(exc, Unauthorized):
+        lead = "model engine refused the credentials, so the run stopped"
+    else:
+        lead = "model engine's API could not be used, so the run stopped"
+    return (
+        f"{lead}: {exc}. Endpoints in flight are journaled where they stopped "
+        "(see `status`); run the same command again to resume them"
+    )
 
 
 def _verdict(engine: Engine, change_id: int, state: str, detail: str) -> Deployed:

@@ -19,9 +19,10 @@ from migrate.core import outcomes as oc
 from migrate.core.outcomes import Result
 from migrate.core.plan import Plan
 from migrate.core.stage_gate import StageTally
+from migrate.deploy.client import Unusable
 from migrate.rollout import actor, change, revert
 from migrate.rollout.pacing import Pacer, Reporter
-from migrate.rollout.redeploy import Redeploy
+from migrate.rollout.redeploy import Redeploy, stopped_by_api
 from migrate.rollout.stage_runner import run_stage
 from migrate.rollout.target import check_target
 from migrate.rollout.transaction import Hook, Settings
@@ -262,16 +263,19 @@ def _execute(
     parallel = options.redeploy.parallel if options.redeploy else 1
     # Newest change first, as an undo stack; never stopped by a failure: a rollback
     # that gives up halfway leaves a fleet in neither state.
-    run_stage(
-        changes + unfinished,
-        work,
-        parallel=parallel,
-        pacer=Pacer(),
-        reporter=reporter,
-        tally=StageTally(0, max_failures=len(changes) + len(unfinished)),
-        stop=ctx.stop,
-        on_result=record,
-    )
+    try:
+        run_stage(
+            changes + unfinished,
+            work,
+            parallel=parallel,
+            pacer=Pacer(),
+            reporter=reporter,
+            tally=StageTally(0, max_failures=len(changes) + len(unfinished)),
+            stop=ctx.stop,
+            on_result=record,
+        )
+    except Unusable as exc:
+        raise DatabaseError(stopped_by_api(exc)) from None
 
 
 def _dry_run(engine: Engine, options: RollbackOptions, reporter: Reporter) -> RollbackSummary:

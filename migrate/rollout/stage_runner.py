@@ -53,7 +53,8 @@ def run_stage(
                     pacer.throttle()
                     pending.add(pool.submit(work, item))
                 if not pending:
-                    return stopped
+                    # Counted once the endpoints in flight when it stopped have ended too.
+                    return tally.stop_reason if stopped else None
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     result = future.result()

@@ -7,12 +7,14 @@ at any point leaves the journal saying exactly how far each endpoint got.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from migrate.core.landing import RowMark
 from migrate.store.journal import SCHEMA
 from migrate.store.rows import qident
 
@@ -24,16 +26,55 @@ def set_state(
     *,
     detail: str | None = None,
     task: str | None = None,
+    mark: dict[str, Any] | None = None,
 ) -> datetime:
-    """Move a change's deploy state; when it moved, by the database's clock."""
+    """Move a change's deploy state; when it moved, by the database's clock.
+
+    `mark`: the endpoint row as it was just before the PUT this state announces.
+    """
     return conn.execute(
         sa.text(
             f"UPDATE {SCHEMA}.changes SET deploy_state = :s, deploy_detail = :d, "
-            "deploy_task = COALESCE(:t, deploy_task), deploy_updated_at = clock_timestamp() "
+            "deploy_task = COALESCE(:t, deploy_task), deploy_updated_at = clock_timestamp(), "
+            "deploy_mark = COALESCE(CAST(:m AS jsonb), deploy_mark) "
             "WHERE id = :id RETURNING deploy_updated_at"
         ),
-        {"s": state, "d": detail, "t": task, "id": change_id},
+        {
+            "s": state,
+            "d": detail,
+            "t": task,
+            "m": json.dumps(mark) if mark is not None else None,
+            "id": change_id,
+        },
     ).scalar_one()
+
+
+def row_mark(conn: Connection, schema: str, endpoint_id: str) -> RowMark | None:
+    """The endpoint row's status, build task and update stamp, read from the primary.
+
+    Through to_jsonb, so a database without one of the columns reads it as None.
+    """
+    row = conn.execute(
+        sa.text(
+            "SELECT j ->> 'endpoint_status', j ->> 'creation_task_id', j ->> 'last_updated_at' "
+            f"FROM (SELECT to_jsonb(e) AS j FROM {qident(schema)}.endpoints e WHERE e.id = :e) r"
+        ),
+        {"e": endpoint_id},
+    ).first()
+    if row is None:
+        return None
+    return RowMark(status=row[0], task=row[1], touched=row[2])
+
+
+def status_reason(conn: Connection, schema: str, endpoint_id: str) -> str | None:
+    """Model engine's status_reason for the endpoint (2026 tables on), read from the primary."""
+    return conn.execute(
+        sa.text(
+            f"SELECT to_jsonb(e) ->> 'status_reason' FROM {qident(schema)}.endpoints e "
+            "WHERE e.id = :e"
+        ),
+        {"e": endpoint_id},
+    ).scalar()
 
 
 def capture_deployed(conn: Connection, change_id: int, schema: str, endpoint_id: str) -> None:
@@ -58,11 +99,10 @@ def change(conn: Connection, change_id: int) -> dict[str, Any]:
 
 
 def touched_since(conn: Connection, schema: str, endpoint_id: str, since: datetime) -> bool:
-    """Whether the endpoint's row was updated after `since`: model engine took a PUT.
+    """Whether the endpoint's row was updated after `since`, for changes journaled before 004.
 
-    Model engine's ORM stamps last_updated_at on every update of the row, and a
-    PUT sets UPDATE_PENDING; so a row touched after the PUT was announced tells
-    a resumed run that the PUT whose answer it never saw did land.
+    Those carry no row mark (see `row_mark`), so the stamp model engine set is
+    compared with the database's clock: right only while the two clocks agree.
     """
     value = conn.execute(
         sa.text(

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from migrate.deploy.client import ApiError, ModelEngineClient, NotFound, Unauthorized
+from migrate.deploy.client import (
+    ApiError,
+    ModelEngineClient,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+    WrongApi,
+)
 from migrate.deploy.credentials import Credentials, CredentialsError, Secret, parse_keys
 from migrate.sandbox.standin.behaviour import Fault
 from migrate.sandbox.synth import make_spec
@@ -90,17 +101,109 @@ def test_a_put_whose_answer_is_lost_is_not_sent_twice(me_db: Any, schema_version
 
 
 @LATEST
-def test_a_refused_put_is_sent_again(me_db: Any, schema_version: str) -> None:
+def test_model_engines_own_503_is_a_refusal_and_the_put_goes_again_at_once(
+    me_db: Any, schema_version: str
+) -> None:
     spec = one(me_db)
-    faults = [Fault(503, method="PUT")]
+    # "Message broker temporarily unavailable": model engine stamped the row
+    # UPDATE_PENDING, queued nothing, and said so in JSON.
+    faults = [Fault(503, method="PUT", leaves_pending=True)]
+    asked: list[bool] = []
+
+    def landed(refused: bool) -> bool:
+        asked.append(refused)
+        return False  # no build was queued: no new task id
+
     with standin(me_db, fast_behaviour(faults=faults)) as server, client(server) as c:
-        done = c.redeploy(spec.name, spec.owner, recreate=False)
+        done = c.redeploy(spec.name, spec.owner, recreate=False, landed=landed)
+    assert done.task_id is not None and asked == [True]
+    # Not mistaken for a landed PUT although the endpoint then read UPDATE_PENDING.
+    assert [(r.method, r.status) for r in requests(server)] == [("PUT", 503), ("PUT", 200)]
+
+
+@LATEST
+def test_a_proxys_503_page_may_have_landed_so_it_is_looked_for_first(
+    me_db: Any, schema_version: str
+) -> None:
+    spec = one(me_db)
+    faults = [Fault(503, method="PUT", html=True, served=True)]
+    with standin(me_db, fast_behaviour(faults=faults)) as server, client(server) as c:
+        done = c.redeploy(spec.name, spec.owner, recreate=False, landed=lambda refused: True)
+    assert done.task_id is None and "row shows it landed" in done.note
+    assert [(r.method, r.status) for r in requests(server)] == [("PUT", 503)]
+    assert server.service.races == []
+
+
+@LATEST
+def test_a_lost_answer_is_looked_for_through_the_grace_then_sent_again(
+    me_db: Any, schema_version: str
+) -> None:
+    spec = one(me_db)
+    faults = [Fault(504, method="PUT", html=True)]  # never reached model engine
+    calls: list[bool] = []
+
+    def landed(refused: bool) -> bool:
+        calls.append(refused)
+        return False
+
+    slept: list[float] = []
+    with standin(me_db, fast_behaviour(faults=faults)) as server, client(server) as c:
+        done = c.redeploy(spec.name, spec.owner, recreate=False, landed=landed, sleep=slept.append)
     assert done.task_id is not None
-    assert [(r.method, r.status) for r in requests(server)] == [
-        ("PUT", 503),
-        ("GET", 200),
-        ("PUT", 200),
-    ]
+    grace = FAST_RETRY.lost_answer_grace_s
+    assert sum(slept) == pytest.approx(grace) and set(calls) == {False}
+    methods = [r.method for r in requests(server)]
+    assert methods[0] == "PUT" and methods[-1] == "PUT" and set(methods[1:-1]) == {"GET"}
+
+
+@LATEST
+def test_retries_exhausted_mean_the_api_is_unavailable(me_db: Any, schema_version: str) -> None:
+    spec = one(me_db)
+    with standin(me_db, fast_behaviour(faults=[Fault(502, html=True, times=100)])) as server:
+        with client(server) as c, pytest.raises(Unavailable, match="retries exhausted.*502"):
+            c.get(spec.name, spec.owner)
+
+
+@contextmanager
+def html_server(status: int) -> Iterator[str]:
+    """An ingress that answers every path with an HTML page: not model engine."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            body = b"<html><body>404 page not found</body></html>"
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_404_page_that_is_not_model_engines_says_the_url_is_wrong() -> None:
+    with html_server(404) as url:
+        with ModelEngineClient(url + "/wrong", Credentials(act_as_owner=True)) as c:
+            with pytest.raises(WrongApi, match="not model engine's.*root of model engine's API"):
+                c.get("ep", "team")
+
+
+@LATEST
+def test_validation_errors_read_as_one_line(me_db: Any, schema_version: str) -> None:
+    spec = one(me_db)
+    with standin(me_db) as server, client(server) as c:
+        with pytest.raises(ApiError) as refused:
+            c._once("PUT", spec.name, spec.owner, ["not", "an", "object"])  # type: ignore[arg-type]
+    assert str(refused.value).endswith("422: body: Input should be a valid dictionary")
 
 
 def test_connection_errors_are_transient_and_bounded() -> None:

@@ -13,50 +13,18 @@ import pytest
 
 from migrate.core import outcomes as oc
 from migrate.deploy.credentials import Credentials, Secret
-from migrate.deploy.watch import WatchSettings
 from migrate.rollout.apply import PlanAborted
-from migrate.rollout.redeploy import RECREATE, STOP, Redeploy
+from migrate.rollout.redeploy import RECREATE, STOP
 from migrate.rollout.rollback import RollbackOptions, run_rollback
 from migrate.rollout.transaction import Settings
 from migrate.sandbox.standin.behaviour import Fault
-from migrate.sandbox.standin.server import StandIn
 from migrate.sandbox.synth import make_spec
 from migrate.store import redeploys
 from migrate.store.connection import DatabaseError
 from tests.support.rollout import Collect, apply, journal_rows, make_plan, seed
-from tests.support.standin import client, fast_behaviour, requests, standin
+from tests.support.standin import fast_behaviour, fleet, pods_of, redeploy, requests, standin
 
 pytestmark = pytest.mark.parametrize("schema_version", ["2026"])
-
-WATCH = WatchSettings(poll_interval_s=0.05, settle_s=0.3, timeout_s=4.0)
-
-
-def fleet(me_db: Any, n: int = 6) -> list[Any]:
-    """n plain 8B endpoints with an injected flag, READY, owned by two teams."""
-    return seed(
-        me_db,
-        [
-            make_spec(
-                "F",
-                provenance="injected",
-                schema_version=me_db.version,
-                index=i,
-                seed=i,
-                name=f"ep-{i}",
-                owner=f"team-{i % 2}",
-                status="READY",
-            )
-            for i in range(n)
-        ],
-    )
-
-
-def redeploy(server: StandIn, credentials: Credentials | None = None, **kw: Any) -> Redeploy:
-    return Redeploy(client=client(server, credentials), watch=WATCH, **kw)
-
-
-def pods_of(server: StandIn, name: str) -> Any:
-    return server.service.pods.get(name)
 
 
 def test_every_change_is_redeployed_as_its_owner_and_comes_back_healthy(

@@ -61,6 +61,11 @@ def make_app(service: Service) -> FastAPI:
         team = service.behaviour.team_of(user_of(request.headers.get("authorization")) or "")
         if fault is not None and fault.delay_s and not fault.served:
             service.behaviour.stopping.wait(fault.delay_s)
+        if fault is not None and fault.leaves_pending and team is not None:
+            try:
+                service.stamp_pending(name, team)
+            except NotFound:
+                pass
         if fault is not None and fault.status is not None and not fault.served:
             response = _fault_response(fault)
         elif team is None:
@@ -92,7 +97,9 @@ def make_app(service: Service) -> FastAPI:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            return JSONResponse({"detail": "body must be a JSON object"}, status_code=422)
+            # As FastAPI words a body that does not validate.
+            problem = {"loc": ["body"], "msg": "Input should be a valid dictionary"}
+            return JSONResponse({"detail": [{**problem, "type": "dict_type"}]}, status_code=422)
         return await run_in_threadpool(
             lambda: handle(
                 request,

@@ -27,6 +27,11 @@ class Fault:
     # Serve the request, then lose the answer (a proxy timing out after the fact).
     served: bool = False
     delay_s: float = 0.0
+    # Let this many matching requests through before the fault starts.
+    after: int = 0
+    # Model engine's own broker failure: the row is stamped UPDATE_PENDING first,
+    # then the 503 comes, and no build is queued (the endpoint sits there).
+    leaves_pending: bool = False
 
     def matches(self, method: str, endpoint: str) -> bool:
         return fnmatch.fnmatchcase(method, self.method) and fnmatch.fnmatchcase(
@@ -51,6 +56,12 @@ class Behaviour:
     scaled_to_zero: tuple[str, ...] = ()
     multinode: tuple[str, ...] = ()
     replicas: int = 1
+    # For this long after a PUT, GET answers with the status it showed before it
+    # (model engine reads the record from a replica, through a cache): READY.
+    stale_reads_s: float = 0.0
+    # For this long after a build's READY, deployment_state has no worker counts
+    # (the builder's cache entry carries none until the cacher's next pass).
+    counts_after_ready_s: float = 0.0
     # None: model engine's default authentication (the user name is the team).
     # Otherwise API key -> team; any other key is refused with 401.
     keys: dict[str, str] | None = None
@@ -79,6 +90,9 @@ class Behaviour:
         with self._lock:
             for fault in self.faults:
                 if fault.times > 0 and fault.matches(method, endpoint):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     return fault
         return None

@@ -71,10 +71,17 @@ class Service:
     _tasks: Any = field(default_factory=lambda: itertools.count(1))
     # Model engine's ORM stamps last_updated_at on every update of the row.
     _touch: str = ""
+    # When each endpoint's last PUT came, and the status GET showed before it.
+    _before_put: dict[str, tuple[float, str]] = field(default_factory=dict)
+    _task_column: bool = False
+    _reason_column: bool = False
 
     def __post_init__(self) -> None:
-        if "last_updated_at" in table_columns_of(self.engine, self.schema, "endpoints"):
+        columns = table_columns_of(self.engine, self.schema, "endpoints")
+        if "last_updated_at" in columns:
             self._touch = ", last_updated_at = clock_timestamp()"
+        self._task_column = "creation_task_id" in columns
+        self._reason_column = "status_reason" in columns
 
     # Reading -------------------------------------------------------------------------
 
@@ -104,6 +111,10 @@ class Service:
             row = self._row(conn, name, team)
         llm = (row["meta"] or {}).get("_llm", {})
         status = row["endpoint_status"]
+        deployment = self._deployment_state(name)
+        stale = self._before_put.get(name)
+        if stale is not None and self.clock() < stale[0] + self.behaviour.stale_reads_s:
+            status = stale[1]  # the record from a replica; the counts are the cache's, current
         return {
             "id": row["id"],
             "name": row["name"],
@@ -121,7 +132,7 @@ class Service:
                 "status": status,
                 "status_reason": self.reasons.get(name) or row.get("status_reason"),
                 "created_by": row.get("created_by"),
-                "deployment_state": self._deployment_state(name),
+                "deployment_state": deployment,
             },
         }
 
@@ -140,6 +151,8 @@ class Service:
         if min_workers == 0:
             return {**state, "available_workers": 0, "unavailable_workers": 0}
         pods = self.pods.get(name) or Pods(replicas=b.replicas)
+        if pods.started is not None and self.clock() < pods.started + b.counts_after_ready_s:
+            return state  # the builder's fresh cache entry: no counts yet
         starting = pods.started is not None and self.clock() < pods.started + b.start_seconds
         new_pod_down = pods.crashloop or starting
         # During a rolling update the old pods keep serving.
@@ -151,15 +164,11 @@ class Service:
 
     # Writing -------------------------------------------------------------------------
 
-    def update(self, name: str, team: str | None, body: dict[str, Any]) -> str:
-        """PUT: maybe rebuild the bundle, set UPDATE_PENDING, queue the build; the task id."""
+    def stamp_pending(self, name: str, team: str | None) -> None:
+        """The first half of model engine's update, as a broker failure leaves it."""
+        before = self.describe(name, team)
         with self.engine.begin() as conn:
             row = self._row(conn, name, team)
-            if row["endpoint_status"] in ("UPDATE_PENDING", "UPDATE_IN_PROGRESS"):
-                # Model engine only logs this and races the running build.
-                self.races.append(name)
-            if body.get("force_bundle_recreation"):
-                self._recreate(conn, row, body)
             conn.execute(
                 sa.text(
                     f"UPDATE {qident(self.schema)}.endpoints SET endpoint_status = "
@@ -167,13 +176,38 @@ class Service:
                 ),
                 {"id": row["id"]},
             )
+        self._remember(name, before)
+
+    def _remember(self, name: str, before: dict[str, Any]) -> None:
+        self._before_put[name] = (self.clock(), before["status"])
+
+    def update(self, name: str, team: str | None, body: dict[str, Any]) -> str:
+        """PUT: maybe rebuild the bundle, set UPDATE_PENDING, queue the build; the task id."""
+        before = self.describe(name, team)
+        task = f"task_{next(self._tasks)}"
+        with self.engine.begin() as conn:
+            row = self._row(conn, name, team)
+            if row["endpoint_status"] in ("UPDATE_PENDING", "UPDATE_IN_PROGRESS"):
+                # Model engine only logs this and races the running build.
+                self.races.append(name)
+            if body.get("force_bundle_recreation"):
+                self._recreate(conn, row, body)
+            set_task = ", creation_task_id = :task" if self._task_column else ""
+            conn.execute(
+                sa.text(
+                    f"UPDATE {qident(self.schema)}.endpoints SET endpoint_status = "
+                    f"'UPDATE_PENDING'{self._touch}{set_task} WHERE id = :id"
+                ),
+                {"id": row["id"], "task": task},
+            )
+        self._remember(name, before)
         self.reasons.pop(name, None)
         timer = threading.Timer(self.behaviour.build_seconds, self._build, args=(name,))
         timer.daemon = True
         with self._lock:
             self._timers.append(timer)
         timer.start()
-        return f"task_{next(self._tasks)}"
+        return task
 
     def _recreate(self, conn: Any, row: dict[str, Any], body: dict[str, Any]) -> None:
         """A new bundle from the stored args (or, for a legacy endpoint, the parsed command)."""
@@ -213,24 +247,27 @@ class Service:
         """The build queued by a PUT ends: the pods roll to the record's current bundle."""
         failure = self.behaviour.build_failure(name)
         status = "UPDATE_FAILED" if failure else "READY"
+        if failure:
+            self.reasons[name] = failure  # before the status, so no reader sees one without it
+        # Model engine's 2026 tables keep the reason in the row too.
+        reason = ", status_reason = :r" if self._reason_column else ""
         try:
             with self.engine.begin() as conn:
                 row = conn.execute(
                     sa.text(
                         f"UPDATE {qident(self.schema)}.endpoints e SET endpoint_status = :s"
-                        f"{self._touch} "
+                        f"{self._touch}{reason} "
                         f"FROM {qident(self.schema)}.bundles b WHERE e.name = :n "
                         "AND CAST(e.endpoint_metadata AS jsonb) ? '_llm' "
                         "AND b.id = e.current_bundle_id RETURNING b.runnable_image_command, b.id"
                     ),
-                    {"s": status, "n": name},
+                    {"s": status, "n": name, "r": failure},
                 ).first()
         except sa.exc.SQLAlchemyError:
             return  # the sandbox is shutting down
         if row is None:
             return
         if failure:
-            self.reasons[name] = failure
             return
         try:
             eager = cmd.parse_command(row[0]).enforce_eager
