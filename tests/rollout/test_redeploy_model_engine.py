@@ -129,28 +129,32 @@ def test_an_api_that_stops_answering_stops_the_run_resumably(
     assert result.deploy_state == oc.HEALTHY and requests(server, "PUT") == []  # watched only
 
 
-def test_a_recreation_a_killed_run_never_heard_back_from_is_watched_not_called_drift(
-    me_db: Any, schema_version: str
-) -> None:
+def killed_after_the_put(me_db: Any, server: Any, *, recreate: bool) -> tuple[Any, RowMark]:
+    """As a run that wrote the canary, announced and sent its PUT, then died unanswered."""
     owners = {spec.name: spec.owner for spec in fleet(me_db, 2)}
     plan = make_plan(me_db, stages="1,100%")
     canary = plan.stage_items(1)[0]
+    (written,) = apply(me_db, plan, stage=1).results  # rows only
+    with me_db.engine.begin() as conn:
+        mark = redeploys.row_mark(conn, me_db.schema, canary.endpoint_id)
+        assert mark is not None
+        redeploys.set_state(
+            conn,
+            written.change_id,
+            oc.REDEPLOY_REQUESTED,
+            detail="PUT sent",
+            mark={**mark.to_json(), "counts": True},
+        )
+    with client(server) as c:
+        c.redeploy(canary.endpoint_name, owners[canary.endpoint_name], recreate=recreate)
+    return plan, mark
+
+
+def test_a_recreation_a_killed_run_never_heard_back_from_is_watched_not_called_drift(
+    me_db: Any, schema_version: str
+) -> None:
     with standin(me_db) as server:
-        # A run wrote the change, announced and sent the PUT, and died before the answer.
-        first = apply(me_db, plan, stage=1)  # rows only
-        (written,) = first.results
-        with me_db.engine.begin() as conn:
-            mark = redeploys.row_mark(conn, me_db.schema, canary.endpoint_id)
-            assert mark is not None
-            redeploys.set_state(
-                conn,
-                written.change_id,
-                oc.REDEPLOY_REQUESTED,
-                detail="PUT sent",
-                mark={**mark.to_json(), "counts": True},
-            )
-        with client(server) as c:
-            c.redeploy(canary.endpoint_name, owners[canary.endpoint_name], recreate=True)
+        plan, _ = killed_after_the_put(me_db, server, recreate=True)
         summary = apply(me_db, plan, stage=1, redeploy=redeploy(server, mode=RECREATE))
     (result,) = summary.results
     assert result.outcome == oc.APPLIED and result.deploy_state == oc.HEALTHY, result.detail
@@ -162,35 +166,21 @@ def test_a_recreation_a_killed_run_never_heard_back_from_is_watched_not_called_d
 def test_a_resumed_run_reads_model_engines_stamp_with_model_engines_clock(
     me_db: Any, schema_version: str
 ) -> None:
-    owners = {spec.name: spec.owner for spec in fleet(me_db, 2)}
-    plan = make_plan(me_db, stages="1,100%")
-    canary = plan.stage_items(1)[0]
     with standin(me_db) as server:
-        first = apply(me_db, plan, stage=1)  # rows only
-        (written,) = first.results
-        with me_db.engine.begin() as conn:
-            mark = redeploys.row_mark(conn, me_db.schema, canary.endpoint_id)
-            assert mark is not None
-            redeploys.set_state(
-                conn,
-                written.change_id,
-                oc.REDEPLOY_REQUESTED,
-                detail="PUT sent",
-                mark={**mark.to_json(), "counts": True},
-            )
-        with client(server) as c:
-            c.redeploy(canary.endpoint_name, owners[canary.endpoint_name], recreate=False)
-        # Model engine's host runs 30 s behind the database: its stamp is "older".
+        plan, mark = killed_after_the_put(me_db, server, recreate=False)
+        canary = plan.stage_items(1)[0]
+        # Model engine's host runs 30 s behind the database, so its stamp reads "older";
+        # and it is the only witness (the task id as before the PUT).
         with me_db.engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    f"UPDATE {me_db.schema}.endpoints SET last_updated_at = "
-                    "clock_timestamp() - interval '30 seconds' WHERE id = :e"
+                    f"UPDATE {me_db.schema}.endpoints SET creation_task_id = :t, "
+                    "last_updated_at = clock_timestamp() - interval '30 seconds' WHERE id = :e"
                 ),
-                {"e": canary.endpoint_id},
+                {"e": canary.endpoint_id, "t": mark.task},
             )
             now = redeploys.row_mark(conn, me_db.schema, canary.endpoint_id)
-        assert now is not None and now != RowMark.from_json(mark.to_json())
+        assert now is not None and now.task == mark.task and now.touched != mark.touched
         summary = apply(me_db, plan, stage=1, redeploy=redeploy(server))
     (result,) = summary.results
     assert result.deploy_state == oc.HEALTHY and len(requests(server, "PUT")) == 1
