@@ -63,7 +63,15 @@ class WrongApi(Unusable):
 
 
 class Unavailable(Unusable):
-    """The API kept failing after every retry: not this endpoint's fault."""
+    """The API kept failing after every retry: not this endpoint's fault.
+
+    `refused`: the last answer was a certain refusal (see Transient), so a PUT
+    that ended so did not land, whatever the row's status says.
+    """
+
+    def __init__(self, message: str, status: int | None = None, *, refused: bool = False) -> None:
+        super().__init__(message, status)
+        self.refused = refused
 
 
 class NotFound(ApiError):
@@ -97,7 +105,9 @@ class RetryPolicy:
     max_retry_after_s: float = 120.0
     # After a PUT's answer was lost, how long its effect is looked for before it is
     # sent again: a request still in flight behind a proxy may land a moment later.
-    lost_answer_grace_s: float = 10.0
+    # A proxy's 504 commonly comes after 60 s of waiting on model engine, which may
+    # still be writing: the longer the look, the rarer a second PUT.
+    lost_answer_grace_s: float = 30.0
     lost_answer_poll_s: float = 1.0
 
 
@@ -258,13 +268,24 @@ class ModelEngineClient:
         while True:  # the request may still be on its way in: look for a while
             if landed is not None and landed(False):
                 return "the PUT's answer was lost; the endpoint's row shows it landed"
-            state = EndpointState.from_api(self._once("GET", name, owner))
-            if state.status in BUILDING:
-                return f"the PUT's answer was lost; the endpoint is {state.status}"
+            status = self._status_if_answered(name, owner, must=landed is None)
+            if status in BUILDING:
+                return f"the PUT's answer was lost; the endpoint is {status}"
             if landed is None or waited >= self.retry.lost_answer_grace_s:
                 return ""
             sleep(self.retry.lost_answer_poll_s)
             waited += self.retry.lost_answer_poll_s
+
+    def _status_if_answered(self, name: str, owner: str | None, *, must: bool) -> str | None:
+        """The GET's status, one try; a failed GET is None unless it is the only witness."""
+        try:
+            return EndpointState.from_api(self._once("GET", name, owner)).status
+        except (Unusable, NotFound):
+            raise
+        except ApiError:
+            if must:
+                raise
+            return None
 
     # Plumbing -----------------------------------------------------------------------
 
@@ -326,7 +347,11 @@ class ModelEngineClient:
 
 
 def _unavailable(exc: Transient) -> Unavailable:
-    return Unavailable(f"model engine's API kept failing, retries exhausted: {exc}", exc.status)
+    return Unavailable(
+        f"model engine's API kept failing, retries exhausted: {exc}",
+        exc.status,
+        refused=exc.refused,
+    )
 
 
 def _transport_text(exc: httpx.TransportError) -> str:

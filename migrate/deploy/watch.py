@@ -9,7 +9,8 @@ An API that does not answer is not an unhealthy endpoint: a failed poll is
 waited through (it restarts the settle window, as nothing was seen), and if the
 API is still not answering when time runs out the watch raises `Unavailable`,
 which stops the run with the endpoint resumable, rather than failing and
-rolling back an endpoint nobody could see.
+rolling back an endpoint nobody could see. An endpoint healthy when time runs
+out (one slow answer can take the window) is seen through its settle window.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ def watch(
         if on_state is not None and state is not None:
             on_state(state, health, "settling" if healthy_since is not None else "waiting")
         elapsed = now - start
-        if elapsed >= settings.timeout_s:
+        # Healthy at the deadline (a slow API can spend the window on one answer): the
+        # settle window is seen through, at most settle_s more; anything else ends it.
+        if elapsed >= settings.timeout_s and healthy_since is None:
             if unanswered is not None:
                 raise Unavailable(
                     f"{name}: model engine's API was not answering when the "
@@ -121,6 +124,7 @@ def watch(
         wait = settings.poll_interval_s
         if healthy_since is not None:
             wait = min(wait, max(0.0, healthy_since + settings.settle_s - now))
-        wait = min(wait, max(0.0, start + settings.timeout_s - now))
+        if healthy_since is None:
+            wait = min(wait, max(0.0, start + settings.timeout_s - now))
         if stop.wait(max(wait, 0.01)):
             raise Interrupted(f"{name}: stopped while watching")

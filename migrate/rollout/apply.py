@@ -272,7 +272,14 @@ def _execute(
                 on_result=record,
             )
         except Unusable as exc:
-            raise DatabaseError(stopped_by_api(exc)) from None
+            message = stopped_by_api(exc)
+            with engine.connect() as conn:
+                if redeploys.open_abort(conn, plan.digest) is not None:
+                    message += (
+                        "; a rollback in this run also aborted the plan, so add "
+                        "--retry-aborted once you have looked at it"
+                    )
+            raise DatabaseError(message) from None
         summary.undone += tally.undone
         if summary.stopped:
             return

@@ -32,7 +32,14 @@ from sqlalchemy.engine import Engine
 from migrate.core import outcomes as oc
 from migrate.core.health import EndpointState, Health, Recorded, reports_counts
 from migrate.core.landing import RowMark, landed
-from migrate.deploy.client import ApiError, ModelEngineClient, Unauthorized, Unusable
+from migrate.deploy.client import (
+    ApiError,
+    ModelEngineClient,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+    Unusable,
+)
 from migrate.deploy.watch import Interrupted, WatchSettings, watch
 from migrate.store import redeploys, rows
 
@@ -139,9 +146,13 @@ def _deploy(
         # Our own recreation, whose answer a killed run never recorded.
         with engine.begin() as conn:
             redeploys.capture_deployed(conn, change_id, schema, endpoint_id)
-    if _must_send(engine, schema, change, mark):
-        quiet = _wait_until_quiet(client, name, owner, redeploy.watch, on_phase, stop)
-        counts_expected = reports_counts(quiet)
+    refused_before = saved.get("refused") is True
+    if _must_send(engine, schema, change, mark, refused=refused_before):
+        if not refused_before:
+            quiet = _wait_until_quiet(client, name, owner, redeploy.watch, on_phase, stop)
+            counts_expected = reports_counts(quiet)
+        # else: model engine refused our last PUT after stamping the row UPDATE_PENDING;
+        # nothing builds, so there is no build to wait for.
         with engine.begin() as conn:
             mark = redeploys.row_mark(conn, schema, endpoint_id)
             redeploys.set_state(
@@ -153,12 +164,22 @@ def _deploy(
             )
         on_phase("redeploying", "PUT force_bundle_recreation" if recreate else "PUT {}")
         before = mark
-        answer = client.redeploy(
-            name,
-            owner,
-            recreate=recreate,
-            landed=lambda refused: _moved(engine, schema, endpoint_id, before, refused),
-        )
+        try:
+            answer = client.redeploy(
+                name,
+                owner,
+                recreate=recreate,
+                landed=lambda refused: _moved(engine, schema, endpoint_id, before, refused),
+            )
+        except Unavailable as exc:
+            if exc.refused and before is not None:
+                # So a rerun sends it again, rather than take the stamped row for a PUT.
+                refusal = {**before.to_json(), "counts": counts_expected, "refused": True}
+                with engine.begin() as conn:
+                    redeploys.set_state(
+                        conn, change_id, oc.REDEPLOY_REQUESTED, detail=str(exc), mark=refusal
+                    )
+            raise
         with engine.begin() as conn:
             redeploys.set_state(
                 conn,
@@ -232,7 +253,9 @@ def _landed_since(
     return _moved(engine, schema, endpoint_id, mark, False)
 
 
-def _must_send(engine: Engine, schema: str, change: dict[str, Any], mark: RowMark | None) -> bool:
+def _must_send(
+    engine: Engine, schema: str, change: dict[str, Any], mark: RowMark | None, *, refused: bool
+) -> bool:
     state = change.get("deploy_state")
     if state in (None, oc.WRITTEN):
         return True
@@ -241,7 +264,7 @@ def _must_send(engine: Engine, schema: str, change: dict[str, Any], mark: RowMar
     if change.get("deploy_task"):
         return False  # answered: it landed
     if mark is not None:
-        return not _moved(engine, schema, change["endpoint_id"], mark, False)
+        return not _moved(engine, schema, change["endpoint_id"], mark, refused)
     since = change.get("deploy_updated_at")
     if since is None:
         return True
@@ -257,18 +280,32 @@ def _wait_until_quiet(
     on_phase: OnPhase,
     stop: threading.Event,
 ) -> EndpointState:
-    """Once model engine is not building the endpoint, how it looked; a timeout is a failure."""
+    """Once model engine is not building the endpoint, how it looked; a timeout is a failure.
+
+    An answer that is not one (a 500) is waited through like a busy endpoint; an
+    API still not answering at the timeout raises Unavailable.
+    """
     waited = 0.0
     while True:
-        state = client.get(name, owner)
-        if state.status not in BUSY:
+        try:
+            state: EndpointState | None = client.get(name, owner)
+            seen = ""
+        except (NotFound, Unusable):
+            raise
+        except ApiError as exc:
+            state, seen = None, f"no answer from model engine's API: {exc}"
+        if state is not None and state.status not in BUSY:
             return state
         if waited >= settings.timeout_s:
+            if state is None:
+                raise Unavailable(f"{name}: {seen}")
             raise TimeoutError(
                 f"model engine was still {state.status} after {settings.timeout_s:g} s: "
                 "not redeployed over its running build"
             )
-        on_phase("waiting", f"{state.status}: model engine is busy with it; not sending a PUT")
+        if state is not None:
+            seen = f"{state.status}: model engine is busy with it; not sending a PUT"
+        on_phase("waiting", seen)
         if stop.wait(settings.poll_interval_s):
             raise Interrupted(f"{name}: stopped while waiting for model engine")
         waited += settings.poll_interval_s
@@ -280,8 +317,10 @@ def stopped_by_api(exc: Unusable) -> str:
         lead = "model engine refused the credentials, so the run stopped"
     else:
         lead = "model engine's API could not be used, so the run stopped"
+    text = str(exc)
+    end = " " if text.endswith(("?", ".")) else ". "
     return (
-        f"{lead}: {exc}. Endpoints in flight are journaled where they stopped "
+        f"{lead}: {text}{end}Endpoints in flight are journaled where they stopped "
         "(see `status`); run the same command again to resume them"
     )
 

@@ -59,7 +59,8 @@ def run_stage(
                 for future in done:
                     result = future.result()
                     on_result(result)
-                    stopped = stopped or tally.add(result.outcome)
+                    reason = tally.add(result.outcome)  # every outcome counted, even after a stop
+                    stopped = stopped or reason
         except BaseException:
             stop.set()
             _drain(pending)

@@ -185,3 +185,58 @@ def test_a_resumed_run_reads_model_engines_stamp_with_model_engines_clock(
     (result,) = summary.results
     assert result.deploy_state == oc.HEALTHY and len(requests(server, "PUT")) == 1
     assert server.service.races == []
+
+
+def test_a_slow_answer_that_spends_the_window_on_a_healthy_endpoint_is_not_a_failure(
+    me_db: Any, schema_version: str
+) -> None:
+    fleet(me_db, 2)
+    plan = make_plan(me_db, stages="1,100%")
+    # The watch's first GET is retried through 4 slow 503s, past the 0.5 s timeout.
+    faults = [Fault(503, method="GET", times=4, after=2, delay_s=0.2)]
+    watch = WatchSettings(poll_interval_s=0.05, settle_s=0.3, timeout_s=0.5)
+    with standin(me_db, fast_behaviour(faults=faults)) as server:
+        summary = apply(me_db, plan, stage=1, redeploy=redeploy(server, watch=watch))
+    (result,) = summary.results
+    assert result.deploy_state == oc.HEALTHY, result.detail
+    assert [r.status for r in requests(server, "GET")].count(503) == 4
+
+
+def test_a_broker_outage_longer_than_the_retries_is_sent_again_by_the_next_run(
+    me_db: Any, schema_version: str
+) -> None:
+    fleet(me_db, 2)
+    plan = make_plan(me_db, stages="1,100%")
+    canary = plan.stage_items(1)[0]
+    attempts = 5  # FAST_RETRY's
+    faults = [Fault(503, method="PUT", leaves_pending=True, times=attempts)]
+    with standin(me_db, fast_behaviour(faults=faults)) as server:
+        with pytest.raises(DatabaseError, match="retries exhausted.*503"):
+            apply(me_db, plan, stage=1, redeploy=redeploy(server))
+        (row,) = journal_rows(me_db, "kind = 'apply'")
+        assert row["deploy_state"] == oc.REDEPLOY_REQUESTED and row["deploy_mark"]["refused"]
+        # Model engine left it UPDATE_PENDING with nothing building; a rerun must not wait
+        # for that build, nor take the stamped row for a PUT that landed.
+        summary = apply(me_db, plan, stage=1, redeploy=redeploy(server))
+    (result,) = summary.results
+    assert result.deploy_state == oc.HEALTHY, result.detail
+    assert [r.status for r in requests(server, "PUT")] == [503] * attempts + [200]
+    assert pods_of(server, canary.endpoint_name).bundle == result.bundle_after
+
+
+def test_a_500_before_the_put_or_while_a_lost_answer_is_looked_for_fails_nothing(
+    me_db: Any, schema_version: str
+) -> None:
+    fleet(me_db, 2)
+    plan = make_plan(me_db, stages="1,100%")
+    faults = [
+        Fault(500, method="GET", times=1, after=1),  # the check that model engine is quiet
+        Fault(504, method="PUT", html=True),  # never reached model engine
+        Fault(500, method="GET", times=1, after=1),  # inside the look for the lost PUT
+    ]
+    with standin(me_db, fast_behaviour(faults=faults)) as server:
+        summary = apply(me_db, plan, stage=1, redeploy=redeploy(server))
+    (result,) = summary.results
+    assert result.deploy_state == oc.HEALTHY, result.detail
+    assert [r.status for r in requests(server, "PUT")] == [504, 200]
+    assert [r.status for r in requests(server, "GET")].count(500) == 2
