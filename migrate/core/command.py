@@ -364,6 +364,8 @@ def _arguments(
             continue
         last = built[-1] if built else None
         open_slot = last is not None and not last[4] and last[0] in _ONE_VALUE and not last[1]
+        # A word that starts with "-" is an option to argparse, never a value.
+        open_slot = open_slot and not info.prefix.startswith("-")
         if last is None or not open_slot or not info.expanded or info.substituted:
             if not info.expanded:
                 why = "is made by brace expansion"
