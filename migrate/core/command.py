@@ -23,8 +23,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from functools import cached_property
-from typing import NamedTuple
+from functools import cached_property, lru_cache
+from typing import Any, NamedTuple
 
 from migrate.core import shell, shellwords
 
@@ -98,7 +98,10 @@ class Arg(NamedTuple):
     inline: bool = False
 
     def texts(self) -> tuple[str, ...]:
-        return tuple(shellwords.unquote(value) for value in self.values)
+        plain = _PLAIN.fullmatch
+        return tuple(
+            [value if plain(value) else shellwords.unquote(value) for value in self.values]
+        )
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,10 @@ class VllmInvocation:
     command_end: int = field(default=-1, repr=False, compare=False)
     # Inside a nested ``bash -c '...'`` string: an edit is checked by a full re-read.
     nested: bool = field(default=False, repr=False, compare=False)
+    # set_enforce_eager's answers for this reading, by the wanted state of the flag.
+    _edits: dict[bool, str | CommandError] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def get(self, flag: str) -> Arg | None:
         # argparse keeps the last occurrence of a repeated option, so do we.
@@ -164,7 +171,11 @@ class VllmInvocation:
         return arg.texts() if arg is not None else ()
 
     def as_dict(self) -> dict[str, tuple[str, ...]]:
-        return {arg.flag[2:].replace("-", "_"): arg.texts() for arg in self.args}
+        return dict(self._items)
+
+    @cached_property
+    def _items(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return tuple((arg.flag[2:].replace("-", "_"), arg.texts()) for arg in self.args)
 
     def _single_text(self, flag: str) -> str | None:
         arg = self.get(flag)
@@ -216,7 +227,22 @@ _SHELL_NAMES = frozenset({"bash", "sh"})
 # where bash does not run it as a command (strings, comments, here-documents), so
 # that a second server hidden there makes the script ambiguous, not half-edited.
 _MODULE_MENTION = re.compile(r"-m[\s'\"\\]*vllm_(?:server|startup_wrapper)(?![\w.])")
-_UNQUOTED_MENTION = re.compile(r"\\\n|[\\'\"]")
+_QUOTES = frozenset("'\"")
+# The same with quotes and backslashes (and line continuations) anywhere in it,
+# as if they were dropped first: ``vllm_se\\rver``, ``-m 'vllm_'server``.
+_DROPPED = r"""(?:\\\n|[\\'"])*+"""
+
+
+def _loosely(word: str) -> str:
+    return _DROPPED.join(re.escape(c) for c in word)
+
+
+_LOOSE_MENTION = re.compile(
+    _loosely("-m")
+    + r"""[\s'"\\]*(?:"""
+    + "|".join(_loosely(module) for module in ("vllm_server", "vllm_startup_wrapper"))
+    + f")(?!{_DROPPED}[\\w.])"
+)
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 # A word bash passes on exactly as written: nothing quoted, escaped or expanded.
@@ -265,9 +291,34 @@ def _after_wrappers(words: Sequence[str | None]) -> int:
     return i
 
 
+class _Texts(Sequence[str | None]):
+    """The texts of a command's words, each worked out when first asked for.
+
+    Finding the program needs only the first few words of a long command.
+    """
+
+    __slots__ = ("text", "spans", "known")
+
+    def __init__(self, text: str, spans: Sequence[tuple[int, int]]) -> None:
+        self.text, self.spans = text, spans
+        self.known: dict[int, str | None] = {}
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self.spans)))]
+        known = self.known
+        if i not in known:
+            a, b = self.spans[i]
+            known[i] = _text(self.text[a:b])
+        return known[i]
+
+
 def _module_of(text: str, spans: Sequence[tuple[int, int]]) -> tuple[str, int] | None:
     """``(module, index of the first argument word)`` when these words start a vLLM server."""
-    words = [_text(text[a:b]) for a, b in spans]
+    words = _Texts(text, spans)
     i = _after_wrappers(words)
     n = len(words)
     interpreter = words[i] if i < n else None
@@ -331,14 +382,18 @@ def _arguments(
     """Positionals and ``--flag [values]`` groups of the words after the module."""
     positionals: list[str] = []
     built: list[list] = []  # [flag, values, start, end, inline]
+    plain = _PLAIN.fullmatch
     for a, b in spans:
         raw = text[a:b]
-        if _PLAIN.fullmatch(raw):
+        if plain(raw):
             word, info = raw, None
         else:
             info = shellwords.info(raw)
             word = info.text
-        start, end = _outer(to_outer, a), _outer(to_outer, b, True)
+        if to_outer is None:
+            start, end = a, b
+        else:
+            start, end = to_outer[0][a], to_outer[1][b - 1]
         if word is not None:
             if word.startswith("--"):
                 if "=" in word:
@@ -378,7 +433,7 @@ def _arguments(
             raise _indirect(raw, "sets the GPU memory utilization from an expansion")
         last[1].append(raw)
         last[3] = end
-    args = tuple(Arg(f, tuple(v), s, e, i) for f, v, s, e, i in built)
+    args = tuple([Arg(f, tuple(v), s, e, i) for f, v, s, e, i in built])
     return tuple(positionals), args
 
 
@@ -417,16 +472,32 @@ def _check_enforce_eager(args: tuple[Arg, ...]) -> None:
         raise _ambiguous("--enforce-eager appears more than once.")
 
 
-def _invocation(text: str, command: shell.Command, to_outer: _Map | None) -> VllmInvocation | None:
-    """The vLLM server ``command`` starts (offsets in the stored script); None if none."""
-    read = shell.read_simple_command(text, command.start)
-    spans = read.words[read.assignments :]
-    matched = _module_of(text, spans)
-    if matched is None:
-        return None
+def _invocation(
+    text: str,
+    command: shell.Command,
+    spans: tuple[tuple[int, int], ...],
+    matched: tuple[str, int],
+    to_outer: _Map | None,
+) -> VllmInvocation:
+    """The vLLM server ``command`` starts (offsets in the stored script).
+
+    ``spans``: its words from the program on; ``matched``: what _module_of found in them.
+    """
     module, first = matched
     positionals, args = _arguments(text, spans[first:], to_outer)
     _check_enforce_eager(args)
+    if to_outer is None:
+        return VllmInvocation(
+            script=text,
+            module=module,
+            start=command.pipeline_start,
+            end=command.pipeline_end,
+            positionals=positionals,
+            args=args,
+            insert_at=spans[-1][1],
+            word_spans=spans,
+            command_end=command.end,
+        )
     return VllmInvocation(
         script=text,  # the stored script replaces a nested one (see _parse)
         module=module,
@@ -443,7 +514,7 @@ def _invocation(text: str, command: shell.Command, to_outer: _Map | None) -> Vll
 
 def _nested_script(text: str, spans: Sequence[tuple[int, int]]) -> int | None:
     """Index of the script word of ``bash -c SCRIPT`` (after wrappers and options), or None."""
-    words = [_text(text[a:b]) for a, b in spans]
+    words = _Texts(text, spans)
     i, n = _after_wrappers(words), len(words)
     if i >= n or words[i] is None or words[i].rsplit("/", 1)[-1] not in _SHELL_NAMES:  # type: ignore[union-attr]
         return None
@@ -471,12 +542,13 @@ def _find(text: str, parsed: shell.Script, to_outer: _Map | None) -> list[_Locat
         base = name.rsplit("/", 1)[-1]
         if base not in _WRAPPERS and base not in _SHELL_NAMES and not _PYTHON.fullmatch(base):
             continue
-        invocation = _invocation(text, command, to_outer)
-        if invocation is not None:
-            found.append(_Located(invocation, command.context, command.bad_redirect))
-            continue
         read = shell.read_simple_command(text, command.start)
         spans = read.words[read.assignments :]
+        matched = _module_of(text, spans)
+        if matched is not None:
+            invocation = _invocation(text, command, spans, matched, to_outer)
+            found.append(_Located(invocation, command.context, command.bad_redirect))
+            continue
         at = _nested_script(text, spans)
         if at is None:
             continue
@@ -507,34 +579,35 @@ def _find(text: str, parsed: shell.Script, to_outer: _Map | None) -> list[_Locat
     return found
 
 
-def _unreachable(parsed: shell.Script, text: str, before: int) -> str | None:
-    """Why bash stops before offset ``before`` at top level, or None.
+def _stops(
+    commands: Sequence[shell.Command], text: str, before: int, errexit: bool = False
+) -> tuple[str | None, bool]:
+    """Why bash stops before offset ``before`` at top level (or None), and whether -e is on.
 
-    An ``exit``, an ``exec`` of another program, or a ``set`` that fails while
-    ``-e`` is on: with CRLF line ends ``set -euo pipefail\\r`` names no option, and
-    bash exits right there.
+    An ``exit``, an ``exec`` of another program, or a command that fails for sure
+    while ``-e`` is on: with CRLF line ends ``set -euo pipefail\\r`` names no
+    option, and bash exits right there.
     """
-    errexit = False
-    for command in parsed.commands:
+    for command in commands:
         if command.end > before:
-            return None
+            break
         if command.context & ~(shell.AFTER_AND | shell.TESTED) or command.name_start < 0:
             continue  # not at top level, or not run for sure: it cannot end the script
         name = _text(text[command.name_start : command.name_end])
         if name == "exit":
-            return f"bash exits at offset {command.start} before it reaches the vLLM start"
+            return f"bash exits at offset {command.start} before it reaches the vLLM start", errexit
         tested = command.context & shell.TESTED  # set -e spares a command before && or ||
         if errexit and command.bad_redirect and not tested:
             return (
                 f"a redirection at offset {command.start} cannot be made (ambiguous "
                 "redirect), and with -e on bash exits there"
-            )
+            ), errexit
         if name not in ("exec", "set"):
             continue
         read = shell.read_simple_command(text, command.start)
         raws = [text[a:b] for a, b in read.words[read.assignments + 1 :]]
         if name == "exec" and raws:
-            return f"exec at offset {command.start} replaces bash before the vLLM start"
+            return f"exec at offset {command.start} replaces bash before the vLLM start", errexit
         if name == "set":
             texts = [_text(raw) for raw in raws]
             words = [t for t in texts[: texts.index(None)]] if None in texts else texts
@@ -544,8 +617,70 @@ def _unreachable(parsed: shell.Script, text: str, before: int) -> str | None:
                 return (
                     f"`set` at offset {command.start} fails on the option {invalid!r}{crlf}, "
                     "and with -e on bash exits there"
-                )
-    return None
+                ), errexit
+    return None, errexit
+
+
+# A long setup before the server (model engine's model-cache program: ~3 KB,
+# ~90 commands) reads the same in every script that has it, up to the text of
+# its single-quoted strings (the download) and the cache fingerprint. Its reading
+# is kept, keyed by the setup with those blanked out, and reused: the reader
+# never looks inside a single-quoted string except for its closing quote, nor
+# inside an assignment's value, so any setup with the same key reads the same.
+# A setup is kept only when every "'" in it delimits a real single-quoted string
+# and what decides reachability is unquoted.
+_SETUP_MIN = 1000
+_SETUPS_KEPT = 64
+# The summary kept: whether -e is on after the setup; None when the reading may
+# not be reused (then the script is read whole, and so is a setup bash never gets
+# past, whose reason names offsets of its own).
+_setups: dict[str, bool | None] = {}
+_PLAIN_STRING = re.compile(r"'[^']*'")
+_ASSIGNED_HEX = re.compile(r"(?<==)[0-9a-f]{32,}(?=[;\s])")
+_MISSING: Any = object()
+
+
+def _setup_key(setup: str) -> str:
+    blanked = _PLAIN_STRING.sub(lambda m: m.group()[0] * 2, setup)
+    return _ASSIGNED_HEX.sub(lambda m: "0" * len(m.group()), blanked)
+
+
+def _read_setup(setup: str) -> bool | None:
+    """Whether -e is on after the setup, if its reading may be reused; else None."""
+    try:
+        parsed, quotes = shell.parse_quoting(setup)
+    except shell.ShellSyntaxError:
+        return None
+    if quotes != [m.span() for m in _PLAIN_STRING.finditer(setup)]:
+        return None  # a quote inside another string, a comment...: the key would lie
+    for command in parsed.commands:
+        top = not command.context & ~(shell.AFTER_AND | shell.TESTED)
+        if top and command.name_start >= 0 and _QUOTES & set(setup[command.start : command.end]):
+            return None  # what the command is, or its words, could hide in a string
+    stop, errexit = _stops(parsed.commands, setup, len(setup))
+    return errexit if stop is None else None
+
+
+def _setup(script: str, end: int) -> bool | None:
+    """Whether -e is on after ``script[:end]``, when its kept reading can be used; else None.
+
+    ``end`` is just past the ``;`` or newline before the server's command, so the
+    cut must be where bash ends a command: not an escaped one, not in a comment
+    or a here-document (the rest of the setup's checks are _read_setup's).
+    """
+    if end < _SETUP_MIN or script[end - 1] not in ";\n" or script[end - 2] == "\\":
+        return None
+    setup = script[:end]
+    if "<<" in setup or "#" in setup[setup.rfind("\n") + 1 :]:
+        return None
+    key = _setup_key(setup)
+    summary = _setups.get(key, _MISSING)
+    if summary is _MISSING:
+        summary = _read_setup(setup)
+        if len(_setups) >= _SETUPS_KEPT:
+            _setups.clear()
+        _setups[key] = summary
+    return summary
 
 
 _SET_FLAGS = frozenset("abefhkmnptuvxBCEHPT")
@@ -599,10 +734,11 @@ def _mentions(text: str) -> int:
 
     A count, not a reading: quotes and backslashes are dropped first, so that a
     module name spelled ``vllm_se\\rver`` or split by a line continuation counts too.
+    Callers ask "none, one or more", so past two the count may fall short.
     """
     count = len(_MODULE_MENTION.findall(text))
-    if "\\" in text or "'" in text or '"' in text:
-        count = max(count, len(_MODULE_MENTION.findall(_UNQUOTED_MENTION.sub("", text))))
+    if count < 2 and ("\\" in text or "'" in text or '"' in text):
+        count = max(count, len(_LOOSE_MENTION.findall(text)))
     return count
 
 
@@ -654,8 +790,17 @@ def _why_not_found(parsed: shell.Script, text: str) -> CommandError:
 def _parse(script: str) -> VllmInvocation:
     if not isinstance(script, str):
         raise CommandError(NOT_A_BASH_COMMAND, "The command script is not a string.")
+    # The setup before the server is read once for every script that shares it.
+    mention = _MODULE_MENTION.search(script)
+    at = mention.start() if mention is not None else 0
+    setup_end = max(script.rfind(";", 0, at), script.rfind("\n", 0, at)) + 1
+    setup = None
+    if setup_end >= _SETUP_MIN:
+        # (The setup names no vLLM module: a first one would be cut before, and a
+        # second anywhere makes the script refused below, read either way.)
+        setup = _setup(script, setup_end)
     try:
-        parsed = shell.parse(script)
+        parsed = shell.parse(script, setup_end if setup is not None else 0)
     except shell.ShellSyntaxError as err:
         raise CommandError(UNBALANCED_QUOTING, f"The script is not valid bash: {err}") from err
     found = _find(script, parsed, None)
@@ -664,6 +809,8 @@ def _parse(script: str) -> VllmInvocation:
             MULTIPLE_VLLM_INVOCATIONS, "The script starts the vLLM server more than once."
         )
     if not found:
+        if setup is not None:
+            parsed = shell.parse(script)  # the reason needs the whole reading
         raise _why_not_found(parsed, script)
     invocation, context, bad_redirect = found[0]
     if bad_redirect:
@@ -683,7 +830,7 @@ def _parse(script: str) -> VllmInvocation:
             NO_VLLM_INVOCATION,
             "The vLLM start is inside a command or process substitution.",
         )
-    unreachable = _unreachable(parsed, script, invocation.start)
+    unreachable, _ = _stops(parsed.commands, script, invocation.start, bool(setup))
     if unreachable is not None:
         raise CommandError(
             NO_VLLM_INVOCATION, f"The script never reaches the server: {unreachable}."
@@ -710,8 +857,27 @@ def split_subcommands(script: str) -> list[tuple[int, int]]:
         raise CommandError(UNBALANCED_QUOTING, f"The script is not valid bash: {err}") from err
 
 
+# Fleets repeat scripts (one template, many endpoints of a model): a script read
+# once is not read again while it is among the last ones read. A reading is
+# immutable, so sharing it is safe; an error is kept as one and raised afresh.
+_READINGS_KEPT = 2048
+
+
+@lru_cache(maxsize=_READINGS_KEPT)
+def _reading(script: str) -> VllmInvocation | CommandError:
+    try:
+        return _parse(script)
+    except CommandError as err:
+        return err
+
+
 def parse_script(script: str) -> VllmInvocation:
-    return _parse(script)
+    if not isinstance(script, str):
+        raise CommandError(NOT_A_BASH_COMMAND, "The command script is not a string.")
+    read = _reading(script)
+    if isinstance(read, CommandError):
+        raise CommandError(read.kind, read.reason)
+    return read
 
 
 def parse_command(command: Sequence[str] | None) -> VllmInvocation:
@@ -733,10 +899,21 @@ def set_enforce_eager(script: str | VllmInvocation, on: bool) -> str:
     parses every command once; parsing it again for the edit doubled the work).
     """
     before = script if isinstance(script, VllmInvocation) else _parse(script)
-    text = before.script
     on = bool(on)
     if before.enforce_eager == on:
-        return text
+        return before.script
+    # A shared reading (see parse_script) keeps its edits: each is made and checked once.
+    edited = before._edits.get(on)
+    if edited is None:
+        edited = before._edits[on] = _edit(before, on)
+    if isinstance(edited, CommandError):
+        raise CommandError(edited.kind, edited.reason)
+    return edited
+
+
+def _edit(before: VllmInvocation, on: bool) -> str | CommandError:
+    """The edited script, or why no edit passes verification."""
+    text = before.script
     # (lo, hi, inserted): the edit replaces text[lo:hi] with inserted.
     candidates: list[tuple[int, int, str]] = []
     if on:
@@ -766,7 +943,7 @@ def set_enforce_eager(script: str | VllmInvocation, on: bool) -> str:
             continue
         return edited
     assert failure is not None
-    raise failure
+    return failure
 
 
 def _failed(reason: str) -> CommandError:

@@ -44,6 +44,7 @@ __all__ = [
     "ShellSyntaxError",
     "SimpleCommand",
     "parse",
+    "parse_quoting",
     "read_simple_command",
     "read_words",
     "substitution_end",
@@ -106,21 +107,37 @@ _METACHARS = frozenset(" \t\n|&;()<>")
 # double-quoted strings without substitutions, escapes (not line
 # continuations) and plain parameter expansions. Anything else is handled
 # one construct at a time by the parser.
+_SINGLE_QUOTED_PIECE = r"""|'[^']*+'"""
+_DOUBLE_QUOTED_PIECE = r'''|"(?:[^"\\$`]++|\\[\s\S]|\$(?![({\[]))*+"'''
 _PIECES = (
     r"""[^ \t\n|&;()<>'"\\$`]++"""
-    r"""|'[^']*+'"""
-    r'''|"(?:[^"\\$`]++|\\[\s\S]|\$(?![({\[]))*+"'''
+    f"{_SINGLE_QUOTED_PIECE}{_DOUBLE_QUOTED_PIECE}"
     r"""|\\[^\n]"""
     r"""|\$(?:[A-Za-z_][A-Za-z0-9_]*+|[@*#?$!0-9-]|\{[A-Za-z_][A-Za-z0-9_]*+\})"""
 )
 # Possessive quantifiers throughout: a word that does not close (an unbalanced
 # quote) must fail at once, not after trying every way to split a long run.
 _WORD_RUN = re.compile(f"(?:{_PIECES})++")
+# The same without single-quoted strings, for a parse that records where they are.
+_WORD_RUN_UNQUOTED = re.compile(f"(?:{_PIECES.replace(_SINGLE_QUOTED_PIECE, '')})++")
 # Ordinary argument words after a command name, with the blanks between them:
 # skipped in one step. A word may not start with "#" (that is a comment), nor be
 # the descriptor number of a redirection ("2>&1").
 _NOT_A_WORD_START = r"(?!#|[0-9]+[<>]|\{[A-Za-z_][A-Za-z0-9_]*\}[<>])"
-_ARGS_RUN = re.compile(f"(?:(?:[ \\t]++|\\\\\\n)++{_NOT_A_WORD_START}(?:{_PIECES})++)++")
+# Blanks between two words; a line continuation is one only before a blank or an
+# operator (right before a word character it joins the two halves into one word).
+_SEP = r"(?:[ \t]|\\\n(?![^ \t\n|&;()<>]))++"
+_ARGS_RUN = re.compile(f"(?:{_SEP}{_NOT_A_WORD_START}(?:{_PIECES})++)++")
+# A whole simple command of ordinary words: read in one step when what follows
+# ends it (the name is checked for assignments and subscripts afterwards).
+_SIMPLE_RUN = re.compile(
+    f"{_NOT_A_WORD_START}(?P<name>(?:{_PIECES})++)(?:{_SEP}{_NOT_A_WORD_START}(?:{_PIECES})++)*+"
+)
+_NAME_BRACKET = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[")
+_RESERVED_AT = re.compile(
+    r"(?:if|then|else|elif|fi|do|done|case|esac|while|until|for|select|function|time|\{|\}"
+    r"|!|\[\[)(?=[ \t\n|&;()<>]|\Z)"
+)
 _BARE = re.compile(r"""[^ \t\n|&;()<>'"\\$`]+""")
 _BLANKS = re.compile(r"(?:[ \t]++|\\\n)++")
 # Blanks, line continuations and a comment: what may follow a command on its line.
@@ -168,9 +185,20 @@ def _describe(text: str, i: int) -> str:
 class _Parser:
     """A recursive-descent reader of one script; see :func:`parse`."""
 
-    __slots__ = ("s", "n", "records", "pipelines", "heredocs", "bad_redirect", "peeked_end")
+    __slots__ = (
+        "s",
+        "n",
+        "records",
+        "pipelines",
+        "heredocs",
+        "bad_redirect",
+        "peeked_end",
+        "space_at",
+        "space_end",
+        "quotes",
+    )
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, quotes: list[tuple[int, int]] | None = None) -> None:
         self.s = text
         self.n = len(text)
         # [start, end, name_start, name_end, context, pipeline_start, pipeline_end, bad]
@@ -180,6 +208,10 @@ class _Parser:
         self.heredocs: list[tuple[str, bool]] = []
         self.bad_redirect = False  # set by redirect_target for the command being read
         self.peeked_end = 0  # where the word peek() last returned ends
+        self.space_at = self.space_end = -1  # space(): the last answer, asked again often
+        # When a list: every single-quoted string the parse meets, (start, end).
+        # The regular expressions that skip words then stay unused.
+        self.quotes = quotes
 
     # Errors -----------------------------------------------------------------------
 
@@ -218,6 +250,23 @@ class _Parser:
             # At the end of the script bash only warns; the body is what there is.
         self.heredocs.clear()
         return i
+
+    def space(self, i: int) -> int:
+        """Past the blanks, continuations and comment after a command."""
+        if i != self.space_at:
+            self.space_at, self.space_end = i, _SPACE.match(self.s, i).end()  # type: ignore[union-attr]
+        return self.space_end
+
+    def reserved(self, i: int) -> str | None:
+        """The reserved word at ``i`` (at a command start), or None for any other word."""
+        m = _RESERVED_AT.match(self.s, i)
+        if m is not None:
+            self.peeked_end = m.end()
+            return m.group()
+        if "\\\n" in self.s[i : i + 10]:  # a keyword split by a line continuation
+            word = self.peek(i)
+            return word if word in _RESERVED else None
+        return None
 
     def skip_blanks(self, i: int) -> int:
         m = _BLANKS.match(self.s, i)
@@ -271,12 +320,13 @@ class _Parser:
                 raise self.unexpected(i)
             if c in "&|":
                 raise self.unexpected(i)
-            if stop and self.peek(i) in stop:
+            word = self.reserved(i)
+            if word is not None and word in stop:
                 return i, count
             first = len(self.records)
-            i = self.and_or(i, context)
+            i = self.and_or(i, context, word)
             count += 1
-            i = _SPACE.match(s, i).end()  # type: ignore[union-attr]
+            i = self.space(i)
             if i >= n:
                 return i, count
             c = s[i]
@@ -296,16 +346,16 @@ class _Parser:
             elif c != "\n":
                 # Only a reserved word that ends this list may follow a compound
                 # command directly ("if (true) then ...").
-                if stop and self.peek(i) in stop:
+                if stop and self.reserved(i) in stop:
                     return i, count
                 raise self.unexpected(i)
 
-    def and_or(self, i: int, context: int) -> int:
+    def and_or(self, i: int, context: int, word: str | None) -> int:
         s, n = self.s, self.n
         start, first = i, len(self.records)
-        i = self.pipeline(i, context)
+        i = self.pipeline(i, context, word)
         while True:
-            j = _SPACE.match(s, i).end()  # type: ignore[union-attr]
+            j = self.space(i)
             if not s.startswith(("&&", "||"), j):
                 return i
             for record in self.records[first:]:
@@ -318,34 +368,29 @@ class _Parser:
             if j >= n:
                 raise self.unexpected(j)
             start, first = j, len(self.records)
-            i = self.pipeline(j, after)
+            i = self.pipeline(j, after, self.reserved(j))
 
-    def pipeline(self, i: int, context: int) -> int:
+    def pipeline(self, i: int, context: int, word: str | None) -> int:
         s, n = self.s, self.n
         start = i
         first = len(self.records)
-        while True:  # the "time [-p]" and "!" prefixes
-            word = self.peek(i)
-            if word == "time":
-                i = _SPACE.match(s, self.peeked_end).end()  # type: ignore[union-attr]
-                if self.peek(i) == "-p":
-                    i = _SPACE.match(s, self.peeked_end).end()  # type: ignore[union-attr]
-            elif word == "!":
-                i = _SPACE.match(s, self.peeked_end).end()  # type: ignore[union-attr]
-            else:
-                break
+        while word == "time" or word == "!":  # the "time [-p]" and "!" prefixes
+            i = self.space(self.peeked_end)
+            if word == "time" and self.peek(i) == "-p":
+                i = self.space(self.peeked_end)
+            word = self.reserved(i)
         if i > start and (i >= n or s[i] in "\n;&|)"):
             # "time" or "!" alone: an empty pipeline bash accepts.
             return i
-        i = self.command(i, context)
+        i = self.command(i, context, word)
         commands = 1
         while True:
-            j = _SPACE.match(s, i).end()  # type: ignore[union-attr]
+            j = self.space(i)
             if j < n and s[j] == "|" and not s.startswith("||", j):
                 j = self.gap(j + (2 if s.startswith("|&", j) else 1))
                 if j >= n:
                     raise self.unexpected(j)
-                i = self.command(j, context | IN_PIPELINE)
+                i = self.command(j, context | IN_PIPELINE, self.reserved(j))
                 commands += 1
             else:
                 break
@@ -360,7 +405,7 @@ class _Parser:
 
     # Commands -------------------------------------------------------------------
 
-    def command(self, i: int, context: int) -> int:
+    def command(self, i: int, context: int, word: str | None) -> int:
         s = self.s
         c = s[i]
         if c == "(":
@@ -371,7 +416,6 @@ class _Parser:
             return self.redirections(self.group(i + 1, context | IN_COMPOUND), context)
         if c in ")|;&\n":
             raise self.unexpected(i)
-        word = self.peek(i)
         if word is not None:
             opener = _COMPOUND.get(word)
             if opener is not None:
@@ -379,7 +423,28 @@ class _Parser:
                 return self.redirections(end, context)
             if word in _MISPLACED:
                 raise self.unexpected(i)
+        if word != "!" and self.quotes is None:
+            end = self.simple_run(i, context)
+            if end >= 0:
+                return end
         return self.simple(i, context)
+
+    def simple_run(self, i: int, context: int) -> int:
+        """A simple command of ordinary words only, read in one step; -1 when it is not."""
+        s, n = self.s, self.n
+        m = _SIMPLE_RUN.match(s, i)
+        if m is None:
+            return -1
+        end = m.end()
+        j = self.space(end)
+        if j < n and (s[j] not in ";\n|&)" or s.startswith("&>", j)):
+            return -1  # a redirection, "(", a substitution...: read it word by word
+        name_end = m.end("name")
+        a = _ASSIGNMENT.match(s, i, name_end)
+        if a is not None or _NAME_BRACKET.match(s, i, name_end):
+            return -1  # an assignment, or a subscript bash reads across blanks
+        self.records.append([i, end, i, name_end, context, -1, -1, 0])
+        return end
 
     def simple(
         self, i: int, context: int, words: list[tuple[int, int]] | None = None, stop: int = -1
@@ -403,7 +468,7 @@ class _Parser:
             c = s[i]
             if c == " " or c == "\t" or (c == "\\" and s.startswith("\\\n", i)):
                 i = _BLANKS.match(s, i).end()  # type: ignore[union-attr]
-                if words is None and name_start >= 0:
+                if words is None and name_start >= 0 and self.quotes is None:
                     # Ordinary arguments: skip them all at once.
                     m = _ARGS_RUN.match(s, last)
                     if m is not None:
@@ -494,11 +559,11 @@ class _Parser:
         if i >= n:
             raise self.unexpected(i)
         if s[i] == "(":
-            return self.command(i, context)
-        word = self.peek(i)
+            return self.command(i, context, None)
+        word = self.reserved(i)
         if word not in _COMPOUND or word == "function":
             raise self.unexpected(i)
-        return self.command(i, context)
+        return self.command(i, context, word)
 
     # Compound commands ----------------------------------------------------------
 
@@ -519,7 +584,7 @@ class _Parser:
     def body(self, i: int, context: int, stop: frozenset[str]) -> tuple[int, str]:
         """A non-empty list ended by a word of ``stop``; (position after that word, the word)."""
         end, count = self.compound_list(i, context, stop)
-        word = self.peek(end) if end < self.n else None
+        word = self.reserved(end) if end < self.n else None
         if not count or word not in stop:
             raise self.unexpected(end)
         assert word is not None
@@ -726,8 +791,9 @@ class _Parser:
             m = _NAME.match(s, i)
             if m is not None and s.startswith("[", m.end()):
                 i = self.bracketed(m.end() + 1, context)
+        run = _WORD_RUN if self.quotes is None else _WORD_RUN_UNQUOTED
         while True:
-            m = _WORD_RUN.match(s, i)
+            m = run.match(s, i)
             if m is not None:
                 i = m.end()
             if i >= n:
@@ -737,6 +803,8 @@ class _Parser:
                 j = s.find("'", i + 1)
                 if j < 0:
                     raise self.unclosed(i, "'")
+                if self.quotes is not None:
+                    self.quotes.append((i, j + 1))
                 i = j + 1
             elif c == '"':
                 i = self.double_quoted(i + 1, context)
@@ -900,6 +968,8 @@ class _Parser:
                 j = s.find("'", i + 1)
                 if j < 0:
                     raise self.unclosed(i, "'")
+                if self.quotes is not None:
+                    self.quotes.append((i, j + 1))
                 i = j + 1
             elif c == '"':
                 i = self.double_quoted(i + 1, context)
@@ -967,6 +1037,8 @@ class _Parser:
             j = s.find("'", i + 1)
             if j < 0:
                 raise self.unclosed(i, "'")
+            if self.quotes is not None:
+                self.quotes.append((i, j + 1))
             return j + 1
         if c == '"':
             return self.double_quoted(i + 1, context)
@@ -980,6 +1052,9 @@ class _Parser:
 _COND_UNARY = frozenset(f"-{c}" for c in "abcdefghknoprstuvwxzGLNORS")
 _COND_BINARY = frozenset("== = != =~ -eq -ne -lt -le -gt -ge -nt -ot -ef".split())
 _COND_ENDS = frozenset({"]]", "&&", "||", ")"})
+_RESERVED = frozenset(
+    "if then else elif fi do done case esac while until for select function time { } ! [[".split()
+)
 _NO_STOP: frozenset[str] = frozenset()
 _BRACE_END = frozenset({"}"})
 _THEN = frozenset({"then"})
@@ -1060,20 +1135,35 @@ def _delimiter_text(raw: str) -> str:
 # Public API -----------------------------------------------------------------------
 
 
-def parse(text: str) -> Script:
+def parse(text: str, start: int = 0) -> Script:
     """The script's simple commands and top-level pipelines; ShellSyntaxError if bash refuses it.
 
     Bash parses a ``bash -c`` string one line at a time and runs each line before
     reading the next, so a fault on a later line would not stop earlier lines.
     This reader refuses the whole script instead: an edit is only ever made to a
     script that bash reads entirely.
+
+    ``start``: read from there on, as if the script began there (the caller has
+    read what comes before, which ends with whole commands, another way).
     """
     parser = _Parser(text)
-    end, _ = parser.compound_list(0, 0, _NO_STOP)
+    end, _ = parser.compound_list(start, 0, _NO_STOP)
     if end < parser.n:
         raise parser.unexpected(end)
     commands = tuple(Command(*record) for record in parser.records)
     return Script(text, commands, tuple(parser.pipelines))
+
+
+def parse_quoting(text: str) -> tuple[Script, list[tuple[int, int]]]:
+    """:func:`parse`, and the spans of the script's single-quoted strings: text whose
+    inside bash never reads as anything but text. Slower than parse()."""
+    quotes: list[tuple[int, int]] = []
+    parser = _Parser(text, quotes)
+    end, _ = parser.compound_list(0, 0, _NO_STOP)
+    if end < parser.n:
+        raise parser.unexpected(end)
+    commands = tuple(Command(*record) for record in parser.records)
+    return Script(text, commands, tuple(parser.pipelines)), sorted(quotes)
 
 
 def read_simple_command(text: str, start: int) -> SimpleCommand:
@@ -1084,6 +1174,12 @@ def read_simple_command(text: str, start: int) -> SimpleCommand:
     parser's state where it starts.
     """
     parser = _Parser(text)
+    # The common case: a command parse() read in one step (_Parser.simple_run)
+    # is ordinary words with blanks between, split here by one regex.
+    end = parser.simple_run(start, 0)
+    if end >= 0:
+        spans = tuple(m.span() for m in _WORD_RUN.finditer(text, start, end))
+        return SimpleCommand(start, end, spans, 0)
     words: list[tuple[int, int]] = []
     end = parser.simple(start, 0, words)
     _, assignments = words.pop()
