@@ -121,8 +121,7 @@ def main() -> int:
     ]
     print(tabulate(rows, headers, colalign=("right",) * len(headers)))
     print(f"(scan --format {args.fmt}; RSS of `bundle-migrate --version`: {floor_mib:.1f} MiB)")
-    # Scan exits 2 when changes are pending: that is success here.
-    return 0 if all(r.exit_status in (0, 2) for r in results) else 1
+    return 0 if all(r.exit_status == 0 for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Fenced blocks in runbooks/*.md, by info string:
   must be accepted by the CLI's parser (options, choices, arguments).
 - `sql`: the role set-up, executed here, then proven by running the tool as
   each role.
-- `yaml`: the manifests; the CronJob's command is parsed and run as well.
 """
 
 from __future__ import annotations
@@ -32,10 +31,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from migrate.cli import main
+from migrate.core.staging import LARGE_STAGE_NAME
 from migrate.core.summary import Summary
 from migrate.reconcile import metrics
 from migrate.reconcile.findings import Check
+from tests.support.plans import decision, plan_of
 from tests.support.rollout import journal_rows, seed_random
+from tests.support.standin import standin
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 NAMES = ("staged-rollout.md", "rollback.md", "reconciliation.md", "change-ticket-template.md")
@@ -131,13 +133,9 @@ def test_production_commands_parse(
 ) -> None:
     seen = 0
     for block in blocks(name):
-        if block.info == "sh production":
-            lines = [command for command, _ in commands(block.body)]
-        elif block.info == "yaml":
-            lines = folded_scripts(block.body)  # a folded command is one line of shell
-        else:
+        if block.info != "sh production":
             continue
-        for command in lines:
+        for command, _ in commands(block.body):
             for argv in invocations(command, fake_values):
                 try:
                     accept(argv)
@@ -157,13 +155,6 @@ def test_parse_check_catches_a_bad_command(
     with pytest.raises(click.UsageError):
         accept(["reconcile", "--max-changes", "0"])
     assert commands("a \\\n  b  # exit 0 or 2\n# c\n") == [("a    b  # exit 0 or 2", {0, 2})]
-    # A folded YAML command is read whole: an option on its second line is checked too.
-    manifest = "args:\n  - >-\n    bundle-migrate reconcile --format json\n    --max-changes 0; x\n"
-    (script,) = folded_scripts(manifest)
-    (argv,) = invocations(script, fake_values)
-    assert argv == ["reconcile", "--format", "json", "--max-changes", "0"]
-    with pytest.raises(click.UsageError):
-        accept(argv)
 
 
 # Running in a sandbox --------------------------------------------------------------------
@@ -172,7 +163,28 @@ def test_parse_check_catches_a_bad_command(
 def run_sandbox_blocks(
     name: str, me_db: Any, work: Path, env_extra: dict[str, str] | None = None
 ) -> str:
-    """Run every `sh` block of a runbook, in order, in one bash process; return its output."""
+    """Run every `sh` block of a runbook, in order, in one bash process; return its output.
+
+    Model engine is the stand-in over the same database, as `bundle-migrate sandbox`
+    serves it; health checks are shortened through the environment.
+    """
+    with standin(me_db) as server:
+        return _run_blocks(
+            name,
+            me_db,
+            work,
+            {
+                "BUNDLE_MIGRATE_API_URL": server.url,
+                "BUNDLE_MIGRATE_ACT_AS_OWNER": "1",
+                "BUNDLE_MIGRATE_POLL_INTERVAL": "0.05",
+                "BUNDLE_MIGRATE_SETTLE": "0.3",
+                "BUNDLE_MIGRATE_HEALTH_TIMEOUT": "10",
+                **(env_extra or {}),
+            },
+        )
+
+
+def _run_blocks(name: str, me_db: Any, work: Path, env_extra: dict[str, str]) -> str:
     lines = [
         "set -u -o pipefail",
         'check() { case " $3 " in *" $1 "*) ;; *) '
@@ -213,9 +225,10 @@ def rolled_out(me_db: Any, work: Path, stages: tuple[int, ...]) -> Path:
     """A sandbox fleet, a plan in work/plan.json, the given stages applied."""
     seed_random(me_db, 30, seed_value=2)
     plan = work / "plan.json"
-    assert cli(me_db, "plan", "--out", str(plan)).exit_code == 2
+    assert cli(me_db, "plan", "--out", str(plan)).exit_code == 0
     for stage in stages:
-        result = cli(me_db, "apply", str(plan), "--stage", str(stage), "--execute")
+        args = ("apply", str(plan), "--stage", str(stage), "--execute", "--no-redeploy")
+        result = cli(me_db, *args)
         assert result.exit_code == 0, result.output
     return plan
 
@@ -349,18 +362,19 @@ def test_role_setup_gives_each_role_what_it_needs(
             env = {"BUNDLE_MIGRATE_DATABASE_URL": role_url}
             return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
-        assert as_role(reader, "scan").exit_code == 2
-        assert as_role(reader, "plan", "--out", str(plan)).exit_code == 2
-        assert as_role(reader, "reconcile").exit_code == 2
-        denied = as_role(reader, "apply", str(plan), "--execute")
+        assert as_role(reader, "scan", "--detailed-exitcode").exit_code == 2
+        assert as_role(reader, "plan", "--out", str(plan)).exit_code == 0
+        assert as_role(reader, "reconcile", "--detailed-exitcode").exit_code == 2
+        denied = as_role(reader, "apply", str(plan), "--execute", "--no-redeploy")
         assert denied.exit_code == 1 and "permission denied" in denied.output
-        done = as_role(writer, "apply", str(plan), "--execute")
+        done = as_role(writer, "apply", str(plan), "--execute", "--no-redeploy")
         assert done.exit_code == 0 and "applied" in done.output, done.output
-        assert as_role(writer, "reconcile", "--apply").exit_code in (0, 2)
+        assert as_role(writer, "reconcile", "--apply", "--no-redeploy").exit_code == 0
         seen = as_role(reader, "reconcile", "--format", "json")
-        assert seen.exit_code == 2 and '"journal": true' in seen.stdout, seen.output
+        assert seen.exit_code == 0 and '"journal": true' in seen.stdout, seen.output
         assert as_role(reader, "status").exit_code == 0
-        assert as_role(writer, "rollback", "--plan", str(plan), "--execute").exit_code == 0
+        back = as_role(writer, "rollback", "--plan", str(plan), "--execute", "--no-redeploy")
+        assert back.exit_code == 0
     finally:
         with me_db.engine.begin() as conn:
             conn.exec_driver_sql(f'ALTER DATABASE "{database}" OWNER TO "{me}"')
@@ -374,117 +388,7 @@ def test_role_setup_gives_each_role_what_it_needs(
                 conn.exec_driver_sql(f"DROP ROLE IF EXISTS {unique}")
 
 
-# Manifests ---------------------------------------------------------------------------------
-
-
-def folded_scripts(manifest: str) -> list[str]:
-    """Every `- >-` folded block of a manifest (a container's shell script), each as one line."""
-    lines = manifest.splitlines()
-    scripts = []
-    for start, line in enumerate(lines):
-        if line.strip() != "- >-" or start + 1 >= len(lines):
-            continue
-        indent = len(lines[start + 1]) - len(lines[start + 1].lstrip())
-        body = []
-        for line in lines[start + 1 :]:
-            if len(line) - len(line.lstrip()) < indent or not line.strip():
-                break
-            body.append(line.strip())
-        scripts.append(" ".join(body))
-    return scripts
-
-
-def folded_args(manifest: str) -> str:
-    """The one folded shell script of a container's args."""
-    (script,) = folded_scripts(manifest)
-    return script
-
-
-def configmap_file(manifest: str, key: str) -> str:
-    """The literal block `key: |` of a ConfigMap's data, dedented."""
-    lines = manifest.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == f"{key}: |")
-    indent = len(lines[start + 1]) - len(lines[start + 1].lstrip())
-    body = []
-    for line in lines[start + 1 :]:
-        if line.strip() and len(line) - len(line.lstrip()) < indent:
-            break
-        body.append(line[indent:])
-    return "\n".join(body).strip() + "\n"
-
-
-def structure_ok(manifest: str) -> None:
-    """No PyYAML here: a structural check of the YAML subset the manifests use."""
-    try:
-        import yaml  # type: ignore[import-untyped]
-    except ImportError:
-        yaml = None
-    if yaml is not None:
-        assert yaml.safe_load(manifest)
-    assert "\t" not in manifest
-    for line in manifest.splitlines():
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        assert (len(line) - len(line.lstrip())) % 2 == 0, line
-        assert re.match(r"^(- )?([\w./-]+: ?.*|>-|\S.*)$", s), line
-
-
-def test_cronjob_manifests(me_db: Any, tmp_path: Path, schema_version: str) -> None:
-    manifests = [b.body for b in blocks("reconciliation.md", "yaml")]
-    cronjobs = [m for m in manifests if "kind: CronJob" in m]
-    assert len(cronjobs) == 2
-    for m in manifests:
-        structure_ok(m)
-    for m in cronjobs:
-        assert re.search(r"^  concurrencyPolicy: Forbid$", m, re.M)
-        assert re.search(r"^  startingDeadlineSeconds: \d+$", m, re.M)
-        assert "name: BUNDLE_MIGRATE_DATABASE_URL" in m and "secretKeyRef:" in m
-        assert "key: database-url" in m and "restartPolicy: Never" in m
-        # Both read the one overrides file, and both write metrics on the labelled node.
-        assert "--overrides /config/overrides.toml" in folded_args(m)
-        assert "name: bundle-migrate-overrides" in m and "mountPath: /config" in m
-        assert "--metrics-file /textfile/" in folded_args(m)
-        assert "bundle-migrate/metrics:" in m and "runAsUser: 65534" in m
-    check, converge = cronjobs
-    assert "name: bundle-migrate-reader" in check and "name: bundle-migrate-writer" in converge
-    assert "--apply" not in folded_args(check) and "--apply" in folded_args(converge)
-    (configmap,) = [m for m in manifests if "kind: ConfigMap" in m]
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "overrides.toml").write_text(configmap_file(configmap, "overrides.toml"))
-    textfile = tmp_path / "textfile"
-    textfile.mkdir()
-    # Each job's own script, run here: drift (exit 2) is a successful Job.
-    seed_random(me_db, 30, seed_value=2)
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "BUNDLE_MIGRATE_DATABASE_URL": me_db.url,
-    }
-    modes = {}
-    for manifest, prom in (
-        (check, "bundle_migrate_reconcile.prom"),
-        (converge, "bundle_migrate_converge.prom"),
-    ):
-        script = folded_args(manifest).replace("/textfile/", f"{textfile}/")
-        script = script.replace("/config/", f"{config}/")
-        done = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        assert '"status": "drift"' in done.stdout and '"event": "command.finished"' in done.stderr
-        samples = [
-            s
-            for f in text_string_to_metric_families((textfile / prom).read_text())
-            for s in f.samples
-        ]
-        assert any(s.name.endswith("_drift") for s in samples)
-        modes[prom] = {s.labels["mode"] for s in samples}
-    # Side by side in one directory: no series of one file is also in the other.
-    assert modes == {
-        "bundle_migrate_reconcile.prom": {"check"},
-        "bundle_migrate_converge.prom": {"apply"},
-    }
-    assert len(applied := journal_rows(me_db, "outcome = 'applied'")) == 1, applied
+# Metrics ---------------------------------------------------------------------------------
 
 
 def test_metric_names_in_the_runbook_exist(tmp_path: Path, schema_version: str) -> None:
@@ -496,3 +400,19 @@ def test_metric_names_in_the_runbook_exist(tmp_path: Path, schema_version: str) 
         re.findall(r"bundle_migrate_reconcile_\w+", (RUNBOOKS / "reconciliation.md").read_text())
     )
     assert mentioned and mentioned <= produced, mentioned - produced
+
+
+def test_the_large_stage_number_is_the_one_default_plans_give_it(schema_version: str) -> None:
+    """The runbook throttles the large-and-flagged stage by number: it must be that stage."""
+    plan = plan_of(
+        [decision(f"small-{k}") for k in range(20)]
+        + [decision("big", "llama-3-70b", 70, flags=["large-model-loses-eager"])]
+    )
+    (large,) = [s.number for s in plan.stages if s.name == LARGE_STAGE_NAME]
+    throttled = [
+        command
+        for block in blocks("staged-rollout.md", "sh production")
+        for command, _ in commands(block.body)
+        if "--max-per-minute 1 " in command
+    ]
+    assert throttled and all(f"--stage {large} " in c for c in throttled), (large, throttled)

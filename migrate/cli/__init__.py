@@ -3,7 +3,14 @@
 Importing this package registers every command on the group `main`.
 """
 
-from migrate.cli import plan, reconcile, rollout, sandbox, scan  # noqa: F401  (registers commands)
+from migrate.cli import (  # noqa: F401  (registers commands)
+    plan,
+    reconcile,
+    rollout,
+    runbook,
+    sandbox,
+    scan,
+)
 from migrate.cli.app import main
 
 __all__ = ["main"]

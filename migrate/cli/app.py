@@ -1,8 +1,9 @@
 """The command group: exit statuses, one-line errors, signals, the audit log switch.
 
-Exit codes follow `terraform plan -detailed-exitcode`: 0 nothing to do,
-2 changes pending, 1 error. Every command module registers itself on `main`
-(see migrate.cli's __init__); none imports another.
+Exit codes follow Terraform: 0 success (changes pending included), 1 error;
+with `--detailed-exitcode` (scan, plan, reconcile) 0 nothing to do, 2 changes
+pending, 1 error. Every command module registers itself on `main` (see
+migrate.cli's __init__); none imports another.
 """
 
 from __future__ import annotations
@@ -18,10 +19,27 @@ import click
 import sqlalchemy.exc
 
 from migrate.cli import auditlog
+from migrate.cli.output import discard_stdout
+from migrate.core import redact
 from migrate.core.overrides import OverridesError
 from migrate.store import connection as db
+from migrate.store.files import FileError
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+# What a shell reports for a tool killed by SIGPIPE (`yes | head -1`): the reader of our
+# output went away, which is no error of ours and nothing to print about.
+EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
+
+
+def pending_exit(pending: bool, detailed: bool) -> int:
+    """Changes pending are not an error (a CronJob must not fail, and be retried, on drift);
+    callers that want to tell them apart ask with --detailed-exitcode."""
+    return EXIT_CHANGES if pending and detailed else EXIT_OK
+
+
+def error_line(message: str) -> str:
+    """The one line an error takes: its words on one line, any password masked."""
+    return "bundle-migrate: error: " + redact.mask(" ".join(message.split()))
 
 
 class Failure(click.ClickException):
@@ -30,7 +48,14 @@ class Failure(click.ClickException):
     exit_code = EXIT_ERROR
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"bundle-migrate: error: {self.message}", err=True)
+        click.echo(error_line(self.message), err=True)
+
+
+def show_usage_error(exc: click.UsageError) -> None:
+    """One line, and one hint where to read more: not click's four-line block."""
+    click.echo(error_line(exc.format_message()), err=True)
+    if exc.ctx is not None:
+        click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,8 +67,12 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         try:
             return func(*args, **kwargs)
-        except (db.DatabaseError, OverridesError) as exc:
+        except (db.DatabaseError, OverridesError, FileError) as exc:
             raise Failure(str(exc)) from None
+        except UnicodeEncodeError:
+            # Bytes that are not UTF-8 in an argument (a name typed as $'\xff'): the
+            # database takes text only, and the bytes themselves are not worth echoing.
+            raise Failure("an argument is not valid UTF-8 text") from None
         except sqlalchemy.exc.DBAPIError as exc:
             url = ctx.meta.get("database_url")
             raise Failure(db.explain(exc, url)) from None
@@ -72,28 +101,81 @@ def sigterm_interrupts(enabled: bool) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+class Command(click.Command):
+    """A subcommand whose usage errors know it, so the hint names its --help."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if exc.ctx is None:  # click's parser leaves it out for a missing option value
+                exc.ctx = ctx
+            raise
+
+
+@contextmanager
+def _quiet_on_closed_pipe() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        discard_stdout()  # so the interpreter's last flush has nowhere to fail
+        sys.exit(EXIT_CLOSED_PIPE)
+
+
 class Cli(click.Group):
     """Usage errors exit 1, not click's 2: here 2 means "changes pending", and a
-    cron job must not read a mistyped option as drift."""
+    cron job must not read a mistyped option as drift. A closed pipe (`scan | head`)
+    ends the command quietly, as it ends any Unix tool."""
+
+    command_class = Command
+
+    # Both caught here, before click's own handler turns a closed pipe into exit 1:
+    # make_context prints --help, invoke runs the command.
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _quiet_on_closed_pipe():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _quiet_on_closed_pipe():
+            return super().invoke(ctx)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
+            status = result if isinstance(result, int) else EXIT_OK
         except click.UsageError as exc:
-            exc.show()
-            sys.exit(EXIT_ERROR)
+            show_usage_error(exc)
+            status = EXIT_ERROR
         except click.ClickException as exc:
             exc.show()
-            sys.exit(exc.exit_code)
+            status = exc.exit_code
         except click.Abort:
             click.echo("Aborted!", err=True)
-            sys.exit(EXIT_ERROR)
-        sys.exit(result if isinstance(result, int) else EXIT_OK)
+            status = EXIT_ERROR
+        except SystemExit as exc:  # the commands exit with their status
+            code = exc.code
+            status = code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_ERROR)
+        sys.exit(_flushed(status))
+
+
+def _flushed(status: int) -> int:
+    """The exit status once stdout is flushed: 1 if the report could not be written whole."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (`scan | head`): quiet, as any Unix tool
+        discard_stdout()
+        return EXIT_CLOSED_PIPE
+    except OSError as exc:  # stdout is /dev/full
+        discard_stdout()
+        click.echo(error_line(f"cannot write to standard output: {exc.strerror}"), err=True)
+        return EXIT_ERROR
+    return status
 
 
 @click.group(
+    name="bundle-migrate",
     cls=Cli,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -111,7 +193,7 @@ def main(log_format: str) -> None:
 
     \b
     Typical flow:
-      bundle-migrate scan                      # read-only report, exit 2 if changes
+      bundle-migrate scan                      # read-only report
       bundle-migrate plan --out plan.json      # reviewed, staged plan
       bundle-migrate apply plan.json           # dry run; add --execute to write
       bundle-migrate rollback --plan plan.json # undo, exactly

@@ -21,7 +21,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -29,6 +28,8 @@ from typing import IO, Any
 
 import click
 
+from migrate.core import redact
+from migrate.core.documents import json_default
 from migrate.rollout.audit import LOGGER, event
 from migrate.store.ids import new_xid
 
@@ -47,14 +48,11 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "asctime",
     "taskName",
 }
-# user:password@ in URLs and password=... in conninfo strings or driver messages.
-_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)([^@\s]+)(@)")
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
 
 
 def mask(text: str) -> str:
-    """No secret in a log line, whoever wrote the message."""
-    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\3", text))
+    """No secret in a log line, whoever wrote the message (linear time: see core.redact)."""
+    return redact.mask(text)
 
 
 def _clean(value: Any) -> Any:
@@ -94,6 +92,15 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def _loggable(value: Any) -> Any:
+    """Timestamps and numbers as every document has them; anything else as text, since a
+    log line must never fail to be written."""
+    try:
+        return json_default(value)
+    except TypeError:
+        return str(value)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -112,7 +119,7 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = _clean(value)
         if record.exc_info and record.exc_info[0] is not None:
             doc["error"] = mask(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
-        return json.dumps(doc, sort_keys=False, default=str)
+        return json.dumps(doc, sort_keys=False, default=_loggable)
 
 
 class TextFormatter(logging.Formatter):
@@ -165,6 +172,7 @@ def _exit_status(exc: BaseException | None) -> tuple[int, str | None]:
         return exc.exit_code, exc.format_message()
     if isinstance(exc, KeyboardInterrupt):
         return 130, "interrupted"
+
     return 1, f"{type(exc).__name__}: {exc}"
 
 
@@ -175,13 +183,15 @@ def start_command(fmt: str) -> None:
     configure(fmt, command=command)
     if command is None:
         return
-    args = [mask(a) for a in sys.argv[1:]]
+    # Each argument is one token: a password with a raw space in it is still all masked.
+    args = [redact.mask(a, token=True) for a in sys.argv[1:]]
     event("command.started", f"{command} started", argv=args, user=_user())
 
     def finished() -> None:
         # Runs as the context closes, while any exception is still being handled.
         status, error = _exit_status(sys.exc_info()[1])
-        level = logging.ERROR if status not in (0, 2) else logging.INFO
+        # 141: the reader of the output went away (`| head`), not a failure of the command.
+        level = {0: logging.INFO, 2: logging.INFO, 141: logging.WARNING}.get(status, logging.ERROR)
         fields: dict[str, Any] = {"exit_status": status}
         if error:
             fields["error"] = error

@@ -17,10 +17,59 @@ from typing import Any
 
 import click
 
-from migrate.core.overrides import Overrides, OverridesError, parse_overrides
-from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
+from migrate.core.documents import timestamp
+from migrate.core.overrides import Overrides, parse_overrides
+from migrate.core.policy import (
+    ARGS_RECORDED_SINCE,
+    RECORDED_DROP,
+    RECORDED_KEEP,
+    PolicyParams,
+    format_cut_over,
+    parse_cut_over,
+)
 from migrate.store import connection as db
-from migrate.store import fleet
+from migrate.store import files, fleet
+
+
+class Text(click.ParamType):
+    """A string that must be valid UTF-8: the database takes nothing else.
+
+    Bytes that are not UTF-8 ($'\\xff') reach Python as lone surrogates and would
+    end in an encoding traceback at the first query; here they are a usage error
+    that does not echo them.
+    """
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                self.fail("not valid UTF-8 text", param, ctx)
+        return value
+
+
+class Threshold(click.ParamType):
+    """A utilization in (0, 1], kept exact as a Decimal (0.95 must mean 0.95)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Decimal):
+            return value
+        try:
+            number = Decimal(str(value).strip())
+        except (InvalidOperation, ValueError):
+            self.fail("not a number", param, ctx)
+        if not number.is_finite():
+            self.fail("not a finite number; must be in (0, 1]", param, ctx)
+        if not (Decimal(0) < number <= Decimal(1)):
+            self.fail("must be in (0, 1]", param, ctx)
+        return number
+
+
+TEXT = Text()
 
 
 def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,12 +82,14 @@ def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
     func = click.option(
         "--schema",
+        type=TEXT,
         default=db.DEFAULT_SCHEMA,
         show_default=True,
         help="PostgreSQL schema holding model engine's tables.",
     )(func)
     func = click.option(
         "--database-url",
+        type=TEXT,
         metavar="URL",
         help=f"postgresql:// or postgresql+psycopg:// URL; default: ${db.URL_ENV}. "
         "Prefer the environment variable: a password on the command line is visible to ps.",
@@ -46,21 +97,55 @@ def database_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+class CountOrAll(click.ParamType):
+    """A positive count, or `all` (None): how many of something to list."""
+
+    name = "N|all"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "all":
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'all'", param, ctx)
+        if number < 1:
+            self.fail("must be at least 1, or 'all'", param, ctx)
+        return number
+
+
+def detailed_exitcode_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--detailed-exitcode",
+        is_flag=True,
+        help="Exit 0 when nothing is pending, 2 when changes are, 1 on error (as "
+        "terraform plan -detailed-exitcode). Without it, pending changes exit 0.",
+    )(func)
+
+
 def policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(
         [
-            click.option("--name", "name_glob", metavar="GLOB", help="Endpoint name glob."),
-            click.option("--owner", help="Only endpoints of this owner."),
-            click.option("--model", "model_glob", metavar="GLOB", help="Model name glob."),
+            click.option(
+                "--name", "name_glob", type=TEXT, metavar="GLOB", help="Endpoint name glob."
+            ),
+            click.option("--owner", type=TEXT, help="Only endpoints of this owner."),
+            click.option(
+                "--model", "model_glob", type=TEXT, metavar="GLOB", help="Model name glob."
+            ),
             click.option(
                 "--status",
                 "statuses",
+                type=TEXT,
                 multiple=True,
                 metavar="STATUS",
                 help="Only endpoints in this status (repeatable), e.g. READY.",
             ),
             click.option(
                 "--threshold",
+                type=Threshold(),
                 default="0.95",
                 show_default=True,
                 help="Utilization at or above which the new rule keeps eager.",
@@ -72,6 +157,16 @@ def policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 show_default=True,
                 help="enforce_eager: true recorded by a legacy recreation: keep it "
                 "(safe default) or treat it as injected and apply the rule.",
+            ),
+            click.option(
+                "--args-recorded-since",
+                metavar="DATE",
+                default=format_cut_over(ARGS_RECORDED_SINCE),
+                show_default=True,
+                help="When model engine began storing callers' vLLM args (YYYY-MM-DD, UTC). "
+                "An args dict on an endpoint created since is the caller's request; one "
+                "created before can only be a recreation's parse-back. Use the day your "
+                "model engine took that release.",
             ),
             click.option(
                 "--overrides",
@@ -96,6 +191,7 @@ _SCAN_OPTION_NAMES = (
     "statuses",
     "threshold",
     "recorded",
+    "args_recorded_since",
     "overrides_path",
 )
 
@@ -111,8 +207,9 @@ class ScanOptions:
     owner: str | None
     model_glob: str | None
     statuses: tuple[str, ...]
-    threshold: str
+    threshold: Decimal
     recorded: str
+    args_recorded_since: str
     overrides_path: str | None
 
     @property
@@ -129,7 +226,7 @@ class ScanOptions:
         }
 
     def policy(self) -> PolicyParams:
-        return build_policy(self.threshold, self.recorded)
+        return build_policy(self.threshold, self.recorded, self.args_recorded_since)
 
     def overrides(self) -> Overrides | None:
         return load_overrides(self.overrides_path) if self.overrides_path else None
@@ -141,7 +238,7 @@ class ScanOptions:
     def meta(self, url: Any, params: PolicyParams) -> dict[str, Any]:
         """The header of a report: what was read, when, under which policy."""
         return {
-            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "generated_at": timestamp(datetime.now(UTC).replace(microsecond=0)),
             "database": db.masked(url),
             "schema": self.schema,
             "policy": params.as_dict(),
@@ -171,16 +268,16 @@ def scan_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return database_options(policy_options(wrapper))
 
 
-def build_policy(threshold: str, recorded: str) -> PolicyParams:
+def build_policy(threshold: Decimal | str, recorded: str, args_recorded_since: str) -> PolicyParams:
     try:
-        value = Decimal(threshold)
-    except InvalidOperation:
-        raise click.BadParameter(
-            f"{threshold!r} is not a number", param_hint="--threshold"
-        ) from None
-    if not (Decimal(0) < value <= Decimal(1)):
-        raise click.BadParameter("must be in (0, 1]", param_hint="--threshold")
-    return PolicyParams(threshold=value, recorded=recorded)
+        since = parse_cut_over(args_recorded_since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--args-recorded-since") from None
+    return PolicyParams(
+        threshold=Threshold().convert(threshold, None, None),
+        recorded=recorded,
+        args_recorded_since=since,
+    )
 
 
 def connect(database_url: str | None) -> tuple[Any, Any]:
@@ -189,10 +286,9 @@ def connect(database_url: str | None) -> tuple[Any, Any]:
     return url, db.make_engine(url)
 
 
+OVERRIDES_LIMIT = files.MIB  # thousands of patterns; more is a mistake, not a policy
+
+
 def load_overrides(path: str | Path) -> Overrides:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise OverridesError(f"cannot read overrides file {p}: {exc.strerror}") from None
-    return parse_overrides(text, source=str(p))
+    text = files.read_text(path, what="overrides file", limit=OVERRIDES_LIMIT)
+    return parse_overrides(text, source=files.shown(path))

@@ -1,45 +1,89 @@
-"""Where a report goes: a file written whole or not at all, and a progress bar for people."""
+"""Where a report goes: a file written whole or not at all; progress and width for people."""
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 
 from migrate.core.records import Decision
+from migrate.store import files
+from migrate.store.files import FileError
+
+
+def terminal_width(default: int = 120) -> int:
+    """The width tables fit: $COLUMNS, else the terminal of stdout, else of stderr
+    (`scan | less` is still read in that terminal), else `default`."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return max(40, int(os.environ["COLUMNS"]))
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.isatty():
+                return max(40, os.get_terminal_size(stream.fileno()).columns)
+        except (OSError, ValueError):
+            continue
+    return default
+
+
+def duration(seconds: float) -> str:
+    """A duration as a person reads it: "85 ms", "2.4 s", "3 min 05 s" (never "0.0 s")."""
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def wide_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--wide",
+        is_flag=True,
+        help="Table: every column, wrapped to the terminal. Default: the columns that fit it.",
+    )(func)
 
 
 @contextmanager
 def output_stream(path: str | None) -> Iterator[IO[str]]:
-    """Write to a temporary file and rename, so a failed run never leaves half a report.
+    """Stdout, or a file written whole or not at all (see migrate.store.files.writing).
 
-    Only a regular file (or a new one) is replaced that way: renaming over
-    /dev/null, a FIFO or /dev/stdout would destroy the device, so those are
-    written in place.
+    A device, a FIFO or /dev/stdout is written through, never replaced; a
+    target that cannot be written (a missing directory, /proc, /dev/full) is
+    a FileError, which the command reports in one line.
     """
     if path is None:
-        yield sys.stdout
-        sys.stdout.flush()
+        try:
+            yield sys.stdout
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise  # the reader left (`scan | head`): the command group ends quietly
+        except OSError as exc:  # /dev/full
+            discard_stdout()
+            raise FileError(f"cannot write the report to standard output: {exc.strerror}") from None
         return
-    target = Path(path)
-    if target.exists() and not target.is_file():
-        with open(target, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        return
-    fd, tmp = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
+    with files.writing(path, what="report") as handle:
+        yield handle
+
+
+def discard_stdout() -> None:
+    """Point a broken standard output (a closed pipe, /dev/full) at /dev/null.
+
+    Otherwise the interpreter's last flush at exit fails again and prints its
+    own multi-line complaint after the one-line error.
+    """
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a real descriptor (a test runner's buffer)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def with_progress(decisions: Iterable[Decision], total: list[int]) -> Iterator[Decision]:

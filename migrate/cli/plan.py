@@ -7,16 +7,31 @@ import sys
 
 import click
 
-from migrate.cli.app import EXIT_CHANGES, EXIT_OK, handle_errors, main
-from migrate.cli.console import render_status
-from migrate.cli.options import ScanOptions, connect, database_options, scan_options
-from migrate.cli.output import output_stream
-from migrate.cli.planfile import load_plan_file, plan_errors, plan_schema
-from migrate.core.plan import to_json
+from migrate.cli.app import handle_errors, main, pending_exit
+from migrate.cli.options import (
+    TEXT,
+    CountOrAll,
+    ScanOptions,
+    connect,
+    database_options,
+    detailed_exitcode_option,
+    scan_options,
+)
+from migrate.cli.output import output_stream, terminal_width, wide_option
+from migrate.cli.planfile import KEY_ENV, load_plan_file, plan_errors, plan_key, plan_schema
+from migrate.cli.status_table import render_status
+from migrate.core.documents import FORMAT_VERSION, json_default
+from migrate.core.plan import Plan, sign, to_json
 from migrate.core.staging import DEFAULT_STAGES
 from migrate.rollout.planning import make_plan
 from migrate.rollout.status import status_document
-from migrate.rollout.ticket import render_markdown
+from migrate.rollout.ticket import (
+    DEFAULT_ENDPOINT_LIMIT,
+    attachment_name,
+    omits_endpoints,
+    render_attachment,
+    render_markdown,
+)
 from migrate.store import fleet
 from migrate.store import journal as jr
 
@@ -49,6 +64,21 @@ from migrate.store import journal as jr
     type=click.Path(exists=True, dir_okay=False),
     help="Render a saved plan as markdown instead of making one (no database).",
 )
+@click.option(
+    "--ticket-endpoints",
+    type=CountOrAll(),
+    default=str(DEFAULT_ENDPOINT_LIMIT),
+    show_default=True,
+    help="Markdown: list at most N endpoints per stage and N risks; all of them go to a CSV "
+    "attachment the ticket names. 'all' lists every endpoint in the Markdown.",
+)
+@click.option(
+    "--ticket-attachment",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Where the attachment goes. Default: beside the plan, plan.json -> plan.endpoints.csv.",
+)
+@detailed_exitcode_option
 @handle_errors
 @plan_errors
 def plan_command(
@@ -58,19 +88,30 @@ def plan_command(
     fmt: str,
     out: str | None,
     from_plan: str | None,
+    ticket_endpoints: int | None,
+    ticket_attachment: str | None,
+    detailed_exitcode: bool,
 ) -> None:
     """Make a reviewed, staged plan of the endpoints whose command changes. Read-only.
 
     \b
-      bundle-migrate plan --out plan.json
+    Examples:
+      bundle-migrate plan --out plan.json                  # the default stages 1,10%,50%,100%
+      bundle-migrate plan --out plan.json --stages 1,5%,25%,100% --exclude-large
       bundle-migrate plan --from plan.json --format markdown > ticket.md
+      bundle-migrate plan --from plan.json --format markdown --ticket-endpoints all
 
-    Exit status: 0 nothing to change, 2 the plan has changes, 1 error.
+    With $BUNDLE_MIGRATE_PLAN_KEY set (at least 32 bytes), the plan is signed
+    (HMAC-SHA256), and apply, rollback and status refuse a plan not signed with
+    that key: an approval then holds for the exact file reviewed.
+
+    Exit status: 0 success, 1 error; with --detailed-exitcode 0 nothing to
+    change, 2 the plan has changes, 1 error.
     """
     if from_plan:
         if fmt != "markdown":
             raise click.UsageError("--from renders a saved plan: add --format markdown")
-        click.echo(render_markdown(load_plan_file(from_plan), from_plan), nl=False)
+        _ticket(load_plan_file(from_plan), from_plan, ticket_endpoints, ticket_attachment)
         return
     if not out:
         raise click.UsageError(
@@ -97,23 +138,41 @@ def plan_command(
         )
     finally:
         engine.dispose()
+    key = plan_key()
+    if key is not None:
+        plan = sign(plan, key)
     with output_stream(None if out == "-" else out) as handle:
         handle.write(to_json(plan))
     stages = ", ".join(f"{s.number}:{s.name}={s.endpoints}" for s in plan.stages) or "none"
     where = "stdout" if out == "-" else out
+    signed = f", signed with ${KEY_ENV}" if plan.signature else ""
     click.echo(
         f"plan {plan.short_digest}: {len(plan.items)} endpoint(s) change, stages {stages}; "
-        f"written to {where}",
+        f"written to {where}{signed}",
         err=True,
     )
     if fmt == "markdown":
-        click.echo(render_markdown(plan, out), nl=False)
-    sys.exit(EXIT_CHANGES if plan.items else EXIT_OK)
+        _ticket(plan, out, ticket_endpoints, ticket_attachment)
+    sys.exit(pending_exit(bool(plan.items), detailed_exitcode))
+
+
+def _ticket(plan: Plan, plan_path: str, limit: int | None, attachment: str | None) -> None:
+    """The ticket on stdout; the endpoints it leaves out in the attachment it names."""
+    attachment = attachment or attachment_name(plan_path)
+    if omits_endpoints(plan, limit):
+        with output_stream(attachment) as handle:
+            handle.write(render_attachment(plan))
+        click.echo(
+            f"wrote all {len(plan.items)} endpoints to {attachment}: attach it to the ticket "
+            "with the plan (--ticket-endpoints all lists them in the Markdown instead)",
+            err=True,
+        )
+    click.echo(render_markdown(plan, plan_path, limit, attachment), nl=False)
 
 
 @main.command("status")
 @database_options
-@click.option("--run", "run_id", metavar="RUN_ID", help="List this run's endpoints.")
+@click.option("--run", "run_id", type=TEXT, metavar="RUN_ID", help="List this run's endpoints.")
 @click.option(
     "--plan",
     "plan_file",
@@ -127,6 +186,7 @@ def plan_command(
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list."
 )
+@wide_option
 @handle_errors
 @plan_errors
 def status_command(
@@ -137,10 +197,18 @@ def status_command(
     plan_file: str | None,
     fmt: str,
     limit: int,
+    wide: bool,
 ) -> None:
     """Runs with their stages and outcome counts; one run's endpoints; a plan's progress.
 
     Read-only.
+
+    \b
+    Examples:
+      bundle-migrate status                                # the latest runs
+      bundle-migrate status --plan plan.json               # progress per stage
+      bundle-migrate status --run run_0123456789abcdefghij --wide
+      bundle-migrate status --format json                  # for machines
     """
     plan = load_plan_file(plan_file) if plan_file else None
     if plan is not None:
@@ -154,11 +222,13 @@ def status_command(
     finally:
         engine.dispose()
     if fmt == "json":
-        click.echo(json.dumps(doc, indent=2, default=str))
+        click.echo(
+            json.dumps({"format_version": FORMAT_VERSION, **doc}, indent=2, default=json_default)
+        )
     else:
         if not present and plan is None:
             click.echo(
                 f"no bundle-migrate run has written to this database (no {jr.SCHEMA} schema)"
             )
             return
-        click.echo(render_status(doc), nl=False)
+        click.echo(render_status(doc, wide=wide, width=terminal_width()), nl=False)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from migrate.cli.app import Failure
-from migrate.core.plan import Plan, PlanError, parse_plan
-from migrate.store import fleet
+from migrate.core.plan import Plan, PlanError, parse_plan, verify
+from migrate.store import files, fleet
 
 
 def plan_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,12 +26,42 @@ def plan_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# A plan holds every changing endpoint's whole new command, twice when it streams:
+# some 5 KB an endpoint, so this is room for about 50,000 of them.
+PLAN_LIMIT = 256 * files.MIB
+
+
+KEY_ENV = "BUNDLE_MIGRATE_PLAN_KEY"
+
+
+def plan_key() -> bytes | None:
+    """The key plans are signed and checked with, from the environment (None: not set).
+
+    Where it is set, `plan` signs what it writes and every command that reads
+    a plan refuses one not signed with it: an edited plan, even re-digested,
+    is then refused whoever edited it.
+    """
+    value = os.environ.get(KEY_ENV)
+    return value.encode("utf-8", "surrogateescape") if value else None
+
+
 def load_plan_file(path: str) -> Plan:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise Failure(f"cannot read plan {path}: {exc.strerror}") from None
-    return parse_plan(text, source=path)
+        text = files.read_text(path, what="plan", limit=PLAN_LIMIT)
+    except files.FileError as exc:
+        raise Failure(str(exc)) from None
+    source = files.shown(path)
+    plan = parse_plan(text, source=source)
+    key = plan_key()
+    if key is not None:
+        verify(plan, key, source)
+    elif plan.signature:
+        click.echo(
+            f"bundle-migrate: note: {source} is signed, but {KEY_ENV} is not set: "
+            "its signature is not checked",
+            err=True,
+        )
+    return plan
 
 
 def schema_given() -> bool:

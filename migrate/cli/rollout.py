@@ -9,8 +9,7 @@ from typing import Any
 import click
 
 from migrate.cli.app import EXIT_ERROR, EXIT_OK, Failure, handle_errors, main, sigterm_interrupts
-from migrate.cli.console import ConsoleReporter
-from migrate.cli.options import connect, database_options
+from migrate.cli.options import TEXT, connect, database_options
 from migrate.cli.planfile import (
     allow_other_address_option,
     load_plan_file,
@@ -18,13 +17,25 @@ from migrate.cli.planfile import (
     plan_schema,
     schema_given,
 )
-from migrate.rollout.apply import DEPLOY_NOTE, ApplyOptions, run_apply
+from migrate.cli.redeploy_options import RedeployOptions, redeploy_options
+from migrate.cli.run_view import make_reporter, write_run_json
+from migrate.rollout.apply import ROWS_ONLY_NOTE, ApplyOptions, run_apply
 from migrate.rollout.pacing import Pacer
-from migrate.rollout.rollback import DEPLOY_NOTE as ROLLBACK_DEPLOY_NOTE
+from migrate.rollout.rollback import ROWS_ONLY_NOTE as ROLLBACK_ROWS_ONLY_NOTE
 from migrate.rollout.rollback import RollbackOptions, run_rollback, run_schema
 from migrate.rollout.transaction import Settings
 from migrate.store import connection as db
 from migrate.store import fleet
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document with every endpoint's outcome and the run summary on stdout "
+    "(progress and notes go to stderr).",
+)
 
 
 @main.command("apply")
@@ -52,6 +63,19 @@ from migrate.store import fleet
     type=click.Path(dir_okay=False),
     help="While this file exists, the run waits (touch it to pause, remove it to go on).",
 )
+@click.option(
+    "--ignore-incomplete-stages",
+    is_flag=True,
+    help="Let --stage N start although an earlier stage is not complete (said loudly, "
+    "recorded in the journal).",
+)
+@click.option(
+    "--retry-aborted",
+    is_flag=True,
+    help="Go on with a plan a rollback aborted (the abort is closed in the journal).",
+)
+@redeploy_options
+@format_option
 @allow_other_address_option
 @handle_errors
 @plan_errors
@@ -66,36 +90,50 @@ def apply_command(
     max_failures: int,
     max_per_minute: float | None,
     pause_file: str | None,
+    ignore_incomplete_stages: bool,
+    retry_aborted: bool,
+    redeploy: RedeployOptions,
+    fmt: str,
     allow_other_address: bool,
 ) -> None:
     """Apply a plan, stage by stage; a dry run unless --execute.
 
+    Each endpoint is written (a new bundle row, the endpoint pointed at it, the
+    journal row, one transaction), redeployed through model engine's API and
+    watched until healthy: status READY, no unavailable worker, and still so
+    after --settle seconds. An endpoint that fails (UPDATE_FAILED, or no health
+    within --health-timeout, as a crash-looping server that stays READY) is
+    rolled back at once and watched back to health, and the plan is aborted.
+
     Without --stage or --all-stages, works on the first stage not yet complete.
-    --all-stages stops at a stage left incomplete (busy, not-ready or failed
-    endpoints): rerun to retry them before the next stage starts. Rerunning the
-    same plan resumes: endpoints already changed are skipped.
+    A stage starts only when every endpoint before it is changed and healthy.
+    Rerunning the same plan resumes each endpoint where it stopped.
 
     Connect directly to PostgreSQL, not through a transaction pooler (pgbouncer
     pool_mode=transaction): the run lock is held by one server session.
 
-    Exit status: 0 every planned change done or rightly skipped, 1 failures, a
-    stop, or an error.
+    \b
+    Examples:
+      bundle-migrate apply plan.json                       # dry run: a diff per endpoint
+      bundle-migrate apply plan.json --stage 1 --execute   # the canary, redeployed and watched
+      bundle-migrate apply plan.json --stage 2 --execute --max-per-minute 30 --pause-file pause
+      bundle-migrate apply plan.json --all-stages --execute --parallel 8
+
+    Exit status: 0 every planned endpoint of the stages worked on is done (and
+    healthy); 1 a failure, a stop, an endpoint left undone, or an error.
     """
     if stage is not None and all_stages:
         raise click.UsageError("--stage and --all-stages exclude each other")
     plan = load_plan_file(plan_file)
     settings = Settings(schema=plan_schema(plan, schema), statement_timeout_s=statement_timeout)
+    deploy = redeploy.build(execute=execute, command="apply --execute")
     url, engine = connect(database_url)
-    reporter = ConsoleReporter(execute=execute)
-    click.echo(
+    reporter = make_reporter(fmt, execute=execute)
+    reporter.note(
         f"plan {plan.short_digest} ({len(plan.items)} endpoints in {len(plan.stages)} stages), "
         f"made {plan.created_at} by {plan.created_by}; database {db.masked(url)}"
     )
-    click.echo(
-        "EXECUTE: writing to the database."
-        if execute
-        else "DRY RUN: nothing is written; add --execute to apply."
-    )
+    reporter.note(_mode_line(execute, deploy, "apply"))
     options = ApplyOptions(
         settings=settings,
         execute=execute,
@@ -107,6 +145,10 @@ def apply_command(
         ),
         plan_path=plan_file,
         allow_other_address=allow_other_address,
+        redeploy=deploy,
+        ignore_incomplete_stages=ignore_incomplete_stages,
+        retry_aborted=retry_aborted,
+        parallel=redeploy.parallel,
     )
     try:
         with sigterm_interrupts(execute):
@@ -114,11 +156,45 @@ def apply_command(
     finally:
         reporter.close()
         engine.dispose()
-    reporter.summary(summary.counts, summary.run_id)
-    if summary.stopped:
-        click.echo(summary.stopped)
-    click.echo(DEPLOY_NOTE)
-    sys.exit(EXIT_ERROR if summary.failures or summary.stopped else EXIT_OK)
+        if deploy is not None:
+            deploy.client.close()
+    bad = summary.failures or summary.stopped or (execute and summary.undone)
+    status = EXIT_ERROR if bad else EXIT_OK
+    if fmt == "json":
+        write_run_json(
+            "apply",
+            plan.digest,
+            db.masked(url),
+            execute,
+            deploy,
+            summary,
+            status,
+            getattr(reporter, "diffs", None),
+        )
+    else:
+        reporter.summary(summary.counts, summary.run_id)
+        if summary.stopped:
+            click.echo(summary.stopped)
+        elif execute and summary.undone:
+            click.echo(
+                f"{summary.undone} planned endpoint(s) of the stages worked on are not done "
+                "(see above): exit 1"
+            )
+        if execute and deploy is None:
+            click.echo(ROWS_ONLY_NOTE)
+    sys.exit(status)
+
+
+def _mode_line(execute: bool, deploy: Any, verb: str) -> str:
+    if not execute:
+        ask = " (model engine is asked, read-only)" if deploy is not None else ""
+        return f"DRY RUN: nothing is written{ask}; add --execute to {verb}."
+    if deploy is None:
+        return "EXECUTE: writing to the database only (--no-redeploy): no pod is restarted."
+    return (
+        f"EXECUTE: writing to the database, then redeploying through {deploy.client.base_url} "
+        f"({deploy.mode}, up to {deploy.parallel} at a time) and watching each endpoint."
+    )
 
 
 @main.command("rollback")
@@ -130,11 +206,14 @@ def apply_command(
     type=click.Path(exists=True, dir_okay=False),
     help="Roll back what this plan changed.",
 )
-@click.option("--run", "run_id", metavar="RUN_ID", help="Roll back what this apply run changed.")
+@click.option(
+    "--run", "run_id", type=TEXT, metavar="RUN_ID", help="Roll back what this apply run changed."
+)
 @click.option("--stage", type=click.IntRange(min=1), help="Only changes of this stage.")
 @click.option(
     "--endpoint",
     "endpoints",
+    type=TEXT,
     multiple=True,
     metavar="NAME",
     help="Only this endpoint (repeatable).",
@@ -143,9 +222,11 @@ def apply_command(
 @click.option(
     "--force",
     is_flag=True,
-    help="Also roll back endpoints changed since the run or not READY: restores all the old "
-    "metadata, overwriting later edits.",
+    help="Also roll back endpoints changed since the run or that model engine is updating: "
+    "restores all the old metadata, overwriting later edits.",
 )
+@redeploy_options
+@format_option
 @allow_other_address_option
 @handle_errors
 @plan_errors
@@ -159,13 +240,26 @@ def rollback_command(
     endpoints: tuple[str, ...],
     execute: bool,
     force: bool,
+    redeploy: RedeployOptions,
+    fmt: str,
     allow_other_address: bool,
 ) -> None:
-    """Point endpoints back at their previous bundle and restore their metadata exactly.
+    """Point endpoints back at their previous bundle, restore their metadata exactly, redeploy.
 
-    Endpoints changed since the run, or not READY (model engine is updating
-    them), are left alone unless --force. With --run, the schema is the one the
-    run changed. Connect directly, not through a transaction pooler.
+    Each restored endpoint is redeployed through model engine's API (PUT {},
+    exactly the old command) and watched back to health; after the rollback the
+    running command is the original one. Rolling back any part of a plan aborts
+    it: applying it again needs --retry-aborted.
+
+    Endpoints changed since the run, or that model engine is updating, are left
+    alone unless --force. With --run, the schema is the one the run changed.
+    Connect directly, not through a transaction pooler.
+
+    \b
+    Examples:
+      bundle-migrate rollback --plan plan.json --stage 2              # dry run
+      bundle-migrate rollback --plan plan.json --stage 2 --execute
+      bundle-migrate rollback --run run_0123456789abcdefghij --endpoint chat-1 --execute
 
     Exit status: 0 done or rightly skipped, 1 failures or error.
     """
@@ -174,18 +268,15 @@ def rollback_command(
     plan = load_plan_file(plan_file) if plan_file else None
     if plan is not None:
         schema = plan_schema(plan, schema)
+    deploy = redeploy.build(execute=execute, command="rollback --execute")
     url, engine = connect(database_url)
-    reporter = ConsoleReporter(execute=execute, verb="roll back")
+    reporter = make_reporter(fmt, execute=execute, verb="roll back")
     try:
         if run_id is not None:
             schema = _run_schema(engine, run_id, schema, statement_timeout)
         fleet.check_schema_name(schema)
-        click.echo(f"database {db.masked(url)}, schema {schema}")
-        click.echo(
-            "EXECUTE: writing to the database."
-            if execute
-            else "DRY RUN: nothing is written; add --execute to roll back."
-        )
+        reporter.note(f"database {db.masked(url)}, schema {schema}")
+        reporter.note(_mode_line(execute, deploy, "roll back"))
         options = RollbackOptions(
             settings=Settings(schema=schema, statement_timeout_s=statement_timeout),
             plan=plan,
@@ -195,15 +286,24 @@ def rollback_command(
             execute=execute,
             force=force,
             allow_other_address=allow_other_address,
+            redeploy=deploy,
         )
         with sigterm_interrupts(execute):
             summary = run_rollback(engine, options, reporter)
     finally:
         reporter.close()
         engine.dispose()
-    reporter.summary(summary.counts, summary.run_id)
-    click.echo(ROLLBACK_DEPLOY_NOTE)
-    sys.exit(EXIT_ERROR if summary.failures else EXIT_OK)
+        if deploy is not None:
+            deploy.client.close()
+    status = EXIT_ERROR if summary.failures else EXIT_OK
+    if fmt == "json":
+        digest = plan.digest if plan else None
+        write_run_json("rollback", digest, db.masked(url), execute, deploy, summary, status)
+    else:
+        reporter.summary(summary.counts, summary.run_id)
+        if execute and deploy is None:
+            click.echo(ROLLBACK_ROWS_ONLY_NOTE)
+    sys.exit(status)
 
 
 def _run_schema(engine: Any, run_id: str, schema: str, statement_timeout: int) -> str:

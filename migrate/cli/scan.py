@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
 
-from migrate.cli.app import EXIT_CHANGES, EXIT_OK, handle_errors, main
-from migrate.cli.options import ScanOptions, scan_options
-from migrate.cli.output import output_stream, with_progress
-from migrate.scan.report import FORMATS, WRITERS
+from migrate.cli.app import handle_errors, main, pending_exit
+from migrate.cli.options import ScanOptions, detailed_exitcode_option, scan_options
+from migrate.cli.output import output_stream, terminal_width, wide_option, with_progress
+from migrate.scan.report import FORMATS, WRITERS, write_table
 from migrate.scan.scanner import scan
 
 
@@ -25,14 +26,32 @@ from migrate.scan.scanner import scan
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option("--only-changes", is_flag=True, help="List only endpoints whose command changes.")
+@wide_option
+@detailed_exitcode_option
 @handle_errors
-def scan_command(opts: ScanOptions, fmt: str, output: str | None, only_changes: bool) -> None:
+def scan_command(
+    opts: ScanOptions,
+    fmt: str,
+    output: str | None,
+    only_changes: bool,
+    wide: bool,
+    detailed_exitcode: bool,
+) -> None:
     """Report what the new rule means for every vLLM endpoint. Read-only.
 
     Runs in a READ ONLY transaction with a statement timeout, streaming rows
     through a server-side cursor: safe against a production primary.
 
-    Exit status: 0 no endpoint would change, 2 some would, 1 error.
+    \b
+    Examples:
+      bundle-migrate scan                                  # table that fits the terminal
+      bundle-migrate scan --wide --only-changes            # every column, changes only
+      bundle-migrate scan --format markdown -o scan.md     # for a change ticket
+      bundle-migrate scan --format json --name 'chat-*'    # for machines
+      bundle-migrate scan --detailed-exitcode >/dev/null   # exit 2 if anything would change
+
+    Exit status: 0 success (changes pending or not), 1 error; with
+    --detailed-exitcode 0 no endpoint would change, 2 some would, 1 error.
     """
     params = opts.policy()
     overrides = opts.overrides()
@@ -46,7 +65,10 @@ def scan_command(opts: ScanOptions, fmt: str, output: str | None, only_changes: 
     )
     try:
         with output_stream(output) as out:
-            summary = WRITERS[fmt](with_progress(decisions, total), out, meta, only_changes)
+            writer = WRITERS[fmt]
+            if fmt == "table":
+                writer = functools.partial(write_table, wide=wide, width=terminal_width())
+            summary = writer(with_progress(decisions, total), out, meta, only_changes)
     finally:
         engine.dispose()
     if output:
@@ -55,4 +77,4 @@ def scan_command(opts: ScanOptions, fmt: str, output: str | None, only_changes: 
             f"({summary.changes} would change)",
             err=True,
         )
-    sys.exit(EXIT_CHANGES if summary.changes else EXIT_OK)
+    sys.exit(pending_exit(summary.changes > 0, detailed_exitcode))

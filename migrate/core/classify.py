@@ -10,9 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 from migrate.core import command as cmd
-from migrate.core import policy
+from migrate.core import modelsize, policy
 from migrate.core.fingerprint import basis_fingerprint, endpoint_fingerprint
-from migrate.core.modelsize import LARGE_MODEL_B, param_count_b
+from migrate.core.modelsize import LARGE_MODEL_B
 from migrate.core.overrides import AUTO, KEEP, Overrides
 from migrate.core.records import Decision, EndpointRecord
 
@@ -65,15 +65,69 @@ def _is_multinode(record: EndpointRecord, inv: cmd.VllmInvocation) -> bool:
     return "init_ray.sh leader" in inv.script
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def classify(
     record: EndpointRecord,
     params: policy.PolicyParams | None = None,
     overrides: Overrides | None = None,
 ) -> Decision:
-    params = params or policy.PolicyParams()
     llm = record.llm
-    model_name = llm.get("model_name") if isinstance(llm.get("model_name"), str) else None
-    size = param_count_b(model_name)
+    estimate = modelsize.estimate(_text(llm.get("model_name")), _text(llm.get("checkpoint_path")))
+    decision = _judge(record, params or policy.PolicyParams(), overrides, estimate)
+    if decision.action == SKIP:
+        _flag_from_stored_args(decision, llm, estimate.total_b)
+    _note_size(decision, estimate)
+    return decision
+
+
+def _flag_from_stored_args(decision: Decision, llm: dict[str, Any], size: int | None) -> None:
+    """A skipped endpoint still shows the risk its stored args reveal.
+
+    The command could not be read (or was not reached), but a vLLM endpoint's
+    `vllm_additional_args` may still say which utilization it runs at.
+    """
+    stored_args = llm.get("vllm_additional_args")
+    if llm.get("inference_framework") != "vllm" or not isinstance(stored_args, dict):
+        return
+    stored_u = policy.to_decimal(stored_args.get("gpu_memory_utilization"))
+    if stored_u is None:
+        return
+    if decision.gpu_memory_utilization is None:
+        decision.gpu_memory_utilization = float(stored_u)
+    large = size is not None and size >= LARGE_MODEL_B
+    if large and stored_u >= LARGE_UTILIZATION and "large-model-at-0.95" not in decision.flags:
+        decision.flags.append("large-model-at-0.95")
+        decision.evidence.append(
+            f"_llm.vllm_additional_args.gpu_memory_utilization = {stored_u} "
+            "(the command was not read)"
+        )
+
+
+def _note_size(decision: Decision, estimate: modelsize.SizeEstimate) -> None:
+    """Say where the size came from when it is not model engine's plain reading."""
+    if not estimate.disagrees:
+        return
+    engine = estimate.model_engine_b
+    total = "unknown" if estimate.total_b is None else f"{estimate.total_b}B"
+    read = "cannot read a size from the name" if engine is None else f"reads {engine}B"
+    decision.evidence.append(
+        f"total size {total} from {estimate.basis}; model engine {read}, so its "
+        f"default utilization for this model is {modelsize.default_utilization(engine)}"
+    )
+
+
+def _judge(
+    record: EndpointRecord,
+    params: policy.PolicyParams,
+    overrides: Overrides | None,
+    estimate: modelsize.SizeEstimate,
+) -> Decision:
+    llm = record.llm
+    model_name = _text(llm.get("model_name"))
+    size = estimate.total_b
     bundle = record.bundle
     decision = Decision(
         endpoint_id=record.id,
@@ -81,6 +135,7 @@ def classify(
         owner=record.owner,
         model_name=model_name,
         param_count_b=size,
+        model_engine_param_count_b=estimate.model_engine_b,
         bundle_id=record.current_bundle_id,
         endpoint_status=record.status,
         gpu_memory_utilization=None,
@@ -92,6 +147,8 @@ def classify(
     )
     if size is None:
         decision.flags.append("unknown-model-size")
+    if estimate.disagrees:
+        decision.flags.append("size-disagrees-with-model-engine")
     if record.status != "READY":
         decision.flags.append("not-ready")
 
@@ -150,12 +207,26 @@ def classify(
                 "--gpu-memory-utilization; both or neither must change",
             )
 
+    # Checked last, so everything the command shows is flagged before the skip.
+    if stored_args is not None:
+        try:
+            policy.to_bool(stored_args.get("enforce_eager"))
+        except policy.MalformedValue as err:
+            # Model engine's own rebuild would refuse this dict; guessing a value
+            # would either ignore a caller's request or invent one.
+            return _skip(
+                decision,
+                f"_llm.vllm_additional_args.enforce_eager: {err}",
+                "malformed-metadata",
+            )
+
     prov = policy.provenance(
         eager_now=inv.enforce_eager,
         command_utilization=inv.gpu_memory_utilization,
         command_args=inv.as_dict(),
         stored_args=stored_args,
         endpoint_created_at=record.created_at,
+        args_recorded_since=params.args_recorded_since,
     )
     decision.provenance = prov.kind
     decision.evidence = list(prov.evidence)

@@ -97,6 +97,18 @@ class Arg(NamedTuple):
     end: int
     inline: bool = False
 
+    def written(self) -> tuple[str, ...]:
+        """The values as the script's author meant them, for comparing with stored args.
+
+        Generations D-F printed dict and list values as unquoted Python reprs
+        (``--rope-scaling {'type': 'linear', 'factor': 2.0}``), which bash splits
+        into several words; such a group is given back whole, as written.
+        Anything else: :meth:`texts`.
+        """
+        if len(self.values) > 1 and self.values[0][:1] in ("{", "["):
+            return (" ".join(self.values),)
+        return self.texts()
+
     def texts(self) -> tuple[str, ...]:
         plain = _PLAIN.fullmatch
         return tuple(
@@ -171,11 +183,12 @@ class VllmInvocation:
         return arg.texts() if arg is not None else ()
 
     def as_dict(self) -> dict[str, tuple[str, ...]]:
+        """Each flag's values (:meth:`Arg.written`), keyed as vllm_additional_args are."""
         return dict(self._items)
 
     @cached_property
     def _items(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        return tuple((arg.flag[2:].replace("-", "_"), arg.texts()) for arg in self.args)
+        return tuple((arg.flag[2:].replace("-", "_"), arg.written()) for arg in self.args)
 
     def _single_text(self, flag: str) -> str | None:
         arg = self.get(flag)

@@ -37,6 +37,22 @@ OUTCOMES = (
 # What a dry run reports where the real run would write.
 WOULD_APPLY = "would-apply"
 WOULD_ROLL_BACK = "would-roll-back"
+# A dry run's word for a change already written whose redeploy a real run would finish.
+WOULD_REDEPLOY = "would-redeploy"
+
+# Where a written change stands in its redeploy (journal column deploy_state).
+# None: rows only, no redeploy was asked for.
+WRITTEN = "written"
+REDEPLOY_REQUESTED = "redeploy-requested"
+HEALTHY = "healthy"
+UNHEALTHY = "failed"
+DEPLOY_ROLLED_BACK = "rolled-back"
+DEPLOY_STATES = (WRITTEN, REDEPLOY_REQUESTED, HEALTHY, UNHEALTHY, DEPLOY_ROLLED_BACK)
+
+# A plan's view of an endpoint whose change is written but not (yet) healthy:
+# not journal outcomes, derived from applied rows and their deploy_state.
+NOT_DEPLOYED = "applied-not-deployed"
+DEPLOY_FAILED = "applied-unhealthy"
 
 
 @dataclass(frozen=True)
@@ -48,3 +64,7 @@ class Result:
     detail: str = ""
     bundle_before: str | None = None
     bundle_after: str | None = None
+    # The journal row a write made (None for skips), and its redeploy's state.
+    change_id: int | None = None
+    deploy_state: str | None = None
+    owner: str | None = None

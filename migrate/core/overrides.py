@@ -66,6 +66,10 @@ def parse_overrides(text: str, source: str = "<overrides>") -> Overrides:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise OverridesError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of [[[...
+        raise OverridesError(f"{source}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4300)
+        raise OverridesError(f"{source}: not valid TOML: {exc}") from None
     unknown = sorted(set(data) - set(_SECTIONS))
     if unknown:
         raise OverridesError(

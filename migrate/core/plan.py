@@ -3,21 +3,26 @@
 A plan is the unit of review (Terraform's saved plan): a versioned JSON file
 whose `digest` covers everything else in it, so an edited or truncated file is
 refused, and whose `database` identity stops it being applied to another
-database. Building, serialising and validating live here without a connection,
-so they are tested on plain values; which change goes in which stage is
+database. The digest proves integrity, not authorship (anyone can recompute
+it); with a key, `sign` adds an HMAC that only its holders can make.
+Building, serialising and validating live here without a connection, so they
+are tested on plain values; which change goes in which stage is
 migrate.core.staging's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from migrate.core import staging
+from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES, StageSpec
 
@@ -28,6 +33,18 @@ CHANGING_ACTIONS = ("drop-eager", "add-eager")
 
 class PlanError(ValueError):
     """A plan that cannot be built or used; the message says why."""
+
+
+@dataclass(frozen=True)
+class ItemPolicy:
+    """What apply re-derives an item's values under: the plan's policy and overrides file.
+
+    Not part of the item in the file (the plan's `policy` and `overrides` are);
+    each item carries it so that the verdict can judge an item on its own.
+    """
+
+    params: PolicyParams
+    overrides: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,8 @@ class PlanItem:
     command_after: str
     streaming_command_after: str | None
     args_after: dict[str, Any] | None
+    # None: nothing to re-derive under, and apply refuses the item.
+    policy: ItemPolicy | None = field(default=None, compare=False, repr=False)
 
     @property
     def eager_after(self) -> bool:
@@ -55,6 +74,7 @@ class PlanItem:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["flags"] = list(self.flags)
+        del data["policy"]
         return data
 
 
@@ -82,11 +102,14 @@ class Plan:
     items: tuple[PlanItem, ...]
     excluded: tuple[dict[str, Any], ...] = ()
     digest: str = ""
+    signature: str = ""  # "hmac-sha256:...", when a plan key was set (see sign)
 
     def body(self) -> dict[str, Any]:
         """Everything the digest covers, in the file's layout."""
         return {
             "format": FORMAT,
+            # `version` is what tools before format_version check; both say the same.
+            "format_version": VERSION,
             "version": VERSION,
             "created_at": self.created_at,
             "created_by": self.created_by,
@@ -120,7 +143,40 @@ def compute_digest(body: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-def _item(d: Decision, stage: int) -> PlanItem:
+def read_policy(policy: Any, overrides: Any = None, source: str = "plan") -> ItemPolicy:
+    """A plan's `policy` object as the rule it names; the threshold as a string or a number.
+
+    Threshold and recorded are required (every plan has them) and checked here;
+    PolicyParams.from_dict reads the rest, with defaults for keys older plans lack.
+    """
+    if not isinstance(policy, dict):
+        raise PlanError(f"{source}: policy must be an object")
+    raw = policy.get("threshold")
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise InvalidOperation
+        threshold = Decimal(str(raw).strip())
+        valid = threshold.is_finite() and Decimal(0) < threshold <= Decimal(1)
+    except (InvalidOperation, ValueError):
+        valid = False
+    if not valid:
+        raise PlanError(f"{source}: policy.threshold must be a number in (0, 1], not {raw!r}")
+    recorded = policy.get("recorded")
+    if recorded not in (RECORDED_KEEP, RECORDED_DROP):
+        raise PlanError(
+            f"{source}: policy.recorded must be {RECORDED_KEEP!r} or {RECORDED_DROP!r}, "
+            f"not {recorded!r}"
+        )
+    if overrides is not None and not isinstance(overrides, str):
+        raise PlanError(f"{source}: overrides must be a file name or null")
+    try:
+        params = PolicyParams.from_dict(policy)  # and the args cut-over, which plans gained later
+    except ValueError as exc:
+        raise PlanError(f"{source}: {exc}") from None
+    return ItemPolicy(params, overrides)
+
+
+def _item(d: Decision, stage: int, policy: ItemPolicy) -> PlanItem:
     if d.bundle_id is None or d.command_after is None or not d.fingerprint:
         raise PlanError(
             f"endpoint {d.endpoint_name}: decision lacks bundle, command or fingerprint"
@@ -141,18 +197,22 @@ def _item(d: Decision, stage: int) -> PlanItem:
         command_after=d.command_after,
         streaming_command_after=d.streaming_command_after,
         args_after=d.args_after,
+        policy=policy,
     )
 
 
 def assign_stages(
-    changing: Sequence[Decision], specs: Sequence[StageSpec], exclude_large: bool
+    changing: Sequence[Decision],
+    specs: Sequence[StageSpec],
+    exclude_large: bool,
+    policy: ItemPolicy,
 ) -> tuple[list[Stage], list[PlanItem], list[dict[str, Any]]]:
     groups, left_out = staging.assign(changing, specs, exclude_large)
     stages: list[Stage] = []
     items: list[PlanItem] = []
     for number, (name, members) in enumerate(groups, 1):
         stages.append(Stage(number, name, len(members)))
-        items.extend(_item(d, number) for d in members)
+        items.extend(_item(d, number, policy) for d in members)
     excluded = [
         {
             "endpoint_id": d.endpoint_id,
@@ -189,7 +249,8 @@ def build_plan(
         actions[d.action] += 1
         if d.action in CHANGING_ACTIONS:
             changing.append(d)
-    stages, items, excluded = assign_stages(changing, specs, exclude_large)
+    rule = read_policy(policy, overrides)
+    stages, items, excluded = assign_stages(changing, specs, exclude_large, rule)
     summary = {
         "endpoints_scanned": sum(actions.values()),
         "actions": dict(sorted(actions.items())),
@@ -220,9 +281,41 @@ def seal(plan: Plan) -> Plan:
     return replace(plan, digest=compute_digest(plan.body()))
 
 
+SIGNATURE_PREFIX = "hmac-sha256:"
+MIN_KEY_BYTES = 32
+
+
+def _mac(plan: Plan, key: bytes) -> str:
+    if len(key) < MIN_KEY_BYTES:
+        raise PlanError(f"the plan key must be at least {MIN_KEY_BYTES} bytes long")
+    text = canonical_json({**plan.body(), "digest": plan.digest})
+    return SIGNATURE_PREFIX + hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def sign(plan: Plan, key: bytes) -> Plan:
+    """The plan with an HMAC of its whole content: unlike the digest, no one without
+    the key can make one, so an approval given to this file holds for this file only."""
+    return replace(plan, signature=_mac(plan, key))
+
+
+def verify(plan: Plan, key: bytes, source: str = "plan") -> None:
+    """Raise PlanError unless the plan carries a signature made with `key`."""
+    if not plan.signature:
+        raise PlanError(
+            f"{source} is not signed, and a plan key is set: only plans signed with it are used"
+        )
+    if not hmac.compare_digest(plan.signature, _mac(plan, key)):
+        raise PlanError(
+            f"{source} does not match its signature: it was edited after it was signed, or "
+            "signed with another key. Make a new plan."
+        )
+
+
 def to_json(plan: Plan) -> str:
     """The file's text: readable (indented, keys sorted) and ending in a newline."""
     doc = {**plan.body(), "digest": plan.digest}
+    if plan.signature:
+        doc["signature"] = plan.signature
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -239,7 +332,7 @@ _ITEM_FIELDS = {
 }
 
 
-def _check_item(raw: Any, n: int) -> PlanItem:
+def _check_item(raw: Any, n: int, policy: ItemPolicy) -> PlanItem:
     if not isinstance(raw, dict):
         raise PlanError(f"plan item {n} is not an object")
     for name, kind in _ITEM_FIELDS.items():
@@ -250,6 +343,12 @@ def _check_item(raw: Any, n: int) -> PlanItem:
     args = raw.get("args_after")
     if args is not None and not isinstance(args, dict):
         raise PlanError(f"plan item {n}: args_after must be an object or null")
+    streaming = raw.get("streaming_command_after")
+    if streaming is not None and not isinstance(streaming, str):
+        raise PlanError(f"plan item {n}: streaming_command_after must be a string or null")
+    flags = raw.get("flags") or []
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise PlanError(f"plan item {n}: flags must be a list of strings")
     return PlanItem(
         endpoint_id=raw["endpoint_id"],
         endpoint_name=raw["endpoint_name"],
@@ -260,13 +359,33 @@ def _check_item(raw: Any, n: int) -> PlanItem:
         basis_fingerprint=raw["basis_fingerprint"],
         action=raw["action"],
         reason=raw["reason"],
-        flags=tuple(raw.get("flags") or ()),
+        flags=tuple(flags),
         provenance=raw.get("provenance"),
         stage=raw["stage"],
         command_after=raw["command_after"],
-        streaming_command_after=raw.get("streaming_command_after"),
+        streaming_command_after=streaming,
         args_after=args,
+        policy=policy,
     )
+
+
+# The deepest a plan nests is an item's args_after holding a dict value (rope
+# scaling): six levels. Anything far deeper is not a plan, and each level costs
+# recursion in the JSON reader and the digest.
+MAX_DEPTH = 32
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """Whether a decoded JSON value nests at most `limit` levels (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return False
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def parse_plan(text: str, source: str = "plan") -> Plan:
@@ -275,9 +394,15 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PlanError(f"{source} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise PlanError(f"{source} is not a bundle-migrate plan: nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4300)
+        raise PlanError(f"{source} is not a bundle-migrate plan: {exc}") from None
+    if not _depth_within(doc, MAX_DEPTH):
+        raise PlanError(f"{source} is not a bundle-migrate plan: nested too deeply")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise PlanError(f'{source} is not a bundle-migrate plan (no "format": "{FORMAT}")')
-    if doc.get("version") != VERSION:
+    if doc.get("version") != VERSION or doc.get("format_version", VERSION) != VERSION:
         raise PlanError(
             f"{source} is plan format version {doc.get('version')!r}; this bundle-migrate "
             f"reads version {VERSION}: use the bundle-migrate that made it"
@@ -285,6 +410,9 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
     stated = doc.pop("digest", None)
     if not isinstance(stated, str):
         raise PlanError(f"{source} has no digest")
+    signature = doc.pop("signature", "")
+    if not isinstance(signature, str):
+        raise PlanError(f"{source}: signature must be a string")
     actual = compute_digest(doc)
     if actual != stated:
         raise PlanError(
@@ -295,7 +423,8 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         stages = tuple(
             Stage(int(s["number"]), str(s["name"]), int(s["endpoints"])) for s in doc["stages"]
         )
-        items = tuple(_check_item(raw, n) for n, raw in enumerate(doc["items"], 1))
+        policy = read_policy(doc["policy"], doc.get("overrides"), source)
+        items = tuple(_check_item(raw, n, policy) for n, raw in enumerate(doc["items"], 1))
         plan = Plan(
             created_at=str(doc["created_at"]),
             created_by=str(doc["created_by"]),
@@ -312,6 +441,7 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
             items=items,
             excluded=tuple(doc.get("excluded") or ()),
             digest=stated,
+            signature=signature,
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, PlanError):

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 DEFAULT_THRESHOLD = Decimal("0.95")
 
-# model engine started recording `vllm_additional_args` in May 2026; an endpoint
-# created before then that has the dict got it from a recreation, not a caller.
-ARGS_RECORDED_SINCE = datetime(2026, 5, 1, tzinfo=UTC)
+# Model engine began storing the caller's `vllm_additional_args` on 2026-05-07
+# (upstream "Add persistent external model cache via PVC", #822). An endpoint
+# created since holds its caller's request in that dict; one created before can
+# only have got a dict from a recreation that parsed its old command back. An
+# operator whose model engine took that release later moves the date
+# (--args-recorded-since).
+ARGS_RECORDED_SINCE = datetime(2026, 5, 7, tzinfo=UTC)
 
 # Provenance of the flag (or of its absence) in a stored command.
 EXPLICIT_TRUE = "explicit-true"  # the caller asked for eager
@@ -38,9 +43,54 @@ class PolicyParams:
     # preserved. Keeping eager is the status quo and cannot cause an OOM at
     # start-up, so it is the default; operators who know better choose "drop".
     recorded: str = RECORDED_KEEP
+    args_recorded_since: datetime = ARGS_RECORDED_SINCE
 
-    def as_dict(self) -> dict[str, str]:
-        return {"threshold": str(self.threshold), "recorded": self.recorded}
+    def as_dict(self) -> dict[str, Any]:
+        # A number in every document (plans made before this held the string "0.95").
+        return {
+            "threshold": float(self.threshold),
+            "recorded": self.recorded,
+            "args_recorded_since": format_cut_over(self.args_recorded_since),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> PolicyParams:
+        """The policy a plan recorded; a key it lacks (an older plan) takes its default.
+
+        Raises ValueError naming the value that cannot be read.
+        """
+        default = cls()
+        threshold = to_decimal(doc.get("threshold", default.threshold))
+        if threshold is None:
+            raise ValueError(f"policy threshold {doc.get('threshold')!r} is not a number")
+        recorded = doc.get("recorded", default.recorded)
+        if recorded not in (RECORDED_KEEP, RECORDED_DROP):
+            raise ValueError(f"policy recorded {recorded!r} is neither keep nor drop")
+        since = doc.get("args_recorded_since")
+        return cls(
+            threshold=threshold,
+            recorded=recorded,
+            args_recorded_since=(
+                default.args_recorded_since if since is None else parse_cut_over(str(since))
+            ),
+        )
+
+
+def parse_cut_over(text: str) -> datetime:
+    """A date (midnight UTC) or an ISO 8601 time; a time without a zone is UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date: expected YYYY-MM-DD or an ISO 8601 time"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def format_cut_over(value: datetime) -> str:
+    """The date alone when it is midnight UTC, as it is usually given; else the full time."""
+    value = value.astimezone(UTC)
+    return value.date().isoformat() if value.timetz() == time(tzinfo=UTC) else value.isoformat()
 
 
 def old_rule(explicit: bool | None, utilization: Decimal | None) -> bool:
@@ -70,13 +120,38 @@ def to_decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+class MalformedValue(ValueError):
+    """A stored value model engine's own validation would refuse; the message says which."""
+
+
+# Model engine validates `vllm_additional_args` with pydantic 2 (2.12, lax mode),
+# whose bool accepts exactly these words, ignoring ASCII case only, untrimmed.
+_TRUE_WORDS = frozenset({"1", "t", "y", "on", "yes", "true"})
+_FALSE_WORDS = frozenset({"0", "f", "n", "no", "off", "false"})
+
+
+def _is_zero_or_one(number: int | float | Decimal) -> bool:
+    # A signalling Decimal NaN raises on any comparison; no NaN is 0 or 1.
+    if isinstance(number, Decimal) and not number.is_finite():
+        return False
+    return number in (0, 1)
+
+
 def to_bool(value: Any) -> bool | None:
-    """A stored boolean; strings are accepted because old metadata holds some."""
-    if isinstance(value, bool):
+    """A stored boolean as model engine reads it; None for null (no preference).
+
+    Raises MalformedValue for whatever model engine would refuse ("maybe", 2,
+    " true"): guessing would either ignore a caller's request or invent one.
+    """
+    if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
+    if isinstance(value, int | float | Decimal) and _is_zero_or_one(value):
+        return value == 1
+    if isinstance(value, str) and value.isascii():
+        word = value.lower()
+        if word in _TRUE_WORDS or word in _FALSE_WORDS:
+            return word in _TRUE_WORDS
+    raise MalformedValue(f"{value!r} is not a boolean model engine accepts")
 
 
 @dataclass(frozen=True)
@@ -141,42 +216,30 @@ DERIVED_FLAGS = frozenset(
 )
 
 
-def _recorded_evidence(
+def _copies_the_command(
     stored_args: dict[str, Any],
     command_args: dict[str, tuple[str, ...]],
     command_utilization: Decimal | None,
-    endpoint_created_at: datetime | None,
-) -> list[str]:
-    """Why `enforce_eager: true` looks parsed back out of the command; [] if it does not.
+) -> str | None:
+    """How the dict copies the command, or None when it does not.
 
-    Recreating a legacy endpoint (one whose metadata had no args: created before
-    May 2026, or later without any) parses the old command back into the dict:
-    every tunable flag, the utilization the old rule paired with the flag
-    included. A caller names the arguments they chose. The creation date only
-    adds weight: the dict itself is the evidence.
+    Recreating a legacy endpoint (one whose metadata had no args) parses the old
+    command back into the dict: every tunable flag, the utilization the old rule
+    paired with the flag included. A caller names the arguments they chose.
     """
     stored_u = to_decimal(stored_args.get("gpu_memory_utilization"))
     if stored_u is None or command_utilization is None or stored_u != command_utilization:
-        return []
+        return None
     tunables = sorted(k for k in command_args if k not in DERIVED_FLAGS)
     mirrored = mirrored_keys(stored_args, command_args)
     if any(k not in mirrored for k in tunables):
-        return []
-    evidence = ["the dict copies every tunable flag of the command: " + ", ".join(tunables)]
-    created = _aware(endpoint_created_at)
-    if created is not None and created < ARGS_RECORDED_SINCE:
-        evidence.append(
-            f"endpoint created {created:%Y-%m-%d}, before model engine recorded "
-            "requested args (May 2026): it was legacy"
-        )
-    return evidence
+        return None
+    return "the dict copies every tunable flag of the command: " + ", ".join(tunables)
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def _aware(value: datetime) -> datetime:
     """timestamptz columns give aware datetimes; a naive one is taken as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def provenance(
@@ -186,8 +249,14 @@ def provenance(
     command_args: dict[str, tuple[str, ...]],
     stored_args: dict[str, Any] | None,
     endpoint_created_at: datetime | None,
+    args_recorded_since: datetime = ARGS_RECORDED_SINCE,
 ) -> Provenance:
-    """Who put the flag there (or why it is absent), with the evidence for it."""
+    """Who put the flag there (or why it is absent), with the evidence for it.
+
+    One evidence line starts "decided by": the fact that settled it. A stored
+    enforce_eager must already be one model engine accepts (to_bool raises
+    MalformedValue otherwise).
+    """
     evidence: list[str] = []
     if stored_args is None:
         evidence.append("no _llm.vllm_additional_args: legacy endpoint, nothing records a request")
@@ -201,31 +270,60 @@ def provenance(
             evidence.append("_llm.vllm_additional_args has no enforce_eager")
 
     if explicit_value is False:
+        evidence.append(
+            "decided by the dict: enforce_eager false is a caller's request "
+            "(parsing a command back never yields false)"
+        )
         if eager_now:
             evidence.append("the command has --enforce-eager anyway: the old rule overrode it")
         return Provenance(EXPLICIT_FALSE, False, tuple(evidence))
 
     if explicit_value is True and stored_args is not None:
-        recorded = _recorded_evidence(
-            stored_args, command_args, command_utilization, endpoint_created_at
+        kind, said = _who_asked(
+            _copies_the_command(stored_args, command_args, command_utilization),
+            None if endpoint_created_at is None else _aware(endpoint_created_at),
+            _aware(args_recorded_since),
         )
-        if recorded:
-            evidence.extend(recorded)
-            return Provenance(RECORDED, True, tuple(evidence))
-        evidence.append("the dict is not a copy of the command: a caller's request")
-        return Provenance(EXPLICIT_TRUE, True, tuple(evidence))
+        evidence.extend(said)
+        return Provenance(kind, True, tuple(evidence))
 
     if eager_now and command_utilization is None:
         evidence.append(
-            "--enforce-eager without --gpu-memory-utilization: the old rule never wrote that"
+            "decided by the command: --enforce-eager without --gpu-memory-utilization, "
+            "which the old rule never wrote"
         )
         return Provenance(HAND_ADDED, True, tuple(evidence))
 
     if eager_now:
         evidence.append(
-            f"--enforce-eager next to --gpu-memory-utilization {command_utilization}: "
-            "the old rule's signature"
+            f"decided by the command: --enforce-eager next to --gpu-memory-utilization "
+            f"{command_utilization}, the old rule's signature"
         )
         return Provenance(INJECTED, None, tuple(evidence))
 
+    evidence.append("decided by the command: no --enforce-eager, and no stored preference")
     return Provenance(ABSENT, None, tuple(evidence))
+
+
+def _who_asked(
+    copy: str | None, created: datetime | None, since: datetime
+) -> tuple[str, list[str]]:
+    """A stored enforce_eager true: a caller's request, or a recreation's parse-back."""
+    cut_over = format_cut_over(since)
+    if created is not None and created >= since:
+        said = [f"{copy}, as a recreation would, but:"] if copy else []
+        said.append(
+            f"decided by the creation time: endpoint created {created:%Y-%m-%d}, on or after "
+            f"{cut_over} when model engine began storing the caller's args, so the dict is "
+            "the caller's request"
+        )
+        return EXPLICIT_TRUE, said
+    if created is None:
+        when = "creation time unknown"
+    else:
+        when = f"endpoint created {created:%Y-%m-%d}, before {cut_over}: it was legacy"
+    if copy:
+        return RECORDED, [f"decided by the dict: {copy}; {when}"]
+    return EXPLICIT_TRUE, [
+        f"decided by the dict: it is not a copy of the command, so a caller asked; {when}"
+    ]

@@ -63,6 +63,9 @@ class Decision:
     reason: str
     flags: list[str] = field(default_factory=list)
     command_after: str | None = None
+    # Model engine's own reading of the name (param_count_b is the total): it
+    # decided the default utilization, nothing else.
+    model_engine_param_count_b: int | None = None
     # Not part of the scan's JSON contract, used by plan and apply.
     provenance: str | None = None
     evidence: list[str] = field(default_factory=list)

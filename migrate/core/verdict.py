@@ -4,6 +4,12 @@
 the journal's history of it), so a dry run reports exactly the outcome the
 real run will journal, including refusals such as a bundle_metadata that is
 not an object.
+
+A plan is a selection, not a script. Its digest is a plain SHA-256 anyone can
+recompute, so nothing in an item is trusted as a value to write: the decision
+is made again from the row under the plan's recorded policy (`rederive`), and
+an item whose action, commands or args differ from it is refused. What is
+written comes from that re-derivation.
 """
 
 from __future__ import annotations
@@ -11,39 +17,98 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from migrate.core import command as cmd
 from migrate.core import outcomes as oc
+from migrate.core.classify import classify
 from migrate.core.fingerprint import basis_fingerprint, endpoint_fingerprint
-from migrate.core.plan import PlanItem
-from migrate.core.records import EndpointRecord
+from migrate.core.overrides import AUTO, KEEP, Overrides, Rule
+from migrate.core.plan import ItemPolicy, PlanItem
+from migrate.core.records import Decision, EndpointRecord
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """None outcome: go ahead (detail is a note); otherwise the skip and why."""
+    """None outcome: go ahead (detail is a note); otherwise the skip and why.
+
+    A go-ahead carries every value the write sets, each re-derived from the
+    endpoint as read: the command, the streaming command and the endpoint's
+    `_llm.vllm_additional_args` (None: leave them as they are).
+    """
 
     outcome: str | None
     detail: str = ""
     command_after: list[str] | None = None
     streaming_after: list[str] | None = None
-
-
-def _edited(array: list[str] | None, script_after: str | None, eager: bool, what: str) -> list[str]:
-    if array is None or script_after is None:
-        raise cmd.CommandError(
-            cmd.VERIFICATION_FAILED, f"the plan and the bundle disagree on the {what}"
-        )
-    cmd.parse_command(array)  # the shape [bash, -c, script], or CommandError
-    if cmd.set_enforce_eager(array[2], eager) != script_after:
-        raise cmd.CommandError(
-            cmd.VERIFICATION_FAILED,
-            f"the plan's new {what} is not the current one with only --enforce-eager changed",
-        )
-    return [array[0], array[1], script_after]
+    args_after: dict[str, Any] | None = None
 
 
 def _bad_bundle_metadata(value: Any) -> bool:
     return value is not None and not isinstance(value, dict)
+
+
+def _literal_glob(name: str) -> str:
+    """A glob matching exactly `name`, whatever it holds (fnmatch reads [*] as a literal *)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _overrides(item: PlanItem, record: EndpointRecord, policy: ItemPolicy) -> Overrides | None:
+    """The operator override the item says decided it, as the one rule that matches it.
+
+    The plan keeps the overrides file's name, not its content; which section
+    matched is in the item's flags. A flag the plan's policy cannot explain (no
+    overrides file was used) is re-derived without it, and so refused.
+    """
+    sections = [s for s in (KEEP, AUTO) if f"override-{s}" in item.flags]
+    if not sections or policy.overrides is None:
+        return None
+    pattern = (_literal_glob(record.name),)
+    return Overrides(tuple(Rule(s, endpoints=pattern) for s in sections), policy.overrides)
+
+
+def rederive(item: PlanItem, record: EndpointRecord) -> Decision | None:
+    """The decision the plan's policy makes for this endpoint as it is now (None: no policy)."""
+    if item.policy is None:
+        return None
+    return classify(record, item.policy.params, _overrides(item, record, item.policy))
+
+
+def _differences(item: PlanItem, decision: Decision) -> list[str]:
+    """What the plan item says that the re-derivation does not; empty when they agree."""
+    if decision.action != item.action:
+        return [f"the action is {decision.action} ({decision.reason}), not {item.action}"]
+    written = (
+        ("new command", item.command_after, decision.command_after),
+        ("new streaming command", item.streaming_command_after, decision.streaming_command_after),
+        ("_llm.vllm_additional_args", item.args_after, decision.args_after),
+    )
+    return [f"its {what} differs" for what, planned, derived in written if planned != derived]
+
+
+def _judge_content(item: PlanItem, record: EndpointRecord, note: str) -> Verdict:
+    """A plan is a selection, not a script: write only what the policy derives from the row."""
+    decision = rederive(item, record)
+    if decision is None:
+        return Verdict(oc.FAILED, "refused: the plan item carries no policy to re-derive it under")
+    differences = _differences(item, decision)
+    if differences:
+        params = item.policy.params if item.policy else None
+        under = f"threshold {params.threshold}, recorded {params.recorded}" if params else ""
+        return Verdict(
+            oc.FAILED,
+            "refused: the plan does not match what its policy derives from the endpoint now "
+            f"({under}): " + "; ".join(differences) + ". Make a new plan.",
+        )
+    bundle = record.bundle
+    assert bundle is not None and bundle.command is not None and decision.command_after
+    streaming = None
+    if bundle.streaming_command is not None and decision.streaming_command_after is not None:
+        streaming = [*bundle.streaming_command[:2], decision.streaming_command_after]
+    return Verdict(
+        None,
+        note,
+        command_after=[*bundle.command[:2], decision.command_after],
+        streaming_after=streaming,
+        args_after=decision.args_after,
+    )
 
 
 def evaluate(
@@ -86,19 +151,11 @@ def evaluate(
         return Verdict(
             oc.FAILED, f"refused: bundle_metadata is not a JSON object (a {kind}); not copied"
         )
-    try:
-        command_after = _edited(bundle.command, item.command_after, item.eager_after, "command")
-        streaming_after = None
-        if bundle.streaming_command is not None or item.streaming_command_after is not None:
-            streaming_after = _edited(
-                bundle.streaming_command,
-                item.streaming_command_after,
-                item.eager_after,
-                "streaming command",
-            )
-    except cmd.CommandError as err:
-        return Verdict(oc.FAILED, f"refused: {err.reason}")
-    return Verdict(None, note, command_after, streaming_after)
+    return _judge_content(item, record, note)
+
+
+# Statuses in which model engine is writing the endpoint itself: a rollback now races it.
+MODEL_ENGINE_WORKING = frozenset({"UPDATE_PENDING", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS"})
 
 
 @dataclass(frozen=True)
@@ -135,15 +192,17 @@ def judge_rollback(change: dict[str, Any], facts: RollbackFacts, *, force: bool)
     if not facts.metadata_unchanged:
         reasons.append("its metadata changed since the run")
     status = facts.status
-    if status is not None and status != "READY":
+    # UPDATE_FAILED is where a failed build leaves an endpoint: model engine is done
+    # with it, so re-pointing races nothing (and it is the usual state to roll back from).
+    if status is not None and status in MODEL_ENGINE_WORKING:
         if not force:
             also = ("; also changed since the run: " + "; ".join(reasons)) if reasons else ""
             return Verdict(
                 oc.ROLLBACK_SKIPPED_NOT_READY,
-                f"endpoint status is {status}, not READY: model engine is updating it{also}; "
-                "rerun the rollback once it is READY (--force re-points it anyway)",
+                f"endpoint status is {status}: model engine is updating it{also}; "
+                "rerun the rollback once it is done (--force re-points it anyway)",
             )
-        reasons.append(f"endpoint status {status}, not READY")
+        reasons.append(f"endpoint status {status}")
     if reasons and not force:
         return Verdict(
             oc.ROLLBACK_SKIPPED_DRIFTED,

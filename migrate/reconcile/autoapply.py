@@ -30,6 +30,7 @@ from migrate.rollout.apply import ApplyOptions, run_apply
 from migrate.rollout.audit import LOGGER, event
 from migrate.rollout.pacing import Reporter
 from migrate.rollout.planning import plan_from
+from migrate.rollout.redeploy import Redeploy
 from migrate.rollout.transaction import Settings
 from migrate.store import journal as jr
 from migrate.store.connection import DatabaseError
@@ -173,8 +174,12 @@ def apply_some(
     overrides: str | None,
     statement_timeout_s: int,
     unfinished: Sequence[str] = (),
+    redeploy: Redeploy | None = None,
 ) -> ApplyOutcome:
     """Apply the chosen endpoints; with none, close `unfinished` reconcile runs instead.
+
+    `redeploy`: each change is redeployed and watched as `apply --execute` does
+    (None: rows only, --no-redeploy).
 
     Nothing left to choose means no interrupted reconcile run has work left to
     resume: a run with no changes records that, and `reconcile` stops reporting them.
@@ -213,6 +218,7 @@ def apply_some(
         all_stages=True,
         max_failures=0,
         plan_path=RECONCILE_SOURCE,
+        redeploy=redeploy,
     )
     reporter = AuditReporter()
     event(

@@ -69,10 +69,11 @@ def journal_findings(
     if not jr.exists(conn):
         return view
     view.present = True
+    in_progress = holder(conn, schema) is not None
     for change in live_changes(conn, schema):
         if change.reverted:
             view.rolled_back[change.endpoint_id] = change
-        elif finding := judge_change(change, overrides, owner_eager):
+        elif finding := judge_change(change, overrides, owner_eager, in_progress):
             view.findings.append(finding)
     for r in missing_bundles(conn, schema):
         view.findings.append(
@@ -87,7 +88,7 @@ def journal_findings(
             )
         )
     runs = open_runs(conn, schema)
-    unfinished = judge_runs(runs, lock_held=holder(conn, schema) is not None)
+    unfinished = judge_runs(runs, lock_held=in_progress)
     view.findings += unfinished
     ours = {r.run_id for r in runs if r.reconcile}
     view.unfinished_reconcile = [

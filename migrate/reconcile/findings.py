@@ -45,6 +45,10 @@ class LiveChange:
     # bundle is gone, the opposite of the one before (a change toggles only the flag).
     eager_expected: bool | None = None
     reverted_run: str | None = None  # the rollback run that reverted it
+    # Where its redeploy stands (None: written rows only); the bundle model engine
+    # built for it when the run asked for a recreation.
+    deploy_state: str | None = None
+    deployed_bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ MISSING_OLD_BUNDLE = "missing-old-bundle"
 ROLLED_BACK = "rolled-back-by-operator"
 OWNER_CHOSE_EAGER = "owner-chose-eager"
 PENDING_NOT_READY = "pending-not-ready"
+UNDEPLOYED = "undeployed-change"
+UNHEALTHY = "unhealthy-change"
 SEVERITY = {
     PENDING: DRIFT,
     FLAG_REVERTED: DRIFT,
@@ -99,6 +105,8 @@ SEVERITY = {
     ROLLED_BACK: NOTICE,
     OWNER_CHOSE_EAGER: NOTICE,
     PENDING_NOT_READY: NOTICE,
+    UNDEPLOYED: DRIFT,
+    UNHEALTHY: DRIFT,
 }
 KINDS = tuple(SEVERITY)
 # "stopped" (journal 002): ended early on purpose; the run is over all the same.
@@ -140,11 +148,13 @@ def judge_change(
     change: LiveChange,
     overrides: Overrides | None = None,
     owner_eager: Collection[str] = (),
+    run_in_progress: bool = False,
 ) -> Finding | None:
     """The finding for one endpoint's latest applied change, or None when it still holds.
 
     `owner_eager`: endpoints the scan keeps eager because their owner asked for it
     (provenance explicit-true); their flag coming back is the owner's choice.
+    `run_in_progress`: a run holds the lock, so a redeploy under way is its work.
     """
     base = {
         "endpoint_id": change.endpoint_id,
@@ -155,8 +165,8 @@ def judge_change(
         return None  # rolled back on purpose: pending_findings says what that means now
     if not change.endpoint_exists:
         return Finding(ENDPOINT_DELETED, "the endpoint was deleted after the run", **base)
-    if change.current_bundle_id == change.bundle_after:
-        return None
+    if change.current_bundle_id in (change.bundle_after, change.deployed_bundle):
+        return _deploy_finding(change, run_in_progress, base)
     now, expected = change.eager_now, change.eager_expected
     moved = f"it runs {change.current_bundle_id}, the run gave it {change.bundle_after}"
     if now is not None and expected is not None and now != expected:
@@ -198,6 +208,30 @@ def judge_change(
         bundle_id=change.current_bundle_id,
         **base,
     )
+
+
+def _deploy_finding(
+    change: LiveChange, run_in_progress: bool, base: dict[str, Any]
+) -> Finding | None:
+    """A change the endpoint still holds, but whose redeploy never reached health."""
+    state = change.deploy_state
+    if state in ("written", "redeploy-requested") and not run_in_progress:
+        return Finding(
+            UNDEPLOYED,
+            f"written by {change.run_id} but its redeploy stopped at {state}: the pods may "
+            "still run the old command; rerun the same apply to finish it",
+            bundle_id=change.current_bundle_id,
+            **base,
+        )
+    if state == "failed":
+        return Finding(
+            UNHEALTHY,
+            f"redeployed by {change.run_id} and not healthy (--on-failure stop left it): "
+            "roll it back, or fix it and rerun the apply",
+            bundle_id=change.current_bundle_id,
+            **base,
+        )
+    return None
 
 
 def _unfinished_advice(run: RunRow) -> str:

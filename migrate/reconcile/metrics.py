@@ -1,10 +1,13 @@
 """Prometheus text format for the node-exporter textfile collector.
 
-Written atomically (prometheus_client writes a temporary file beside the
-target and renames it), so the collector never reads half a file. A failed
+Written atomically (migrate.store.files.writing: a temporary file beside the
+target, renamed over it), so the collector never reads half a file; a device
+or a pipe (/dev/stdout, to look) is written through, never replaced. A failed
 run still writes the file: `last_run_success` 0 is what the alert fires on,
 and `last_success_timestamp_seconds` is carried over from the previous file,
-so "no successful reconcile for 2 hours" stays expressible in PromQL.
+so "no successful reconcile for 2 hours" stays expressible in PromQL. That
+file is read only if it is a regular file, and only its first MiB: a device
+or a pipe holds no previous run.
 
 Every sample carries the run's labels: `schema`, and `mode` (`check`, or
 `apply` for `--apply`), so the read-only check and the converging job can
@@ -16,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from migrate.core.classify import ACTIONS
 from migrate.core.flags import RISK_FLAGS
 from migrate.reconcile.findings import KINDS, SEVERITY, Check
+from migrate.store import files
 
 PREFIX = "bundle_migrate_reconcile"
 LAST_SUCCESS = f"{PREFIX}_last_success_timestamp_seconds"
@@ -38,16 +42,20 @@ class RunMetrics:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+# The file is a few KiB; one far larger is not ours.
+PREVIOUS_LIMIT = files.MIB
+
+
 def previous_success(path: str | Path) -> float | None:
-    """The last success time recorded in an earlier file, if it is readable."""
+    """The last success time recorded in an earlier file, if there is a readable one."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = files.read_text(path, what="metrics file", limit=PREVIOUS_LIMIT)
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == LAST_SUCCESS:
                     return float(sample.value)
-    except (OSError, ValueError):
-        pass  # no file yet, or not ours: there was no success we know of
+    except (files.FileError, ValueError):
+        pass  # no file yet, a device or pipe, or not ours: no success we know of
     return None
 
 
@@ -95,4 +103,7 @@ def registry_for(run: RunMetrics, last_success: float | None) -> CollectorRegist
 
 
 def write(path: str | Path, run: RunMetrics) -> None:
-    write_to_textfile(str(path), registry_for(run, previous_success(path)))
+    """Write the run's metrics to `path`; FileError if it cannot be written."""
+    registry = registry_for(run, previous_success(path))
+    with files.writing(path, what="metrics file") as out:
+        out.write(generate_latest(registry).decode("utf-8"))

@@ -46,6 +46,9 @@ def live_changes(conn: Connection, schema: str) -> Iterator[LiveChange]:
         f"e.id IS NOT NULL AS endpoint_exists, e.current_bundle_id, "
         f"CAST(e.endpoint_metadata AS jsonb) -> '_llm' ->> 'model_name' AS model_name, "
         f"cur.created_at AS current_created_at, "
+        # to_jsonb: a journal from before 003 has no deploy columns.
+        "to_jsonb(c) ->> 'deploy_state' AS deploy_state, "
+        "to_jsonb(c) ->> 'deployed_bundle' AS deployed_bundle, "
         f"CASE WHEN {moved} THEN cur.runnable_image_command END AS current_command, "
         f"CASE WHEN {moved} THEN aft.runnable_image_command END AS after_command, "
         f"CASE WHEN {moved} THEN bef.runnable_image_command END AS before_command "
@@ -82,6 +85,8 @@ def live_changes(conn: Connection, schema: str) -> Iterator[LiveChange]:
             eager_now=eager_of(r["current_command"]),
             eager_expected=expected,
             reverted_run=r["reverted_run"],
+            deploy_state=r["deploy_state"],
+            deployed_bundle=r["deployed_bundle"],
         )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from migrate.core.documents import FORMAT_VERSION
 from migrate.core.overrides import Overrides
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
@@ -22,6 +23,7 @@ from migrate.reconcile.autoapply import ApplyOutcome, apply_some, close_runs, se
 from migrate.reconcile.check import check
 from migrate.reconcile.findings import DRIFT, PENDING, Check
 from migrate.rollout.audit import LOGGER, event
+from migrate.rollout.redeploy import Redeploy
 from migrate.store import fleet
 
 log = logging.getLogger(f"{LOGGER}.reconcile")
@@ -42,6 +44,7 @@ class Request:
     max_changes: int = 1
     include_large: bool = False
     resolve_runs: Sequence[str] = ()
+    redeploy: Redeploy | None = None
 
 
 @dataclass
@@ -85,6 +88,7 @@ def reconcile(
             overrides=request.overrides_path,
             statement_timeout_s=request.statement_timeout_s,
             unfinished=result.unfinished_reconcile,
+            redeploy=request.redeploy,
         )
         if outcome.results or outcome.closed:
             result = check(engine, **kwargs)  # report what remains
@@ -103,6 +107,7 @@ def document(
     """The JSON contract (README): stable keys; new keys may be added."""
     chosen, held = choose(result, max_changes, include_large)
     return {
+        "format_version": FORMAT_VERSION,
         "reconcile": {**meta, "journal": result.journal},
         "status": "drift" if result.drift else "clean",
         "drift": result.drift,

@@ -10,7 +10,7 @@ bundle row is ever updated or deleted. The journal row commits with the change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -42,12 +42,28 @@ class RunContext:
     stage: int
 
 
+# `history` not given: read it from the journal (when there is one).
+UNREAD: Any = object()
+
+
 def read(
-    conn: Connection, schema: str, item: PlanItem, plan_digest: str, *, lock: bool, journal: bool
+    conn: Connection,
+    schema: str,
+    item: PlanItem,
+    plan_digest: str,
+    *,
+    lock: bool,
+    journal: bool,
+    history: dict[str, Any] | None = UNREAD,
 ) -> tuple[dict[str, Any] | None, EndpointRecord | None, Verdict]:
-    """Read the endpoint (locking it when writing) and its history, and judge the item."""
+    """Read the endpoint (locking it when writing) and its history, and judge the item.
+
+    A caller that read the history already passes it: under the run lock the
+    journal's history of this plan cannot change in between.
+    """
     endpoint = rows.read_endpoint(conn, schema, item.endpoint_id, lock=lock)
-    history = jr.apply_history(conn, plan_digest, item.endpoint_id) if journal else None
+    if history is UNREAD:
+        history = jr.apply_history(conn, plan_digest, item.endpoint_id) if journal else None
     record = None
     if endpoint is not None:
         bundle_id = endpoint.get("current_bundle_id")
@@ -57,13 +73,21 @@ def read(
 
 
 def _apply(
-    conn: Connection, settings: Settings, item: PlanItem, ctx: RunContext, hook: Hook | None
+    conn: Connection,
+    settings: Settings,
+    item: PlanItem,
+    ctx: RunContext,
+    hook: Hook | None,
+    deploy_state: str | None,
+    history: dict[str, Any] | None,
 ) -> Result:
     schema = settings.schema
     begin_settings(conn, settings)
 
     # Read and check, the row locked.
-    endpoint, record, verdict = read(conn, schema, item, ctx.plan_digest, lock=True, journal=True)
+    endpoint, record, verdict = read(
+        conn, schema, item, ctx.plan_digest, lock=True, journal=True, history=history
+    )
     if hook:
         hook("locked", conn)
     before = record.current_bundle_id if record else None
@@ -73,7 +97,7 @@ def _apply(
     assert verdict.command_after is not None and before is not None
 
     # Write: a copy of the bundle with the verified command, and the endpoint pointed at it.
-    meta_before = rows.metadata_text(conn, schema, item.endpoint_id)
+    meta_before = endpoint[rows.METADATA_TEXT]
     new_id = rows.insert_bundle_copy(
         conn,
         schema,
@@ -89,14 +113,14 @@ def _apply(
         schema,
         item.endpoint_id,
         new_id,
-        args_after=item.args_after,
+        args_after=verdict.args_after,
         touch="last_updated_at" in endpoint,
     )
     if hook:
         hook("endpoint-updated", conn)
 
     # Journal, in the same transaction.
-    jr.record_change(
+    change_id = jr.record_change(
         conn,
         **_journal_fields(ctx, item),
         bundle_before=before,
@@ -107,22 +131,35 @@ def _apply(
         metadata_after=meta_after,
         outcome=oc.APPLIED,
         detail=verdict.detail or None,
+        deploy_state=deploy_state,
     )
     if hook:
         hook("before-commit", conn)
-    return _result(item, ctx, oc.APPLIED, verdict.detail, before, new_id)
+    result = _result(item, ctx, oc.APPLIED, verdict.detail, before, new_id)
+    return replace(result, change_id=change_id, deploy_state=deploy_state)
 
 
 def apply_item(
-    engine: Engine, settings: Settings, item: PlanItem, ctx: RunContext, hook: Hook | None = None
+    engine: Engine,
+    settings: Settings,
+    item: PlanItem,
+    ctx: RunContext,
+    hook: Hook | None = None,
+    *,
+    deploy_state: str | None = None,
+    history: dict[str, Any] | None = UNREAD,
 ) -> Result:
-    """Apply one plan item in one transaction; skips and failures are journaled apart."""
+    """Apply one plan item in one transaction; skips and failures are journaled apart.
+
+    `deploy_state`: `written` when a redeploy follows (None: rows only).
+    `history`: this plan's applied change to the endpoint, when the caller read it.
+    """
     return in_transaction(
         engine,
-        lambda conn: _apply(conn, settings, item, ctx, hook),
+        lambda conn: _apply(conn, settings, item, ctx, hook, deploy_state, history),
         on_error=lambda outcome, detail: _result(item, ctx, outcome, detail, item.bundle_id),
         committed_anyway=lambda conn: _committed_anyway(conn, item, ctx),
-        journal=_journal_apart(ctx, item),
+        journal=journal_apart(ctx, item),
     )
 
 
@@ -146,7 +183,7 @@ def skip_if_done(engine: Engine, item: PlanItem, ctx: RunContext) -> Result | No
         history["bundle_before"],
         history["bundle_after"],
     )
-    return record_outside(engine, result, _journal_apart(ctx, item))
+    return record_outside(engine, result, journal_apart(ctx, item))
 
 
 def _result(
@@ -171,8 +208,8 @@ def _journal_fields(ctx: RunContext, item: PlanItem) -> dict[str, Any]:
     }
 
 
-def _journal_apart(ctx: RunContext, item: PlanItem) -> Journal:
-    """How an apply's skip or failure is journaled, outside its transaction."""
+def journal_apart(ctx: RunContext, item: PlanItem) -> Journal:
+    """How an apply's skip or failure is journaled, outside its own transaction."""
     return lambda conn, result: jr.record_change(
         conn,
         **_journal_fields(ctx, item),
@@ -195,7 +232,7 @@ def _committed_anyway(conn: Connection, item: PlanItem, ctx: RunContext) -> Resu
     history = jr.apply_history(conn, ctx.plan_digest, item.endpoint_id)
     if history is None or history["run_id"] != ctx.run_id:
         return None
-    return _result(
+    result = _result(
         item,
         ctx,
         oc.APPLIED,
@@ -203,3 +240,4 @@ def _committed_anyway(conn: Connection, item: PlanItem, ctx: RunContext) -> Resu
         history["bundle_before"],
         history["bundle_after"],
     )
+    return replace(result, change_id=history["id"], deploy_state=history.get("deploy_state"))

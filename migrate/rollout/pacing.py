@@ -21,6 +21,12 @@ class Reporter:
 
     def preview(self, result: Result, diff_text: str) -> None: ...
 
+    def phase(self, endpoint: str, phase: str, detail: str) -> None:
+        """Where an endpoint is now (writing, redeploying, waiting, settling, ...).
+
+        Called from the endpoint's worker thread: implementations must be thread-safe.
+        """
+
     def paused(self, path: Path) -> None: ...
 
     def resumed(self) -> None: ...

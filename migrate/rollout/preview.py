@@ -14,6 +14,7 @@ from migrate.core.outcomes import Result
 from migrate.core.plan import Plan, PlanItem
 from migrate.rollout.endpoint import read
 from migrate.rollout.transaction import Settings
+from migrate.store import journal as jr
 
 
 def preview(
@@ -23,11 +24,24 @@ def preview(
     item: PlanItem,
     stage: int,
     journal: bool,
+    *,
+    redeploy: bool = False,
 ) -> tuple[Result, str]:
+    """(the outcome a real run would have, the diff to show); `redeploy`: the run redeploys."""
     _, record, verdict = read(conn, settings.schema, item, plan.digest, lock=False, journal=journal)
     before = record.current_bundle_id if record else None
     outcome = verdict.outcome or oc.WOULD_APPLY
-    result = Result(item.endpoint_id, item.endpoint_name, stage, outcome, verdict.detail, before)
+    detail = verdict.detail
+    if outcome == oc.SKIPPED_ALREADY_APPLIED and redeploy:
+        history = jr.apply_history(conn, plan.digest, item.endpoint_id)
+        state = history.get("deploy_state") if history else oc.HEALTHY
+        if state != oc.HEALTHY:
+            outcome = oc.WOULD_REDEPLOY
+            detail = f"{detail}; its redeploy stopped at {state or 'written (rows only)'}"
+    owner = record.owner if record else None
+    result = Result(
+        item.endpoint_id, item.endpoint_name, stage, outcome, detail, before, owner=owner
+    )
     if verdict.outcome is not None or record is None or record.bundle is None:
         return result, ""
     bundle = record.bundle

@@ -9,6 +9,7 @@ wrote stays, as model engine keeps every old bundle. The check
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -41,10 +42,14 @@ def read(
     endpoint = rows.read_endpoint(conn, schema, change["endpoint_id"], lock=lock)
     if endpoint is None:
         return None, judge_rollback(change, RollbackFacts(None, False), force=force)
+    now_bundle = endpoint.get("current_bundle_id")
+    if now_bundle is not None and now_bundle == change.get("deployed_bundle"):
+        # Model engine's recreation, asked for by the run: what the change left.
+        now_bundle = change["bundle_after"]
     facts = RollbackFacts(
         reverted_by=None,
         endpoint_exists=True,
-        current_bundle_id=endpoint.get("current_bundle_id"),
+        current_bundle_id=now_bundle,
         status=endpoint.get("endpoint_status"),
         metadata_unchanged=jr.metadata_unchanged(conn, schema, change["endpoint_id"], change["id"]),
         previous_bundle_exists=rows.bundle_exists(conn, schema, change["bundle_before"]),
@@ -59,6 +64,7 @@ def _revert(
     run_id: str,
     force: bool,
     hook: Hook | None,
+    deploy_state: str | None,
 ) -> Result:
     schema = settings.schema
     begin_settings(conn, settings)
@@ -71,7 +77,7 @@ def _revert(
     assert endpoint is not None
 
     # Restore the endpoint as the change found it.
-    meta_before = rows.metadata_text(conn, schema, change["endpoint_id"])
+    meta_before = endpoint[rows.METADATA_TEXT]
     meta_after = jr.restore_endpoint(
         conn,
         schema,
@@ -98,11 +104,13 @@ def _revert(
         metadata_after=meta_after,
         outcome=oc.ROLLED_BACK,
         detail=verdict.detail or None,
+        deploy_state=deploy_state,
     )
     jr.mark_reverted(conn, change["id"], new_id)
     if hook:
         hook("before-commit", conn)
-    return _result(change, oc.ROLLED_BACK, verdict.detail, now_bundle, change["bundle_before"])
+    result = _result(change, oc.ROLLED_BACK, verdict.detail, now_bundle, change["bundle_before"])
+    return replace(result, change_id=new_id, deploy_state=deploy_state)
 
 
 def revert_change(
@@ -113,10 +121,12 @@ def revert_change(
     run_id: str,
     force: bool = False,
     hook: Hook | None = None,
+    deploy_state: str | None = None,
 ) -> Result:
+    """Roll one change back in one transaction; `deploy_state` `written` when a redeploy follows."""
     return in_transaction(
         engine,
-        lambda conn: _revert(conn, settings, change, run_id, force, hook),
+        lambda conn: _revert(conn, settings, change, run_id, force, hook, deploy_state),
         on_error=lambda outcome, detail: _result(change, outcome, detail, None),
         committed_anyway=lambda conn: _committed_anyway(conn, change, run_id),
         # Only a rollback that happened names a bundle after; a skip or failure changed nothing.
@@ -159,10 +169,6 @@ def _committed_anyway(conn: Connection, change: dict[str, Any], run_id: str) -> 
     undo = jr.reverting_change(conn, change["id"])
     if undo is None or undo["run_id"] != run_id:
         return None
-    return _result(
-        change,
-        oc.ROLLED_BACK,
-        COMMITTED_UNACKNOWLEDGED,
-        undo["bundle_before"],
-        undo["bundle_after"],
-    )
+    before, after = undo["bundle_before"], undo["bundle_after"]
+    result = _result(change, oc.ROLLED_BACK, COMMITTED_UNACKNOWLEDGED, before, after)
+    return replace(result, change_id=undo["id"], deploy_state=undo.get("deploy_state"))

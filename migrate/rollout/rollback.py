@@ -8,6 +8,7 @@ a newer change is how Helm and Argo rollbacks leave systems degraded).
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,20 +18,24 @@ from sqlalchemy.engine import Connection, Engine
 from migrate.core import outcomes as oc
 from migrate.core.outcomes import Result
 from migrate.core.plan import Plan
-from migrate.rollout import actor, revert
-from migrate.rollout.pacing import Reporter
+from migrate.core.stage_gate import StageTally
+from migrate.rollout import actor, change, revert
+from migrate.rollout.pacing import Pacer, Reporter
+from migrate.rollout.redeploy import Redeploy
+from migrate.rollout.stage_runner import run_stage
 from migrate.rollout.target import check_target
 from migrate.rollout.transaction import Hook, Settings
 from migrate.store import journal as jr
+from migrate.store import redeploys, rows
 from migrate.store.connection import DatabaseError, read_only
 from migrate.store.ids import new_run_id
 from migrate.store.lock import MigrationLock, holder
 
 # Audit events (bundle-migrate --log-format json); extra fields become JSON keys.
 log = logging.getLogger("bundle_migrate.rollback")
-DEPLOY_NOTE = (
-    "Writing rows restarts no pod: model engine deploys the restored bundle on the "
-    "endpoint's next build."
+ROWS_ONLY_NOTE = (
+    "--no-redeploy: rows were restored, no pod was restarted; model engine deploys the "
+    "restored bundle on the endpoint's next build (or rerun with --api-url to redeploy it)."
 )
 
 
@@ -44,12 +49,16 @@ class RollbackOptions:
     execute: bool = False
     force: bool = False
     allow_other_address: bool = False
+    # None: rows only (--no-redeploy); otherwise each restored endpoint is redeployed.
+    redeploy: Redeploy | None = None
 
 
 @dataclass
 class RollbackSummary:
     run_id: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    results: list[Result] = field(default_factory=list)
+    aborted_plans: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> int:
@@ -69,7 +78,10 @@ def run_schema(engine: Engine, run_id: str, statement_timeout_s: int) -> str | N
     return jr.run_schema(run) if run is not None and run["kind"] == "apply" else None
 
 
-def _select(conn: Connection, options: RollbackOptions, reporter: Reporter) -> list[dict[str, Any]]:
+def _select(
+    conn: Connection, options: RollbackOptions, reporter: Reporter
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(applied changes to roll back, earlier rollbacks to finish redeploying)."""
     if options.plan is not None:
         notes = check_target(conn, options.plan, allow_other_address=options.allow_other_address)
         for text in notes:
@@ -84,20 +96,26 @@ def _select(conn: Connection, options: RollbackOptions, reporter: Reporter) -> l
                 f"run {options.run_id} changed schema {recorded!r}, not "
                 f"{options.settings.schema!r}; roll it back on its own schema"
             )
-    changes = jr.live_applied_changes(
-        conn,
-        plan_digest=options.plan.digest if options.plan else None,
-        run_id=options.run_id,
-        stage=options.stage,
-        endpoint_names=options.endpoints,
-    )
-    found = {c["endpoint_name"] for c in changes}
+    selection: dict[str, Any] = {
+        "plan_digest": options.plan.digest if options.plan else None,
+        "run_id": options.run_id,
+        "stage": options.stage,
+        "endpoint_names": options.endpoints,
+    }
+    changes = jr.live_applied_changes(conn, **selection)
+    unfinished = jr.undeployed_rollbacks(conn, **selection) if options.redeploy else []
+    found = {c["endpoint_name"] for c in changes + unfinished}
     for name in options.endpoints:
         if name not in found:
             reporter.note(f"{name}: no applied change to roll back in this selection")
-    if not changes:
+    if unfinished:
+        reporter.note(
+            f"{len(unfinished)} endpoint(s) rolled back earlier but never redeployed healthy: "
+            "redeploying them"
+        )
+    if not changes and not unfinished:
         reporter.note("nothing to roll back")
-    return changes
+    return changes, unfinished
 
 
 def _options_doc(options: RollbackOptions) -> dict[str, Any]:
@@ -122,6 +140,7 @@ def run_rollback(
         return _dry_run(engine, options, reporter)
     summary = RollbackSummary()
     schema = options.settings.schema
+    rows.forget_columns()  # the catalog is read afresh once per run
     with MigrationLock(engine, schema) as lock:
         with engine.begin() as conn:
             if not jr.exists(conn):
@@ -130,8 +149,8 @@ def run_rollback(
             jr.install(conn)  # bring an older journal up to this tool's version
             for run in jr.close_orphaned_runs(conn, schema):
                 reporter.note(f"run {run} had died without finishing; marked interrupted")
-            changes = _select(conn, options, reporter)
-            if not changes:
+            changes, unfinished = _select(conn, options, reporter)
+            if not changes and not unfinished:
                 return summary
             summary.run_id = new_run_id()
             jr.start_run(
@@ -144,6 +163,17 @@ def run_rollback(
                 host=actor.host(),
                 options=_options_doc(options),
             )
+            # Argo's abort: a plan part of which is being undone is not applied again
+            # until an operator says so (apply --retry-aborted).
+            for digest in sorted({c["plan_digest"] for c in changes if c["plan_digest"]}):
+                why = f"rolled back by run {summary.run_id} ({_what(options)})"
+                if redeploys.abort_plan(conn, digest, summary.run_id, why):
+                    summary.aborted_plans.append(digest)
+        for digest in summary.aborted_plans:
+            reporter.note(
+                f"plan {digest.removeprefix('sha256:')[:12]} is now aborted: applying it again "
+                "needs --retry-aborted"
+            )
         log.info(
             "rollback run started",
             extra={
@@ -155,19 +185,7 @@ def run_rollback(
         )
         status = "failed"
         try:
-            for c in changes:
-                lock.check()
-                result = revert.revert_change(
-                    engine,
-                    options.settings,
-                    c,
-                    run_id=summary.run_id,
-                    force=options.force,
-                    hook=hook,
-                )
-                summary.counts[result.outcome] += 1
-                reporter.result(result)
-                log.info(result.outcome, extra={"event": "rollback.endpoint", **vars(result)})
+            _execute(engine, options, reporter, hook, lock, summary, changes, unfinished)
             status = "failed" if summary.failures else "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -189,6 +207,73 @@ def run_rollback(
     return summary
 
 
+def _what(options: RollbackOptions) -> str:
+    parts = [f"stage {options.stage}"] if options.stage is not None else []
+    if options.endpoints:
+        parts.append("endpoint(s) " + ", ".join(options.endpoints))
+    return "; ".join(parts) or "all of it"
+
+
+def _execute(
+    engine: Engine,
+    options: RollbackOptions,
+    reporter: Reporter,
+    hook: Hook | None,
+    lock: MigrationLock,
+    summary: RollbackSummary,
+    changes: list[dict[str, Any]],
+    unfinished: list[dict[str, Any]],
+) -> None:
+    assert summary.run_id is not None
+    ctx = change.Context(
+        engine=engine,
+        settings=options.settings,
+        run_id=summary.run_id,
+        plan_digest=options.plan.digest if options.plan else "",
+        redeploy=options.redeploy,
+        hook=hook,
+        lock_check=lock.check,
+        on_phase=reporter.phase,
+        stop=threading.Event(),
+    )
+
+    def record(result: Result) -> None:
+        summary.counts[result.outcome] += 1
+        summary.results.append(result)
+        reporter.result(result)
+        log.info(result.outcome, extra={"event": "rollback.endpoint", **vars(result)})
+
+    def work(row: dict[str, Any]) -> Result:
+        if row["kind"] == "rollback":  # an earlier rollback left undeployed
+            undone = Result(
+                row["endpoint_id"],
+                row["endpoint_name"],
+                row["stage"],
+                oc.ROLLED_BACK,
+                "",
+                row["bundle_before"],
+                row["bundle_after"],
+                change_id=row["id"],
+                deploy_state=row.get("deploy_state"),
+            )
+            return change.finish_rollback(ctx, undone, multinode=False)
+        return change.rollback_endpoint(ctx, row, force=options.force)
+
+    parallel = options.redeploy.parallel if options.redeploy else 1
+    # Newest change first, as an undo stack; never stopped by a failure: a rollback
+    # that gives up halfway leaves a fleet in neither state.
+    run_stage(
+        changes + unfinished,
+        work,
+        parallel=parallel,
+        pacer=Pacer(),
+        reporter=reporter,
+        tally=StageTally(0, max_failures=len(changes) + len(unfinished)),
+        stop=ctx.stop,
+        on_result=record,
+    )
+
+
 def _dry_run(engine: Engine, options: RollbackOptions, reporter: Reporter) -> RollbackSummary:
     summary = RollbackSummary()
     with read_only(engine, options.settings.statement_timeout_s) as conn:
@@ -201,7 +286,22 @@ def _dry_run(engine: Engine, options: RollbackOptions, reporter: Reporter) -> Ro
         if not jr.exists(conn):
             reporter.note(f"no {jr.SCHEMA} journal in this database: nothing was applied")
             return summary
-        for c in _select(conn, options, reporter):
+        changes, unfinished = _select(conn, options, reporter)
+        for c in unfinished:
+            result = Result(
+                c["endpoint_id"],
+                c["endpoint_name"],
+                c["stage"],
+                oc.WOULD_REDEPLOY,
+                f"rolled back by {c['run_id']}, redeploy stopped at "
+                f"{c.get('deploy_state') or 'written (rows only)'}",
+                c["bundle_before"],
+                c["bundle_after"],
+            )
+            summary.counts[result.outcome] += 1
+            summary.results.append(result)
+            reporter.preview(result, "")
+        for c in changes:
             endpoint, verdict = revert.read(
                 conn, options.settings.schema, c, lock=False, force=options.force
             )
@@ -217,5 +317,6 @@ def _dry_run(engine: Engine, options: RollbackOptions, reporter: Reporter) -> Ro
                 None if outcome else c["bundle_before"],
             )
             summary.counts[result.outcome] += 1
+            summary.results.append(result)
             reporter.preview(result, "")
     return summary

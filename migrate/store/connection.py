@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from migrate.core import redact
+
 URL_ENV = "BUNDLE_MIGRATE_DATABASE_URL"
 DEFAULT_SCHEMA = "hosted_model_inference"
 DEFAULT_STATEMENT_TIMEOUT_S = 60
@@ -22,19 +24,36 @@ class DatabaseError(Exception):
     """A failure explained in one line, with no password in it."""
 
 
+# A host name, an IPv4 address or an IPv6 one (with a zone): nothing else is looked up.
+_HOST = re.compile(r"[A-Za-z0-9._~-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
+_ENCODE_HINT = "percent-encode any @ : / ? # or space in the user name or password (@ is %40)"
+
+
 def parse_url(raw: str) -> URL:
-    """Accept the libpq and the SQLAlchemy spellings; always drive psycopg 3."""
+    """Accept the libpq and the SQLAlchemy spellings; always drive psycopg 3.
+
+    A URL that does not parse is refused without echoing any of it: the part
+    that failed may be a fragment of the password. Nor is a host that cannot be
+    one (holding an `@`, the mark of a password with an unencoded `@`) ever
+    handed to a resolver, which would send the fragment to a DNS server.
+    """
+    authority_and_path = raw.partition("://")[2].partition("?")[0]
+    if authority_and_path.count("@") > 1:
+        raise DatabaseError(f"database URL has more than one '@' before its query: {_ENCODE_HINT}")
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise DatabaseError(
-            "database URL is not a valid URL; expected postgresql://user@host:port/dbname"
+            "database URL is not a valid URL; expected postgresql://user@host:port/dbname "
+            f"({_ENCODE_HINT})"
         ) from None
     if url.drivername not in _ACCEPTED_SCHEMES:
         raise DatabaseError(
             f"database URL scheme {url.drivername!r} is not PostgreSQL; "
             "use postgresql:// or postgresql+psycopg://"
         )
+    if url.host and not _HOST.fullmatch(url.host):
+        raise DatabaseError(f"database URL's host is not a host name: {_ENCODE_HINT}")
     return url.set(drivername="postgresql+psycopg")
 
 
@@ -43,7 +62,7 @@ def masked(url: URL | str) -> str:
     if isinstance(url, str):
         try:
             url = make_url(url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             return "<unparseable URL>"
     # libpq also takes the password as a query parameter (?password=...).
     secret_keys = [k for k in url.query if k.lower() in ("password", "passfile", "sslpassword")]
@@ -52,20 +71,20 @@ def masked(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def secrets_of(url: URL | None) -> list[str]:
+    """The passwords a URL carries, to mask wherever a driver repeats them."""
+    if url is None:
+        return []
+    found = [str(url.password)] if url.password else []
+    for key, value in url.query.items():
+        if key.lower() in ("password", "sslpassword"):
+            found.extend([value] if isinstance(value, str) else list(value))
+    return found
+
+
 def scrub(message: str, url: URL | None) -> str:
     """Remove the password from any text a driver produced, wherever it appears."""
-    secrets: list[str] = []
-    if url is not None:
-        if url.password:
-            secrets.append(str(url.password))
-        for key, value in url.query.items():
-            if key.lower() in ("password", "sslpassword"):
-                secrets.extend([value] if isinstance(value, str) else list(value))
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "***")
-    # libpq may echo a conninfo string back; hide any password=... in it too.
-    return re.sub(r"(password\s*=\s*)\S+", r"\1***", message)
+    return redact.mask(message, secrets_of(url))
 
 
 def url_from(option: str | None) -> URL:

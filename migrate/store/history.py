@@ -38,8 +38,11 @@ def outcome_counts(conn: Connection, run_ids: list[str]) -> list[tuple[str, int 
 def run_changes(conn: Connection, run_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         sa.text(
-            f"SELECT id, stage, endpoint_name, endpoint_id, outcome, bundle_before, bundle_after, "
-            f"detail, reverted_by, created_at FROM {J}.changes WHERE run_id = :r ORDER BY id"
+            "SELECT id, stage, endpoint_name, endpoint_id, outcome, bundle_before, bundle_after, "
+            # to_jsonb: a journal from before 003 has no deploy columns.
+            "detail, reverted_by, created_at, to_jsonb(c) ->> 'deploy_state' AS deploy_state, "
+            "to_jsonb(c) ->> 'deploy_detail' AS deploy_detail "
+            f"FROM {J}.changes c WHERE run_id = :r ORDER BY id"
         ),
         {"r": run_id},
     )

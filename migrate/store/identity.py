@@ -8,35 +8,68 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from migrate.store.connection import DatabaseError
+
+
+class IdentityUnavailable(DatabaseError):
+    """This role may not read the cluster's system identifier; the message names the grant."""
+
+
+def _client_socket(conn: Connection) -> tuple[str | None, int | None]:
+    """The Unix socket directory and port this connection went through, as libpq names them.
+
+    The server cannot say which of its socket directories a client used, so the
+    client's side does: two sandboxes on one machine differ only here.
+    """
+    info = getattr(conn.connection.dbapi_connection, "info", None)
+    host = getattr(info, "host", None)
+    port = getattr(info, "port", None)
+    if not host or not (host.startswith("/") or host.startswith("@")):
+        return None, None
+    return host, int(port) if port else None
+
 
 def database_identity(conn: Connection) -> dict[str, Any]:
     """Database name, server address and port, and the cluster's system identifier.
 
-    pg_control_system() is restricted to privileged roles; checking the
-    privilege first avoids an error that would abort the caller's transaction.
-    The identifier is kept as text: it is a 64-bit number, beyond what some
-    JSON readers hold exactly.
+    The address is the server's IP and port over TCP, and the socket directory
+    (with the port that names the socket file in it) over a Unix socket.
+
+    The identifier is what tells one cluster from another, so a plan must
+    carry it: a role that may not execute pg_control_system() (some managed
+    services revoke it) gets IdentityUnavailable naming the GRANT, rather than
+    a plan that any cluster would match. The privilege is checked first, so
+    the caller's transaction is not aborted by an error. The identifier is kept
+    as text: it is a 64-bit number, beyond what some JSON readers hold exactly.
     """
     row = (
         conn.execute(
             sa.text(
                 "SELECT current_database() AS database, "
                 "host(inet_server_addr()) AS host, inet_server_port() AS port, "
-                "has_function_privilege('pg_control_system()', 'EXECUTE') AS can_read"
+                "quote_ident(current_user) AS role, "
+                "has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') AS can_read"
             )
         )
         .mappings()
         .one()
     )
-    system_identifier = None
-    if row["can_read"]:
-        value = conn.execute(sa.text("SELECT system_identifier FROM pg_control_system()")).scalar()
-        system_identifier = None if value is None else str(value)
+    if not row["can_read"]:
+        raise IdentityUnavailable(
+            f"role {row['role']} may not execute pg_control_system(), so this cluster's "
+            "system identifier cannot be read and a plan cannot be tied to this cluster; "
+            "have a superuser run: GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() "
+            f"TO {row['role']};"
+        )
+    value = conn.execute(sa.text("SELECT system_identifier FROM pg_control_system()")).scalar()
+    host, port = row["host"], row["port"]
+    if host is None:  # a Unix socket: no IP on either side
+        host, port = _client_socket(conn)
     return {
         "database": row["database"],
-        "host": row["host"],
-        "port": row["port"],
-        "system_identifier": system_identifier,
+        "host": host,
+        "port": port,
+        "system_identifier": None if value is None else str(value),
     }
 
 
@@ -51,7 +84,9 @@ class IdentityCheck:
 def address(identity: dict[str, Any]) -> str:
     host, port = identity.get("host"), identity.get("port")
     if host is None and port is None:
-        return "a local socket (no server address)"
+        return "a local socket (no server address)"  # plans made before sockets were named
+    if isinstance(host, str) and host.startswith(("/", "@")):
+        return f"Unix socket {host}/.s.PGSQL.{port}"
     return f"{host}:{port}"
 
 
@@ -60,12 +95,13 @@ def compare(
 ) -> IdentityCheck:
     """Whether `current` is the database the plan was made against.
 
-    The database name must match, and the cluster system identifier when both
-    sides could read it. The identifier alone is not enough: a physical clone
-    (a restored backup, a promoted replica left running) shares it. So the
-    server address and port must match too wherever both sides know them;
-    after a failover the operator says so with allow_other_address. Without the
-    identifier the address is the only evidence left, so it cannot be waived.
+    The database name and the cluster system identifier must match, and the
+    plan must have recorded the identifier: without it, nothing tells a
+    cluster from another with a database of the same name. The identifier
+    alone is not enough either: a physical clone (a restored backup, a
+    promoted replica left running) shares it. So the address (IP and port, or
+    socket path) must match too; after a failover the operator says so with
+    allow_other_address, and both addresses are printed.
     """
     refusals: list[str] = []
     notes: list[str] = []
@@ -73,36 +109,29 @@ def compare(
         refusals.append(
             f"database name: plan {planned.get('database')!r}, here {current.get('database')!r}"
         )
-    ids = planned.get("system_identifier"), current.get("system_identifier")
-    same_cluster = all(ids) and ids[0] == ids[1]
-    if all(ids) and not same_cluster:
-        refusals.append(f"cluster system identifier: plan {ids[0]!r}, here {ids[1]!r}")
+    seen_id, here_id = planned.get("system_identifier"), current.get("system_identifier")
+    if not seen_id:
+        refusals.append(
+            "the plan records no cluster system identifier (the role that made it could not "
+            "execute pg_control_system()), so nothing shows which cluster it belongs to; make "
+            "a new plan with a role granted EXECUTE on pg_catalog.pg_control_system()"
+        )
+    elif not here_id:
+        refusals.append("this connection cannot read the cluster system identifier")
+    elif seen_id != here_id:
+        refusals.append(f"cluster system identifier: plan {seen_id!r}, here {here_id!r}")
     seen, here = address(planned), address(current)
     if seen == here:
         return IdentityCheck(refusals, notes)
     notes.append(f"server address: the plan saw {seen}, this connection reaches {here}")
-    if not same_cluster:
-        reason = f"server address: plan {seen}, here {here}"
-        if allow_other_address:
-            reason += (
-                " (--allow-other-address needs the cluster system identifier on both sides, "
-                "and this role cannot read it: pg_control_system() is not granted)"
-            )
-        refusals.append(reason)
-        return IdentityCheck(refusals, notes)
-    known_apart = [
-        key
-        for key in ("host", "port")
-        if planned.get(key) is not None
-        and current.get(key) is not None
-        and planned.get(key) != current.get(key)
-    ]
-    if known_apart and not allow_other_address:
+    if refusals:
+        refusals.append(f"server address: plan {seen}, here {here}")
+    elif not allow_other_address:
         refusals.append(
             f"server address: plan {seen}, here {here}; the same cluster identifier at "
             "another address is a failover or a physical clone: after a failover, "
             "rerun with --allow-other-address"
         )
-    elif known_apart:
+    else:
         notes.append("another address allowed by --allow-other-address (failover)")
     return IdentityCheck(refusals, notes)

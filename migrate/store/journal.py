@@ -19,7 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from migrate.core.outcomes import SKIPPED_ROLLED_BACK
+from migrate.core.outcomes import (
+    APPLIED,
+    DEPLOY_FAILED,
+    HEALTHY,
+    NOT_DEPLOYED,
+    SKIPPED_ROLLED_BACK,
+    UNHEALTHY,
+)
 from migrate.store.connection import DatabaseError
 from migrate.store.ddl import split_statements
 from migrate.store.rows import column_type, qident
@@ -213,6 +220,7 @@ _CHANGE_COLUMNS = (
     "metadata_after",
     "outcome",
     "detail",
+    "deploy_state",
 )
 _JSONB = ("metadata_before", "metadata_after")
 
@@ -234,12 +242,15 @@ def record_change(conn: Connection, **values: Any) -> int:
 
 
 def apply_history(conn: Connection, plan_digest: str, endpoint_id: str) -> dict[str, Any] | None:
-    """The latest `applied` change of this plan to this endpoint, reverted or not."""
+    """The latest `applied` change of this plan to this endpoint, reverted or not, whole.
+
+    `SELECT *`: a dry run reads journals of any version, and one from before 003
+    has no deploy columns (their values read as None).
+    """
     row = (
         conn.execute(
             sa.text(
-                f"SELECT id, run_id, bundle_before, bundle_after, reverted_by, created_at "
-                f"FROM {SCHEMA}.changes WHERE kind = 'apply' AND outcome = 'applied' "
+                f"SELECT * FROM {SCHEMA}.changes WHERE kind = 'apply' AND outcome = 'applied' "
                 "AND plan_digest = :d AND endpoint_id = :e ORDER BY id DESC LIMIT 1"
             ),
             {"d": plan_digest, "e": endpoint_id},
@@ -250,24 +261,62 @@ def apply_history(conn: Connection, plan_digest: str, endpoint_id: str) -> dict[
     return dict(row) if row else None
 
 
-def plan_outcomes(conn: Connection, plan_digest: str) -> dict[str, str]:
+def plan_outcomes(conn: Connection, plan_digest: str, *, redeploy: bool = False) -> dict[str, str]:
     """Per endpoint, where this plan stands: its latest apply outcome, or rolled-back.
 
     An `applied` change that was reverted reads as `skipped-rolled-back`, so a
-    rerun neither re-applies it nor counts it as pending.
+    rerun neither re-applies it nor counts it as pending. One written but not yet
+    healthy reads as `applied-not-deployed` (or `applied-unhealthy` when its
+    health check failed); with `redeploy`, so does one written by a rows-only run,
+    which no redeploy has brought to its pods.
     """
     rows = conn.execute(
         sa.text(
-            f"SELECT DISTINCT ON (endpoint_id) endpoint_id, outcome, reverted_by "
-            f"FROM {SCHEMA}.changes WHERE kind = 'apply' AND plan_digest = :d "
+            # to_jsonb: a journal from before 003 has no deploy_state column.
+            f"SELECT DISTINCT ON (endpoint_id) endpoint_id, outcome, reverted_by, "
+            f"to_jsonb(c) ->> 'deploy_state' FROM {SCHEMA}.changes c "
+            "WHERE kind = 'apply' AND plan_digest = :d "
             "ORDER BY endpoint_id, (outcome = 'applied') DESC, id DESC"
         ),
         {"d": plan_digest},
     )
     result = {}
-    for endpoint_id, outcome, reverted_by in rows:
-        result[endpoint_id] = SKIPPED_ROLLED_BACK if reverted_by is not None else outcome
+    for endpoint_id, outcome, reverted_by, deploy_state in rows:
+        if reverted_by is not None:
+            outcome = SKIPPED_ROLLED_BACK
+        elif outcome == APPLIED:
+            outcome = _deployed(deploy_state, redeploy)
+        result[endpoint_id] = outcome
     return result
+
+
+def _deployed(deploy_state: str | None, redeploy: bool) -> str:
+    if deploy_state == HEALTHY or (deploy_state is None and not redeploy):
+        return APPLIED
+    if deploy_state == UNHEALTHY:
+        return DEPLOY_FAILED
+    return NOT_DEPLOYED
+
+
+def _selection(
+    plan_digest: str | None, run_id: str | None, stage: int | None, endpoint_names: tuple[str, ...]
+) -> tuple[list[str], dict[str, Any]]:
+    """WHERE terms on the apply changes (alias c) a rollback selects."""
+    where = ["c.kind = 'apply'", "c.outcome = 'applied'"]
+    params: dict[str, Any] = {}
+    if plan_digest is not None:
+        where.append("c.plan_digest = :d")
+        params["d"] = plan_digest
+    if run_id is not None:
+        where.append("c.run_id = :r")
+        params["r"] = run_id
+    if stage is not None:
+        where.append("c.stage = :s")
+        params["s"] = stage
+    if endpoint_names:
+        where.append("c.endpoint_name = ANY(:names)")
+        params["names"] = list(endpoint_names)
+    return where, params
 
 
 def live_applied_changes(
@@ -278,25 +327,37 @@ def live_applied_changes(
     stage: int | None = None,
     endpoint_names: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Applied, not yet reverted changes to roll back, newest first (undo order)."""
-    where = ["kind = 'apply'", "outcome = 'applied'", "reverted_by IS NULL"]
-    params: dict[str, Any] = {}
-    if plan_digest is not None:
-        where.append("plan_digest = :d")
-        params["d"] = plan_digest
-    if run_id is not None:
-        where.append("run_id = :r")
-        params["r"] = run_id
-    if stage is not None:
-        where.append("stage = :s")
-        params["s"] = stage
-    if endpoint_names:
-        where.append("endpoint_name = ANY(:names)")
-        params["names"] = list(endpoint_names)
+    """Applied, not yet reverted changes to roll back, whole rows, newest first (undo order)."""
+    where, params = _selection(plan_digest, run_id, stage, endpoint_names)
     rows = conn.execute(
         sa.text(
-            f"SELECT id, run_id, stage, endpoint_id, endpoint_name, plan_digest, bundle_before, "
-            f"bundle_after FROM {SCHEMA}.changes WHERE {' AND '.join(where)} ORDER BY id DESC"
+            f"SELECT c.* FROM {SCHEMA}.changes c "
+            f"WHERE {' AND '.join(where)} AND c.reverted_by IS NULL ORDER BY c.id DESC"
+        ),
+        params,
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+def undeployed_rollbacks(
+    conn: Connection,
+    *,
+    plan_digest: str | None = None,
+    run_id: str | None = None,
+    stage: int | None = None,
+    endpoint_names: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Rollback rows of this selection that no redeploy has brought to health yet.
+
+    A rollback killed between its write and its redeploy, one whose redeploy
+    failed, or one made rows-only: a rollback that redeploys finishes them.
+    """
+    where, params = _selection(plan_digest, run_id, stage, endpoint_names)
+    rows = conn.execute(
+        sa.text(
+            f"SELECT r.* FROM {SCHEMA}.changes c JOIN {SCHEMA}.changes r ON r.id = c.reverted_by "
+            f"WHERE {' AND '.join(where)} "
+            "AND (to_jsonb(r) ->> 'deploy_state') IS DISTINCT FROM 'healthy' ORDER BY r.id"
         ),
         params,
     )
@@ -308,9 +369,8 @@ def reverting_change(conn: Connection, change_id: int) -> dict[str, Any] | None:
     row = (
         conn.execute(
             sa.text(
-                f"SELECT r.id, r.run_id, r.bundle_before, r.bundle_after, r.detail "
-                f"FROM {SCHEMA}.changes c JOIN {SCHEMA}.changes r ON r.id = c.reverted_by "
-                "WHERE c.id = :id"
+                f"SELECT r.* FROM {SCHEMA}.changes c "
+                f"JOIN {SCHEMA}.changes r ON r.id = c.reverted_by WHERE c.id = :id"
             ),
             {"id": change_id},
         )
@@ -354,7 +414,9 @@ def metadata_unchanged(conn: Connection, schema: str, endpoint_id: str, change_i
     """Whether the endpoint's metadata is still, value for value, what the change left."""
     return conn.execute(
         sa.text(
-            f"SELECT CAST(e.endpoint_metadata AS jsonb) IS NOT DISTINCT FROM c.metadata_after "
+            # A recreation by model engine rewrote the args: that is what the change left.
+            "SELECT CAST(e.endpoint_metadata AS jsonb) IS NOT DISTINCT FROM COALESCE("
+            "NULLIF(to_jsonb(c) -> 'deployed_metadata', CAST('null' AS jsonb)), c.metadata_after) "
             f"FROM {qident(schema)}.endpoints e, {SCHEMA}.changes c "
             "WHERE e.id = :e AND c.id = :c"
         ),
@@ -388,9 +450,13 @@ def restore_endpoint(
 
 
 def mark_reverted(conn: Connection, change_id: int, by: int) -> None:
+    """The change was undone by rollback row `by`; a redeployed change ends `rolled-back`."""
     conn.execute(
         sa.text(
-            f"UPDATE {SCHEMA}.changes SET reverted_by = :n WHERE id = :c AND reverted_by IS NULL"
+            f"UPDATE {SCHEMA}.changes SET reverted_by = :n, "
+            "deploy_state = CASE WHEN deploy_state IS NULL THEN NULL ELSE 'rolled-back' END, "
+            "deploy_updated_at = CASE WHEN deploy_state IS NULL THEN NULL ELSE now() END "
+            "WHERE id = :c AND reverted_by IS NULL"
         ),
         {"n": by, "c": change_id},
     )

@@ -18,6 +18,7 @@ the lock is taken and checked before every write.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from types import TracebackType
 
@@ -100,6 +101,9 @@ class MigrationLock:
         self._lock_engine: Engine | None = None
         self._conn: Connection | None = None
         self._pid: int | None = None
+        # Endpoint workers of one run check the lock from several threads; the
+        # lock's connection serves one statement at a time.
+        self._checking = threading.Lock()
 
     @property
     def backend_pid(self) -> int | None:
@@ -146,6 +150,10 @@ class MigrationLock:
 
     def check(self) -> None:
         """Fail before writing unless this session still holds the lock: the run is alone."""
+        with self._checking:
+            self._check()
+
+    def _check(self) -> None:
         if self._conn is None or self._pid is None:
             raise DatabaseError("the migration lock is not held")
         k1, k2 = lock_keys(self._schema)

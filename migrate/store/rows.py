@@ -24,13 +24,21 @@ def qident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# The endpoint's metadata as jsonb text, read with the row, so a write needs no second query.
+METADATA_TEXT = "__bundle_migrate_metadata_text"
+
+
 def read_endpoint(
     conn: Connection, schema: str, endpoint_id: str, *, lock: bool
 ) -> dict[str, Any] | None:
+    """The endpoint row whole, plus its metadata as exact jsonb text under METADATA_TEXT."""
     suffix = " FOR UPDATE NOWAIT" if lock else ""
     row = (
         conn.execute(
-            sa.text(f"SELECT * FROM {qident(schema)}.endpoints WHERE id = :id{suffix}"),
+            sa.text(
+                f"SELECT *, CAST(CAST(endpoint_metadata AS jsonb) AS text) AS {METADATA_TEXT} "
+                f"FROM {qident(schema)}.endpoints WHERE id = :id{suffix}"
+            ),
             {"id": endpoint_id},
         )
         .mappings()
@@ -52,13 +60,29 @@ def read_bundle(conn: Connection, schema: str, bundle_id: str) -> dict[str, Any]
 
 def to_record(endpoint: dict[str, Any], bundle: dict[str, Any] | None) -> EndpointRecord:
     """The same record the scan builds, so fingerprints are computed the same way."""
-    row = {f"e_{k}": v for k, v in endpoint.items()}
+    row = {f"e_{k}": v for k, v in endpoint.items() if k != METADATA_TEXT}
     row.update({f"b_{k}": v for k, v in (bundle or {}).items()})
     return record_from_row(row)
 
 
+# The catalog's answer per database, schema and table, for the length of a run:
+# every endpoint's copy would otherwise ask it again. A run starts with forget_columns().
+_COLUMNS: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+
+
+def forget_columns() -> None:
+    _COLUMNS.clear()
+
+
 def copy_columns(conn: Connection, schema: str, table: str) -> list[tuple[str, str]]:
     """(name, SQL type) of every column an INSERT may set, from the catalog."""
+    key = (conn.engine.url.render_as_string(hide_password=True), schema, table)
+    if key not in _COLUMNS:
+        _COLUMNS[key] = _catalog_columns(conn, schema, table)
+    return _COLUMNS[key]
+
+
+def _catalog_columns(conn: Connection, schema: str, table: str) -> list[tuple[str, str]]:
     rows = conn.execute(
         sa.text(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
@@ -78,8 +102,13 @@ def insert_bundle_copy(
     *,
     command: list[str],
     streaming: list[str] | None,
-    mark: dict[str, Any],
+    mark: dict[str, Any] | None,
 ) -> str:
+    """Copy a bundle row whole under a new id, with new commands; its id.
+
+    `mark` goes into bundle_metadata.bundle_migrate (None leaves the metadata as
+    it was, as model engine's own rebuilds do).
+    """
     new_id = new_bundle_id()
     params: dict[str, Any] = {"old": old_id, "new_id": new_id, "mark": json.dumps(mark)}
     exprs = []
@@ -94,7 +123,7 @@ def insert_bundle_copy(
             expr, params["command"] = f"CAST(:command AS {sql_type})", command
         elif name == STREAMING and streaming is not None:
             expr, params["streaming"] = f"CAST(:streaming AS {sql_type})", streaming
-        elif name == "bundle_metadata":
+        elif name == "bundle_metadata" and mark is not None:
             # Merged server-side so the other keys keep their exact values.
             as_jsonb = f"CAST({column} AS jsonb)"
             expr = (
@@ -116,17 +145,6 @@ def insert_bundle_copy(
     if inserted != 1:
         raise RuntimeError(f"copying bundle {old_id} inserted {inserted} rows")
     return new_id
-
-
-def metadata_text(conn: Connection, schema: str, endpoint_id: str) -> str | None:
-    """The endpoint metadata as jsonb text: exact, unlike a round trip through Python floats."""
-    return conn.execute(
-        sa.text(
-            "SELECT CAST(CAST(endpoint_metadata AS jsonb) AS text) "
-            f"FROM {qident(schema)}.endpoints WHERE id = :id"
-        ),
-        {"id": endpoint_id},
-    ).scalar()
 
 
 def column_type(conn: Connection, schema: str, table: str, column: str) -> str:

@@ -16,26 +16,17 @@ from sqlalchemy.engine import make_url
 
 from migrate.cli import main
 from migrate.sandbox.embedded import to_libpq_url
+from tests.support.cli import assert_one_line_error, invoke
 
 SECRET = "s3cr3t-Pa55word"
 
 
 def run(*args: str, env: dict[str, str] | None = None):
-    runner = CliRunner()
-    result = runner.invoke(main, ["scan", *args], env=env or {}, catch_exceptions=False)
-    return result
+    return invoke("scan", *args, env=env)
 
 
 def assert_clean_failure(result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    err = result.stderr
-    assert "Traceback" not in err
-    assert SECRET not in err and SECRET not in result.stdout
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("bundle-migrate: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    assert_one_line_error(result, *fragments, secrets=(SECRET,))
 
 
 def free_port() -> int:

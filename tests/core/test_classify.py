@@ -12,6 +12,7 @@ from migrate.core.classify import classify
 from migrate.core.overrides import parse_overrides
 from migrate.core.policy import RECORDED_DROP, PolicyParams
 from migrate.core.records import BundleRecord, EndpointRecord
+from migrate.core.staging import goes_last
 
 DL = "s5cmd --numworkers 512 cp --concurrency 10 s3://models/llama/* model_files"
 OLD = datetime(2024, 10, 20, tzinfo=UTC)
@@ -45,8 +46,10 @@ def endpoint(
     streaming: str | None | bool = True,
     worker: list[str] | None = None,
     flavor: str = "streaming_enhanced_runnable_image",
+    checkpoint: str | None = None,
 ) -> EndpointRecord:
     llm: dict[str, Any] = {"model_name": model, "inference_framework": framework, "num_shards": 1}
+    llm["checkpoint_path"] = checkpoint
     if args is not None:
         llm["vllm_additional_args"] = args
     command = None if script is None else ["/bin/bash", "-c", script]
@@ -105,7 +108,7 @@ def test_large_model_below_095_loses_eager_and_is_flagged() -> None:
 
 
 def test_unknown_size_losing_eager_is_flagged() -> None:
-    d = classify(endpoint(gen_c("0.9"), model="deepseek-v3"))
+    d = classify(endpoint(gen_c("0.9"), model="acme-support-bot"))
     assert d.action == "drop-eager" and d.param_count_b is None
     assert {"unknown-model-size", "unknown-size-loses-eager"} <= set(d.flags)
 
@@ -251,3 +254,135 @@ def test_auto_override_adding_eager_clears_a_contradicting_stored_false() -> Non
 def test_only_changes_carry_fingerprints() -> None:
     assert classify(endpoint(gen_c("0.95"), model="llama-3-70b")).fingerprint is None
     assert classify(endpoint(gen_c())).fingerprint is not None
+
+
+# Stored booleans (issue 12 item 7): model engine's pydantic coercion, nothing else.
+
+
+COERCED = [(v, "explicit-true") for v in (1, "yes", "1")]
+COERCED += [(v, "explicit-false") for v in (0, "false", "off")]
+
+
+@pytest.mark.parametrize(("raw", "kind"), COERCED)
+def test_stored_enforce_eager_is_coerced_as_model_engine_does(raw: object, kind: str) -> None:
+    d = classify(endpoint(gen_e(), args={"enforce_eager": raw, "max_model_len": 8192}, created=NEW))
+    assert d.provenance == kind
+    assert d.action == ("keep-eager" if kind == "explicit-true" else "drop-eager")
+    assert "malformed-metadata" not in d.flags
+    assert any(repr(raw) in e for e in d.evidence)
+
+
+def test_stored_null_enforce_eager_is_no_preference() -> None:
+    d = classify(endpoint(gen_e(), args={"enforce_eager": None, "max_model_len": 8192}))
+    assert d.provenance == "injected" and d.action == "drop-eager"
+
+
+@pytest.mark.parametrize("raw", ["maybe", 2, " true", "", [True], {"v": 1}, 0.5])
+def test_stored_enforce_eager_model_engine_would_refuse_is_never_ignored(raw: object) -> None:
+    d = classify(endpoint(gen_e(), args={"enforce_eager": raw, "max_model_len": 8192}, created=NEW))
+    assert d.action == "skip" and d.command_after is None and d.args_after is None
+    assert "malformed-metadata" in d.flags
+    assert "enforce_eager" in d.reason and repr(raw) in d.reason
+
+
+# Real sizes (issue 10 item 2): risk is judged on total parameters.
+
+
+def test_mixture_of_experts_is_judged_on_its_total_size() -> None:
+    d = classify(endpoint(gen_c("0.9"), model="qwen3-235b-a22b"))
+    assert (d.param_count_b, d.model_engine_param_count_b) == (235, 22)
+    assert d.action == "drop-eager"
+    assert {"large-model-loses-eager", "size-disagrees-with-model-engine"} <= set(d.flags)
+    # The evidence says why a 235B model ran at 0.9: model engine read it as 22B.
+    assert any("22B" in e and "0.9" in e and "235B" in e for e in d.evidence)
+
+
+def test_mixture_of_experts_at_095_is_a_large_model_at_095() -> None:
+    d = classify(endpoint(gen_c("0.95"), model="llama-4-scout-17b-16e-instruct"))
+    assert d.param_count_b == 109 and d.action == "keep-eager"
+    assert "large-model-at-0.95" in d.flags
+
+
+def test_small_mixture_of_experts_is_not_large() -> None:
+    d = classify(endpoint(gen_c("0.9"), model="qwen3-30b-a3b"))
+    assert d.param_count_b == 30 and d.model_engine_param_count_b == 3
+    assert d.action == "drop-eager"
+    assert not {f for f in d.flags if f.startswith(("large-", "unknown-"))}
+    assert "size-disagrees-with-model-engine" in d.flags
+
+
+def test_agreeing_sizes_carry_no_size_flag_or_evidence() -> None:
+    d = classify(endpoint(gen_c("0.9"), model="llama-3-70b-instruct"))
+    assert d.param_count_b == d.model_engine_param_count_b == 70
+    assert "size-disagrees-with-model-engine" not in d.flags
+    assert not any("model engine reads" in e for e in d.evidence)
+
+
+def test_checkpoint_path_sizes_a_model_whose_name_says_nothing() -> None:
+    path = "s3://scale-ml-models/hf-llm/deepseek-ai/DeepSeek-V3"
+    d = classify(endpoint(gen_c("0.9"), model="support-bot", checkpoint=path))
+    assert d.param_count_b == 671 and d.model_engine_param_count_b is None
+    assert "large-model-loses-eager" in d.flags and "unknown-model-size" not in d.flags
+    assert any("checkpoint path" in e for e in d.evidence)
+
+
+# Flags on skipped endpoints (issue 10 item 3): whatever is known still shows.
+
+UNPARSEABLE = f"{DL};echo 'unterminated"
+
+
+def test_skipped_command_still_shows_a_large_model_at_095_from_its_args() -> None:
+    args = {"gpu_memory_utilization": 0.95, "max_model_len": 8192}
+    d = classify(endpoint(UNPARSEABLE, model="qwen3-235b-a22b", args=args, created=NEW))
+    assert d.action == "skip" and "unparseable-command" in d.flags
+    assert {"large-model-at-0.95", "size-disagrees-with-model-engine"} <= set(d.flags)
+    assert d.gpu_memory_utilization == 0.95
+    assert any("gpu_memory_utilization" in e for e in d.evidence)
+
+
+@pytest.mark.parametrize(
+    ("model", "args"),
+    [
+        ("llama-3-8b-instruct", {"gpu_memory_utilization": 0.95}),  # small
+        ("llama-3-70b-instruct", {"gpu_memory_utilization": 0.9}),  # below 0.95
+        ("llama-3-70b-instruct", {"max_model_len": 8192}),  # utilization unknown
+        ("llama-3-70b-instruct", None),  # legacy: nothing stored
+    ],
+)
+def test_skipped_endpoint_is_not_flagged_without_the_facts(
+    model: str, args: dict[str, Any] | None
+) -> None:
+    d = classify(endpoint(UNPARSEABLE, model=model, args=args, created=NEW))
+    assert d.action == "skip" and "large-model-at-0.95" not in d.flags
+
+
+def test_skipped_for_malformed_metadata_keeps_its_size_flags() -> None:
+    args = {"enforce_eager": "maybe", "gpu_memory_utilization": 0.95}
+    d = classify(endpoint(gen_e("0.95"), model="deepseek-v3", args=args, created=NEW))
+    assert d.action == "skip"
+    assert {"malformed-metadata", "large-model-at-0.95"} <= set(d.flags)
+    assert "size-disagrees-with-model-engine" in d.flags
+
+
+def test_other_frameworks_keep_size_flags_but_no_vllm_utilization() -> None:
+    args = {"gpu_memory_utilization": 0.95}
+    d = classify(endpoint(gen_c("0.95"), model="deepseek-v3", framework="sglang", args=args))
+    assert d.action == "skip" and d.param_count_b == 671
+    assert "size-disagrees-with-model-engine" in d.flags
+    assert "large-model-at-0.95" not in d.flags
+
+
+@pytest.mark.parametrize(
+    ("model", "last"),
+    [
+        ("qwen3-235b-a22b", True),  # model engine reads 22B; the GPUs hold 235B
+        ("llama-4-scout-17b-16e-instruct", True),
+        ("deepseek-v3", True),
+        ("qwen3-30b-a3b", False),
+        ("llama-3-8b-instruct", False),
+    ],
+)
+def test_staging_puts_models_large_by_total_size_last(model: str, last: bool) -> None:
+    d = classify(endpoint(gen_c("0.9"), model=model))
+    assert d.action == "drop-eager"
+    assert goes_last(d) is last

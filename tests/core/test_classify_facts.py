@@ -29,7 +29,7 @@ import pytest
 
 from migrate.core import command as cmd
 from migrate.core.classify import classify
-from migrate.core.modelsize import param_count_b
+from migrate.core.modelsize import model_engine_param_count_b, param_count_b
 from migrate.core.policy import RECORDED_DROP, PolicyParams
 from migrate.core.records import BundleRecord, EndpointRecord
 
@@ -453,8 +453,10 @@ CASES: list[Case] = [
          not_flags={"large-model-loses-eager"}),
     Case("c-qwen-72b-awq", C_QWEN_AWQ, "qwen2.5-72b-instruct-awq", KEEP, True, 72, 0.95,
          flags={"large-model-at-0.95"}),
-    Case("c-deepseek-v3", C_DEEPSEEK_V3, "deepseek-v3", DROP, False, None, 0.9,
-         flags={"unknown-model-size", "unknown-size-loses-eager"}),
+    # Issue 10: a 671B model model engine cannot size (so it defaulted to 0.9).
+    Case("c-deepseek-v3", C_DEEPSEEK_V3, "deepseek-v3", DROP, False, 671, 0.9,
+         flags={"large-model-loses-eager", "size-disagrees-with-model-engine"},
+         not_flags={"unknown-model-size", "unknown-size-loses-eager"}),
     Case("c-dsc-lite", C_DSC_LITE, "deepseek-coder-v2-lite-instruct", DROP, False, 16, 0.9),
     Case("c-dsc", C_DSC, "deepseek-coder-v2-instruct", KEEP, True, 237, 0.95,
          flags={"large-model-at-0.95"}),
@@ -463,8 +465,9 @@ CASES: list[Case] = [
     Case("c-phi-medium", C_PHI_MEDIUM, "phi-3-medium-128k-instruct", DROP, False, 15, 0.9),
     Case("c-405b-leader", C_405B_LEADER, "llama-3-1-405b-instruct", KEEP, True, 405, 0.95,
          flags={"large-model-at-0.95", "multinode"}, worker=WORKER),
-    Case("c-dsv3-leader", C_DSV3_LEADER, "deepseek-v3", DROP, False, None, 0.9,
-         flags={"multinode", "unknown-model-size", "unknown-size-loses-eager"}, worker=WORKER),
+    Case("c-dsv3-leader", C_DSV3_LEADER, "deepseek-v3", DROP, False, 671, 0.9,
+         flags={"multinode", "large-model-loses-eager", "size-disagrees-with-model-engine"},
+         worker=WORKER),
     # --- D
     Case("d-8b", D_8B, "llama-3-8b-instruct", DROP, False, 8, 0.9, gen="D"),
     Case("d-70b", D_70B, "llama-3-1-70b-instruct", KEEP, True, 70, 0.95, gen="D",
@@ -488,8 +491,9 @@ CASES: list[Case] = [
          gen="F"),
     Case("f-70b", F_70B, "llama-3-3-70b-instruct", KEEP, True, 70, 0.95, gen="F",
          flags={"large-model-at-0.95"}),
-    Case("f-deepseek-r1", F_R1, "deepseek-r1", KEEP, True, None, 0.95, gen="F",
-         flags={"unknown-model-size"}, not_flags={"large-model-at-0.95"}),
+    Case("f-deepseek-r1", F_R1, "deepseek-r1", KEEP, True, 671, 0.95, gen="F",
+         flags={"large-model-at-0.95", "size-disagrees-with-model-engine"},
+         not_flags={"unknown-model-size"}),
     Case("f-update-failed", F_SINGLE, "llama-3-1-8b-instruct", DROP, False, 8, 0.9, gen="F",
          status="UPDATE_FAILED", flags={"not-ready"}),
     Case("f-update-pending", F_WRAPPER, "qwen2.5-7b-instruct", DROP, False, 7, 0.9, gen="F",
@@ -511,9 +515,8 @@ CASES: list[Case] = [
          flags={"explicit-false-overridden", "large-model-at-0.95", "large-model-loses-eager"}),
     Case("g-explicit-true", G_8B, "llama-3-8b-instruct", KEEP, True, 8, 0.9, gen="G",
          args={"enforce_eager": True, "max_model_len": 8192}),
-    # A request that names every tunable flag the command has is indistinguishable from
-    # the legacy parse (an endpoint created after May 2026 without args was legacy too):
-    # it is reported as recorded, and kept by default either way.
+    # A request that names every tunable flag the command has looks like the legacy
+    # parse; created after model engine began storing args, it is a request (issue 10).
     Case("g-explicit-true-mirroring", G_8B, "llama-3-8b-instruct", KEEP, True, 8, 0.9, gen="G",
          args={"enforce_eager": True, "max_model_len": 8192, "gpu_memory_utilization": 0.9}),
     Case("g-asked-095", G_8B_095, "llama-3-8b-instruct", KEEP, True, 8, 0.95, gen="G",
@@ -668,7 +671,7 @@ def test_streaming_differs_edits_both_commands() -> None:
     assert d.streaming_command_after == removed(case.streaming)
 
 
-# Model size, facts section 4 --------------------------------------------------------
+# Model size, facts section 4: model engine's reading, which sets its default utilization
 
 
 @pytest.mark.parametrize(
@@ -698,7 +701,26 @@ def test_streaming_differs_edits_both_commands() -> None:
         (None, None),
     ],
 )
-def test_model_size(name: str | None, size: int | None) -> None:
+def test_model_engine_reads_sizes_as_the_facts_say(name: str | None, size: int | None) -> None:
+    assert model_engine_param_count_b(name) == size
+
+
+# Issue 10: risk is judged on total parameters. Facts section 4 says names without a
+# size are "possibly large"; the real models are (from their model cards).
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("deepseek-v3", 671),
+        ("deepseek-r1", 671),
+        ("dbrx-instruct", 132),
+        ("qwen3-235b-a22b", 235),
+        ("qwen3-30b-a3b", 30),
+        ("llama-4-scout-17b-16e-instruct", 109),
+        ("mixtral-8x7b-instruct", 47),
+        ("llama-3-1-405b-instruct", 405),
+    ],
+)
+def test_risk_reads_total_parameters(name: str, size: int) -> None:
     assert param_count_b(name) == size
 
 
@@ -718,27 +740,45 @@ def test_streaming_twin_at_095_keeps_its_oom_guard() -> None:
     assert d.action in (SKIP, KEEP)
 
 
-# Created in generation G without any caller argument: no `vllm_additional_args` key,
-# so model engine treats it as legacy, and a force-recreation parses the whole command
-# back, enforce_eager: true included (facts, section 2).
+# Created in generation G without any caller argument: model engine stored no dict,
+# and a later force-recreation parsed the whole command back into one (facts,
+# section 2). Issue 10 decides by creation time: a dict on an endpoint created since
+# model engine began storing args (2026-05-07) is a request. Either way eager stays by
+# default; an operator whose model engine took that release later moves
+# --args-recorded-since, and the same dict reads as recorded again.
 G_NO_ARGS_RECREATED = {
-    "served_model_name": ["llama-3-8b-instruct", CACHE],
     "max_model_len": 8192,
-    "tensor_parallel_size": 1,
-    "disable_log_requests": True,
     "gpu_memory_utilization": 0.9,
     "enforce_eager": True,
 }
 
 
-def test_g_endpoint_without_args_recreated_is_recorded_not_explicit() -> None:
+def test_g_endpoint_recreated_from_its_command_is_judged_by_its_creation_time() -> None:
     case = Case("g-noargs-recreated", G_8B, "llama-3-8b-instruct", KEEP, True, 8, 0.9,
-                created=datetime(2026, 5, 25, tzinfo=UTC), args=G_NO_ARGS_RECREATED)  # fmt: skip
-    kept = classify(record(case))
-    assert kept.action == KEEP
-    assert kept.provenance == "recorded" and "recorded-eager" in kept.flags
-    dropped = classify(record(case), PolicyParams(recorded=RECORDED_DROP))
-    assert dropped.action == DROP and dropped.command_after == removed(G_8B)
+                created=datetime(2026, 5, 25, tzinfo=UTC), args=G_NO_ARGS_RECREATED,
+                params=PolicyParams(recorded=RECORDED_DROP))  # fmt: skip
+    asked = classify(record(case), case.params)
+    assert asked.action == KEEP and asked.provenance == "explicit-true"
+    assert "recorded-eager" not in asked.flags
+    assert any("as a recreation would" in e for e in asked.evidence)
+    assert any(e.startswith("decided by the creation time") for e in asked.evidence)
+    later = PolicyParams(
+        recorded=RECORDED_DROP, args_recorded_since=datetime(2026, 6, 1, tzinfo=UTC)
+    )
+    parsed_back = classify(record(case), later)
+    assert parsed_back.provenance == "recorded" and parsed_back.action == DROP
+    assert parsed_back.command_after == removed(G_8B)
+
+
+def test_endpoint_created_after_may_2026_asking_for_eager_is_explicit_true() -> None:
+    """Issue 10's done-when: its args say enforce_eager: true, so a caller asked."""
+    for created in (datetime(2026, 5, 7, tzinfo=UTC), GEN_DATE["G"], GEN_DATE["H"]):
+        for args in ({"enforce_eager": True}, G_NO_ARGS_RECREATED):
+            case = Case("asked", G_8B, "llama-3-8b-instruct", KEEP, True, 8, 0.9,
+                        created=created, args=args)  # fmt: skip
+            for recorded in ("keep", RECORDED_DROP):
+                d = classify(record(case), PolicyParams(recorded=recorded))
+                assert (d.provenance, d.action) == ("explicit-true", KEEP), (created, args)
 
 
 def test_naive_creation_time_does_not_escape_as_an_exception() -> None:

@@ -224,6 +224,10 @@ def test_generation_d() -> None:
     assert rope.values == ("{'type':", "'linear',", "'factor':", "2.0}")
     assert rope.texts() == ("{type:", "linear,", "factor:", "2.0}")
     assert GEN_D[rope.start : rope.end] == "--rope-scaling {'type': 'linear', 'factor': 2.0}"
+    # Compared with stored args, the repr counts as its author wrote it.
+    assert rope.written() == ("{'type': 'linear', 'factor': 2.0}",)
+    assert inv.as_dict()["rope_scaling"] == rope.written()
+    assert inv.as_dict()["trust_remote_code"] == ("False",)
     assert inv.tensor_parallel_size == 1
     assert set_enforce_eager(GEN_D, False) == GEN_D_NO_FLAG
     assert flags_and_texts(GEN_D_NO_FLAG) == without_eager(GEN_D)
@@ -270,6 +274,7 @@ def test_generation_g_and_h() -> None:
     assert inv.module == "vllm_startup_wrapper"
     assert inv.get("--model").texts() == ("/mnt/model-cache/model_files",)  # type: ignore[union-attr]
     assert inv.served_model_names == ("llama-3-8b", "/mnt/model-cache/model_files")
+    assert inv.as_dict()["served_model_name"] == inv.served_model_names
     assert inv.get("--rope-scaling").values == (  # type: ignore[union-attr]
         '\'{"type":"linear","factor":2.0}\'',
     )

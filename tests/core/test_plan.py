@@ -75,3 +75,48 @@ def test_plan_items_keep_everything_apply_needs() -> None:
         "args_after": {"k": 1},
     }
     assert replace(item, action="add-eager").eager_after
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"threshold": "NaN", "recorded": "keep"}, "policy.threshold must be a number in"),
+        ({"threshold": True, "recorded": "keep"}, "policy.threshold must be a number in"),
+        ({"threshold": 2, "recorded": "keep"}, "policy.threshold must be a number in"),
+        ({"threshold": "0.95", "recorded": "maybe"}, "policy.recorded must be"),
+        ("0.95", "policy must be an object"),
+    ],
+)
+def test_a_plan_policy_that_names_no_rule_is_refused(policy: object, message: str) -> None:
+    from migrate.core.plan import compute_digest
+
+    doc = json.loads(to_json(plan_of([decision("a")])))
+    del doc["digest"]
+    doc["policy"] = policy
+    doc["digest"] = compute_digest(doc)
+    with pytest.raises(PlanError, match=message):
+        parse_plan(json.dumps(doc))
+
+
+KEY = b"k" * 32
+
+
+def test_a_signed_plan_verifies_only_with_its_key_and_content() -> None:
+    from migrate.core.plan import sign, verify
+
+    plan = sign(plan_of([decision("a")]), KEY)
+    again = parse_plan(to_json(plan))
+    assert again.signature == plan.signature and again.signature.startswith("hmac-sha256:")
+    verify(again, KEY)
+    with pytest.raises(PlanError, match="does not match its signature"):
+        verify(again, b"x" * 32)
+    # Edited and re-digested: the digest agrees, the signature does not.
+    from migrate.core.plan import seal
+
+    forged = seal(replace(again, created_by="mallory"))
+    with pytest.raises(PlanError, match="does not match its signature"):
+        verify(forged, KEY)
+    with pytest.raises(PlanError, match="is not signed"):
+        verify(plan_of([decision("a")]), KEY)
+    with pytest.raises(PlanError, match="at least 32 bytes"):
+        sign(plan, b"short")

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrate.core import policy
-from migrate.core.modelsize import default_utilization, is_large_or_unknown, param_count_b
 from migrate.core.overrides import OverridesError, parse_overrides
 
 utilizations = st.one_of(
@@ -67,55 +66,25 @@ def test_threshold_is_configurable(util: Decimal | None, threshold: Decimal) -> 
     assert policy.new_rule(None, util, threshold) is (util is not None and util >= threshold)
 
 
-@pytest.mark.parametrize(
-    ("name", "size"),
-    [
-        ("mixtral-8x7b-instruct", 47),
-        ("mixtral-8x22b", 140),
-        ("phi-3-mini-4k-instruct", 4),
-        ("phi-3-small-128k", 8),
-        ("phi-3-medium-4k-instruct", 15),
-        ("deepseek-coder-v2-lite-instruct", 16),
-        ("deepseek-coder-v2-instruct", 237),
-        ("llama-3-1-405b-instruct", 405),
-        ("qwen2.5-72b-instruct", 72),
-        ("gemma-2-27b", 27),
-        ("llama-3-8b", 8),
-        ("llama-3-70b", 70),
-        ("Llama-3-70B-Instruct", 70),
-        ("deepseek-v3", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_param_count(name: str | None, size: int | None) -> None:
-    assert param_count_b(name) == size
-
-
-def test_defaults_and_largeness() -> None:
-    assert default_utilization(70) == Decimal("0.95")
-    assert default_utilization(8) == Decimal("0.9")
-    assert default_utilization(None) == Decimal("0.9")
-    assert is_large_or_unknown(None) and is_large_or_unknown(405) and not is_large_or_unknown(8)
-
-
-@given(st.integers(min_value=1, max_value=999), st.sampled_from(["llama-3-", "foo-", "x"]))
-def test_param_count_reads_last_number_before_b(n: int, prefix: str) -> None:
-    assert param_count_b(f"{prefix}{n}b-chat") == n
-    assert param_count_b(f"{prefix}1b-merge-{n}b") == n
-
-
 OLD = datetime(2024, 10, 20, tzinfo=UTC)
 NEW = datetime(2026, 7, 1, tzinfo=UTC)
 
 
-def prov(eager: bool, util: str | None, cmd: dict | None, stored: dict | None, created=NEW):
+def prov(
+    eager: bool,
+    util: str | None,
+    cmd: dict | None,
+    stored: dict | None,
+    created=NEW,
+    since: datetime = policy.ARGS_RECORDED_SINCE,
+):
     return policy.provenance(
         eager_now=eager,
         command_utilization=None if util is None else Decimal(util),
         command_args=cmd or {},
         stored_args=stored,
         endpoint_created_at=created,
+        args_recorded_since=since,
     )
 
 
@@ -163,14 +132,85 @@ def test_partial_copy_is_a_request() -> None:
     assert prov(True, "0.9", cmd, stored, OLD).kind == policy.EXPLICIT_TRUE
 
 
-def test_endpoint_created_after_may_2026_without_args_can_still_be_recorded() -> None:
-    """Legacy means "no args key", not a date: a later endpoint created without
-    args went through the same legacy parse when it was recreated."""
-    cmd = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",)}
-    stored = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
-    p = prov(True, "0.9", cmd, stored, NEW)
+# Provenance from creation time (issue 10 item 3): model engine stores the caller's
+# args from 2026-05-07 on, so a dict on an endpoint created since is a request.
+MIRROR_CMD = {"gpu_memory_utilization": ("0.9",), "max_model_len": ("8192",), "enforce_eager": ()}
+MIRROR_ARGS = {"gpu_memory_utilization": 0.9, "max_model_len": 8192, "enforce_eager": True}
+
+
+def test_dict_on_an_endpoint_created_since_the_cut_over_is_a_request() -> None:
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, NEW)
+    assert p.kind == policy.EXPLICIT_TRUE and p.explicit is True
+    decisive = [e for e in p.evidence if e.startswith("decided by")]
+    assert len(decisive) == 1 and "2026-07-01" in decisive[0] and "2026-05-07" in decisive[0]
+    # The copy of the command is still reported: a reviewer may know better.
+    assert any("copies every tunable flag" in e for e in p.evidence)
+
+
+def test_the_cut_over_day_itself_counts_as_recorded_since() -> None:
+    since = datetime(2026, 5, 7, tzinfo=UTC)
+    assert prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, since).kind == policy.EXPLICIT_TRUE
+    just_before = datetime(2026, 5, 6, 23, 59, 59, tzinfo=UTC)
+    assert prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, just_before).kind == policy.RECORDED
+
+
+def test_before_the_cut_over_the_dict_decides() -> None:
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, OLD)
     assert p.kind == policy.RECORDED
-    assert not any("before model engine recorded" in e for e in p.evidence)
+    decisive = [e for e in p.evidence if e.startswith("decided by")]
+    assert len(decisive) == 1 and "copies every tunable flag" in decisive[0]
+
+
+def test_unknown_creation_time_leaves_the_dict_to_decide() -> None:
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, None)
+    assert p.kind == policy.RECORDED
+    assert any("creation time unknown" in e for e in p.evidence)
+
+
+def test_the_cut_over_is_configurable() -> None:
+    later = datetime(2026, 8, 1, tzinfo=UTC)
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, NEW, since=later)
+    assert p.kind == policy.RECORDED
+    earlier = datetime(2024, 1, 1, tzinfo=UTC)
+    p = prov(True, "0.9", MIRROR_CMD, MIRROR_ARGS, OLD, since=earlier)
+    assert p.kind == policy.EXPLICIT_TRUE and any("2024-01-01" in e for e in p.evidence)
+
+
+def test_explicit_false_says_which_fact_decided() -> None:
+    p = prov(True, "0.9", {}, {"enforce_eager": False}, OLD)
+    assert p.kind == policy.EXPLICIT_FALSE
+    assert any(e.startswith("decided by") for e in p.evidence)
+
+
+def test_policy_records_the_cut_over_and_reads_it_back() -> None:
+    params = policy.PolicyParams(args_recorded_since=datetime(2026, 6, 1, tzinfo=UTC))
+    doc = params.as_dict()
+    assert doc["args_recorded_since"] == "2026-06-01"
+    assert policy.PolicyParams.from_dict(doc) == params
+    assert policy.PolicyParams().as_dict()["args_recorded_since"] == "2026-05-07"
+    # A plan made before the option existed decided with the default.
+    old_plan = {"threshold": "0.95", "recorded": "keep"}
+    assert policy.PolicyParams.from_dict(old_plan) == policy.PolicyParams()
+    at_noon = policy.PolicyParams(args_recorded_since=datetime(2026, 6, 1, 12, tzinfo=UTC))
+    assert policy.PolicyParams.from_dict(at_noon.as_dict()) == at_noon
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-05-07", datetime(2026, 5, 7, tzinfo=UTC)),
+        ("2026-05-07T12:30:00+02:00", datetime(2026, 5, 7, 10, 30, tzinfo=UTC)),
+        ("2026-05-07 12:30", datetime(2026, 5, 7, 12, 30, tzinfo=UTC)),
+    ],
+)
+def test_cut_over_parses_dates_and_times(text: str, expected: datetime) -> None:
+    assert policy.parse_cut_over(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2026-13-01", "07/05/2026"])
+def test_cut_over_rejects_what_is_not_a_date(text: str) -> None:
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        policy.parse_cut_over(text)
 
 
 def test_naive_creation_time_is_taken_as_utc() -> None:
@@ -203,12 +243,58 @@ def test_no_flag_no_preference_is_absent() -> None:
     assert prov(False, "0.9", {}, None).kind == policy.ABSENT
 
 
-@pytest.mark.parametrize(
-    ("raw", "value"),
-    [(True, True), (False, False), ("true", True), ("False", False), ("yes", None), (1, None)],
-)
-def test_to_bool(raw: object, value: bool | None) -> None:
-    assert policy.to_bool(raw) is value
+# Model engine validates the stored dict with pydantic 2 (2.12, lax mode); these are
+# the answers pydantic 2.12.5 gave for each value, checked by running it.
+PYDANTIC_TRUE = [True, 1, 1.0, Decimal(1), "1", "true", "True", "TRUE", "tRuE", "yes", "YES",
+                 "y", "Y", "t", "T", "on", "ON", "oN"]  # fmt: skip
+PYDANTIC_FALSE = [False, 0, 0.0, -0.0, Decimal(0), "0", "false", "False", "FALSE", "no", "NO",
+                  "n", "N", "f", "F", "off", "OFF", "oFF"]  # fmt: skip
+PYDANTIC_REFUSES = [2, -1, 0.5, 1.5, 1.0000000000000002, float("nan"), float("inf"), 10**30,
+                    "", " true", "true ", "true\n", "2", "1.0", "0.0", "nan", "maybe", "１",
+                    "tru", "yess", [], [True], {}, {"value": True}, Decimal("NaN"),
+                    Decimal("sNaN"), Decimal(2)]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", PYDANTIC_TRUE)
+def test_stored_true_as_pydantic_reads_it(raw: object) -> None:
+    assert policy.to_bool(raw) is True
+
+
+@pytest.mark.parametrize("raw", PYDANTIC_FALSE)
+def test_stored_false_as_pydantic_reads_it(raw: object) -> None:
+    assert policy.to_bool(raw) is False
+
+
+def test_stored_null_is_no_preference() -> None:
+    assert policy.to_bool(None) is None
+
+
+@pytest.mark.parametrize("raw", PYDANTIC_REFUSES, ids=repr)
+def test_stored_value_pydantic_refuses_is_malformed(raw: object) -> None:
+    with pytest.raises(policy.MalformedValue, match="not a boolean"):
+        policy.to_bool(raw)
+
+
+@given(st.text(max_size=8))
+def test_any_string_is_a_boolean_only_in_pydantics_spelling(text: str) -> None:
+    words = dict.fromkeys(["1", "t", "y", "on", "yes", "true"], True)
+    words.update(dict.fromkeys(["0", "f", "n", "no", "off", "false"], False))
+    # ASCII case only: pydantic compares with eq_ignore_ascii_case.
+    folded = "".join(c.lower() if "A" <= c <= "Z" else c for c in text)
+    if folded in words:
+        assert policy.to_bool(text) is words[folded]
+    else:
+        with pytest.raises(policy.MalformedValue):
+            policy.to_bool(text)
+
+
+@given(st.integers() | st.floats(allow_nan=True))
+def test_numbers_are_booleans_only_at_zero_and_one(number: float) -> None:
+    if number in (0, 1):
+        assert policy.to_bool(number) is (number == 1)
+    else:
+        with pytest.raises(policy.MalformedValue):
+            policy.to_bool(number)
 
 
 def test_to_decimal_rejects_non_numbers() -> None:

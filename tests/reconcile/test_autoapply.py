@@ -49,11 +49,21 @@ def test_an_endpoint_an_operator_rolled_back_is_left_alone(
     plan = tmp_path / "plan.json"
     env = {"BUNDLE_MIGRATE_DATABASE_URL": me_db.url}
     runner = CliRunner()
-    assert runner.invoke(main, ["plan", "--out", str(plan)], env=env).exit_code == 2
-    done = runner.invoke(main, ["apply", str(plan), "--all-stages", "--execute"], env=env)
+    assert runner.invoke(main, ["plan", "--out", str(plan)], env=env).exit_code == 0
+    done = runner.invoke(
+        main, ["apply", str(plan), "--all-stages", "--execute", "--no-redeploy"], env=env
+    )
     assert done.exit_code == 0, done.output
     first, second = journal_rows(me_db, "outcome = 'applied'")
-    undo = ["rollback", "--plan", str(plan), "--endpoint", first["endpoint_name"], "--execute"]
+    undo = [
+        "rollback",
+        "--plan",
+        str(plan),
+        "--endpoint",
+        first["endpoint_name"],
+        "--execute",
+        "--no-redeploy",
+    ]
     assert runner.invoke(main, undo, env=env).exit_code == 0
     # The rollback is a decision: a notice, not drift, and --apply keeps off it.
     code, doc = report(me_db)
@@ -61,13 +71,16 @@ def test_an_endpoint_an_operator_rolled_back_is_left_alone(
     (f,) = doc["findings"]
     assert f["endpoint_id"] == first["endpoint_id"] and "make a new plan" in f["detail"]
     assert doc["next"]["endpoints"] == [] and doc["next"]["held_back"] == 1
-    code, doc = report(me_db, "--apply")
+    code, doc = report(me_db, "--apply", "--no-redeploy")
     assert code == 0 and doc["apply"]["applied"] == 0
     assert applied_ids(me_db) == [first["endpoint_id"], second["endpoint_id"]]
     # A new plan applies it again; after that it is an ordinary migrated endpoint.
     again = tmp_path / "again.json"
-    assert runner.invoke(main, ["plan", "--out", str(again)], env=env).exit_code == 2
-    assert runner.invoke(main, ["apply", str(again), "--execute"], env=env).exit_code == 0
+    assert runner.invoke(main, ["plan", "--out", str(again)], env=env).exit_code == 0
+    assert (
+        runner.invoke(main, ["apply", str(again), "--execute", "--no-redeploy"], env=env).exit_code
+        == 0
+    )
     code, doc = report(me_db)
     assert code == 0 and doc["findings"] == []
 
@@ -92,7 +105,11 @@ def test_an_endpoint_that_always_fails_does_not_block_the_others(
     prom = tmp_path / "converge.prom"
     exits, outcomes = [], []
     for _ in range(4):
-        result = reconcile(me_db, "--apply", "--format", "json", "--metrics-file", str(prom))
+        result = reconcile(
+            me_db,
+            *("--apply", "--no-redeploy", "--format", "json", "--detailed-exitcode"),
+            *("--metrics-file", str(prom)),
+        )
         exits.append(result.exit_code)
         doc = json.loads(result.stdout)
         outcomes.append([(e["endpoint_name"], e["outcome"]) for e in doc["apply"]["endpoints"]])
@@ -115,18 +132,18 @@ def test_an_interrupted_reconcile_run_is_closed_once_nothing_is_left(
     me_db: Any, schema_version: str
 ) -> None:
     seed(me_db, drop_specs(1, me_db.version))
-    assert report(me_db, "--apply")[0] == 0
+    assert report(me_db, "--apply", "--no-redeploy")[0] == 0
     dead = mark_last_run(me_db, "interrupted")
     code, doc = report(me_db)
     assert code == 2 and kinds(doc) == {UNFINISHED_RUN}
     assert "next reconcile --apply" in doc["findings"][0]["detail"]
     # Nothing left to change: this --apply closes the run instead.
-    code, doc = report(me_db, "--apply")
+    code, doc = report(me_db, "--apply", "--no-redeploy")
     assert code == 0 and doc["apply"]["closed_runs"] == [dead], doc["findings"]
     assert run_statuses(me_db) == ["interrupted", "finished"]
     # A plain check agrees, and the next --apply has nothing to close.
     assert report(me_db)[0] == 0
-    assert report(me_db, "--apply")[1]["apply"]["closed_runs"] == []
+    assert report(me_db, "--apply", "--no-redeploy")[1]["apply"]["closed_runs"] == []
 
 
 def test_resolve_run_closes_an_abandoned_plan(me_db: Any, schema_version: str) -> None:
@@ -137,7 +154,7 @@ def test_resolve_run_closes_an_abandoned_plan(me_db: Any, schema_version: str) -
     assert f"reconcile --resolve-run {run_id}" in unfinished["detail"]
     changes = journal_rows(me_db)
     # The plan is abandoned: nobody will rerun it.
-    result = reconcile(me_db, "--resolve-run", run_id, "--format", "json")
+    result = reconcile(me_db, "--resolve-run", run_id, "--format", "json", "--detailed-exitcode")
     assert result.exit_code == 2 and f"run {run_id} resolved" in result.stderr
     doc = json.loads(result.stdout)
     assert kinds(doc) == {PENDING}  # the endpoints are still to do, the run is not
@@ -173,7 +190,7 @@ def test_sigterm_marks_the_apply_run_interrupted_and_writes_metrics(
     try:
         result = CliRunner().invoke(
             main,
-            ["reconcile", "--apply", "--metrics-file", str(prom)],
+            ["reconcile", "--apply", "--no-redeploy", "--metrics-file", str(prom)],
             env={"BUNDLE_MIGRATE_DATABASE_URL": me_db.url},
         )
     finally:
@@ -203,7 +220,16 @@ def test_apply_converges_never_more_than_max_changes(me_db: Any, schema_version:
     seed(me_db, drop_specs(5, me_db.version) + clean_specs(me_db.version))
     exits = []
     for _ in range(6):
-        result = reconcile(me_db, "--apply", "--max-changes", "2", "--format", "json")
+        result = reconcile(
+            me_db,
+            "--apply",
+            "--no-redeploy",
+            "--max-changes",
+            "2",
+            "--format",
+            "json",
+            "--detailed-exitcode",
+        )
         exits.append(result.exit_code)
         doc = json.loads(result.stdout)
         assert doc["apply"]["applied"] <= 2
@@ -218,7 +244,7 @@ def test_apply_converges_never_more_than_max_changes(me_db: Any, schema_version:
         ).all()
     assert sources == [(RECONCILE_SOURCE,)]
     # Converged: another run changes nothing and writes no run row.
-    result = reconcile(me_db, "--apply")
+    result = reconcile(me_db, "--apply", "--no-redeploy")
     assert result.exit_code == 0 and "apply: nothing eligible to change" in result.stdout
     assert len(applied_per_run(me_db)) == 3
 
@@ -233,7 +259,7 @@ def test_apply_default_is_one_and_repairs_a_reverted_endpoint(
         b=change["bundle_before"],
         e=change["endpoint_id"],
     )
-    result = reconcile(me_db, "--apply")
+    result = reconcile(me_db, "--apply", "--no-redeploy")
     assert result.exit_code == 0, result.stdout
     assert "1 endpoint(s) changed" in result.stdout
     latest = journal_rows(me_db, "outcome = 'applied'")[-1]
@@ -253,19 +279,19 @@ def test_apply_leaves_large_models_to_a_person(me_db: Any, schema_version: str) 
         gpu_memory_utilization=Decimal("0.9"),
     )
     seed(me_db, [big])
-    code, doc = report(me_db, "--apply")
+    code, doc = report(me_db, "--apply", "--no-redeploy")
     if not doc["findings"]:
         pytest.fail(f"the large endpoint should be pending: {doc['scan']}")
     assert code == 2 and doc["apply"]["applied"] == 0 and doc["next"]["held_back"] == 1
-    code, doc = report(me_db, "--apply", "--include-large")
+    code, doc = report(me_db, "--apply", "--no-redeploy", "--include-large")
     assert code == 0 and doc["apply"]["applied"] == 1
 
 
 def test_apply_while_another_run_holds_the_lock(me_db: Any, schema_version: str) -> None:
     seed(me_db, drop_specs(2, me_db.version))
     with MigrationLock(me_db.engine, me_db.schema):
-        result = reconcile(me_db, "--apply", "--format", "json")
-    assert result.exit_code == 2
+        result = reconcile(me_db, "--apply", "--no-redeploy", "--format", "json")
+    assert result.exit_code == 0  # skipped, not failed: drift alone is no error
     doc = json.loads(result.stdout)
     assert "another bundle-migrate apply or rollback is running" in doc["apply"]["skipped"]
     assert doc["apply"]["applied"] == 0 and doc["counts"][PENDING] == 2

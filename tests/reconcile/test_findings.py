@@ -21,7 +21,9 @@ from migrate.reconcile.findings import (
     ROLLED_BACK,
     RUN_IN_PROGRESS,
     SUPERSEDED,
+    UNDEPLOYED,
     UNFINISHED_RUN,
+    UNHEALTHY,
     LiveChange,
     RunRow,
     judge_change,
@@ -49,6 +51,22 @@ def live(**kw: Any) -> LiveChange:
         "eager_expected": False,
     }
     return LiveChange(**{**base, **kw})
+
+
+def test_a_change_whose_redeploy_never_finished_is_drift_unless_a_run_is_on_it() -> None:
+    for state in ("written", "redeploy-requested"):
+        found = judge_change(live(deploy_state=state))
+        assert found is not None and found.kind == UNDEPLOYED and found.severity == "drift"
+        assert f"stopped at {state}" in found.detail and "rerun the same apply" in found.detail
+        assert judge_change(live(deploy_state=state), run_in_progress=True) is None
+    unhealthy = judge_change(live(deploy_state="failed"), run_in_progress=True)
+    assert unhealthy is not None and unhealthy.kind == UNHEALTHY
+    # Healthy, or rows only (no redeploy asked for): nothing to say.
+    assert judge_change(live(deploy_state="healthy")) is None
+    assert judge_change(live(deploy_state=None)) is None
+    # Model engine's recreation, asked for by the run, is the change holding.
+    rebuilt = live(current_bundle_id="bun_me", deployed_bundle="bun_me", deploy_state="healthy")
+    assert judge_change(rebuilt) is None
 
 
 def test_judge_change_each_case() -> None:

@@ -122,7 +122,17 @@ def test_sigkill_mid_stage_then_rerun_leaves_everything_consistent(
     stage_two = plan.stages[1].endpoints
     # One write a second: once three are journaled, the stage has seconds left to go,
     # so the kill lands in its middle however slow the machine.
-    proc = _cli(me_db, "apply", str(path), "--execute", "--stage", "2", "--max-per-minute", "60")
+    proc = _cli(
+        me_db,
+        "apply",
+        str(path),
+        "--execute",
+        "--no-redeploy",
+        "--stage",
+        "2",
+        "--max-per-minute",
+        "60",
+    )
     applied = "SELECT count(*) FROM bundle_migration.changes WHERE outcome = 'applied'"
     _wait_for(lambda: _count(me_db, applied) >= 1 + 3, what="three endpoints of stage 2 applied")
     proc.send_signal(signal.SIGKILL)
@@ -136,7 +146,7 @@ def test_sigkill_mid_stage_then_rerun_leaves_everything_consistent(
         runs = runs_overview(conn)
     assert [r["status"] for r in runs] == ["interrupted?", "finished"]  # nobody holds the lock
 
-    rerun = _cli(me_db, "apply", str(path), "--execute", "--stage", "2")
+    rerun = _cli(me_db, "apply", str(path), "--execute", "--no-redeploy", "--stage", "2")
     out, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, err
     assert "had died without finishing; marked interrupted" in out
@@ -164,16 +174,25 @@ def test_a_second_process_is_refused_and_sigterm_marks_the_run_interrupted(
     # for as long as the test needs, whatever the machine's speed.
     pause = tmp_path / "PAUSE"
     pause.touch()
-    first = _cli(me_db, "apply", str(path), "--execute", "--all-stages", "--pause-file", str(pause))
+    first = _cli(
+        me_db,
+        "apply",
+        str(path),
+        "--execute",
+        "--no-redeploy",
+        "--all-stages",
+        "--pause-file",
+        str(pause),
+    )
     assert first.stdout is not None
     lines = Lines(first.stdout)
     lines.wait_for("paused:")
-    second = _cli(me_db, "apply", str(path), "--execute", "--all-stages")
+    second = _cli(me_db, "apply", str(path), "--execute", "--no-redeploy", "--all-stages")
     out, err = second.communicate(timeout=60)
     assert second.returncode == 1
     assert "another bundle-migrate apply or rollback is running" in err
     assert "backend pid" in err and "application bundle-migrate" in err
-    rollback = _cli(me_db, "rollback", "--plan", str(path), "--execute")
+    rollback = _cli(me_db, "rollback", "--plan", str(path), "--execute", "--no-redeploy")
     assert rollback.communicate(timeout=60)[1].count("another bundle-migrate") == 1
     first.send_signal(signal.SIGTERM)
     out, err = _finish(first, lines, timeout=30)
@@ -202,7 +221,9 @@ def test_a_dropped_connection_fails_one_endpoint_cleanly(
             victims.append(step)
             _terminate(me_db, conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
 
-    summary = apply(me_db, plan, stage=2, hook=kill_own_backend, max_failures=2)
+    summary = apply(
+        me_db, plan, stage=2, hook=kill_own_backend, max_failures=2, ignore_incomplete=True
+    )
     assert summary.counts[oc.FAILED] == 2 and not summary.stopped
     assert summary.counts[oc.APPLIED] >= 5
     failed = journal_rows(me_db, "outcome = 'failed'")
@@ -210,7 +231,9 @@ def test_a_dropped_connection_fails_one_endpoint_cleanly(
     for row in failed:
         assert endpoints(me_db)[row["endpoint_id"]] == before[row["endpoint_id"]]
     assert_consistent(me_db, plan, before)
-    assert apply(me_db, plan, stage=2).counts[oc.APPLIED] == 2  # the retry finishes them
+    assert (
+        apply(me_db, plan, stage=2, ignore_incomplete=True).counts[oc.APPLIED] == 2
+    )  # the retry finishes them
 
 
 def test_losing_the_lock_session_stops_the_run(
@@ -234,7 +257,7 @@ def test_losing_the_lock_session_stops_the_run(
                 _terminate(me_db, pid)
 
     with pytest.raises(DatabaseError, match="lost the migration lock"):
-        apply(me_db, plan, stage=2, hook=kill_lock_holder)
+        apply(me_db, plan, stage=2, hook=kill_lock_holder, ignore_incomplete=True)
     assert len(calls) == 2  # the endpoint in flight finished; no third one was started
     assert_consistent(me_db, plan, before)
     with me_db.engine.connect() as conn:
@@ -251,7 +274,7 @@ def test_the_pause_file_holds_the_run_until_removed(
     me_db, plan, path, before = big_plan
     pause = tmp_path / "PAUSE"
     pause.touch()
-    proc = _cli(me_db, "apply", str(path), "--execute", "--pause-file", str(pause))
+    proc = _cli(me_db, "apply", str(path), "--execute", "--no-redeploy", "--pause-file", str(pause))
     assert proc.stdout is not None
     lines = Lines(proc.stdout)
     assert lines.wait_for("paused:") == f"paused: {pause} exists; remove it to go on\n"

@@ -14,6 +14,7 @@ from migrate.core import outcomes as oc
 from migrate.core.plan import Plan
 from migrate.core.policy import RECORDED_DROP, PolicyParams
 from migrate.rollout import revert
+from migrate.rollout.apply import PlanAborted
 from migrate.rollout.rollback import RollbackOptions, RollbackSummary, run_rollback
 from migrate.rollout.transaction import Hook, Settings
 from migrate.sandbox.synth import make_spec
@@ -76,9 +77,15 @@ def test_rollback_restores_bundle_ids_and_metadata_exactly(applied: tuple[Any, P
             change["bundle_before"],
         )
         assert back["metadata_after"] == change["metadata_before"]
-    # A second rollback finds nothing; re-applying the same plan does not undo the rollback.
+    # A second rollback finds nothing. The rollback aborted the plan (Argo's abort):
+    # applying it again is refused until an operator says to go on, and even then
+    # it does not undo the rollback.
     assert rollback(me_db, plan=plan).counts == {}
-    assert apply(me_db, plan, stage=1).counts == {oc.SKIPPED_ROLLED_BACK: 1}
+    with pytest.raises(PlanAborted, match=f"rolled back by run {summary.run_id}"):
+        apply(me_db, plan, stage=1)
+    again = apply(me_db, plan, stage=1, retry_aborted=True)
+    assert again.counts == {oc.SKIPPED_ROLLED_BACK: 1}
+    assert apply(me_db, plan, stage=1).counts == {oc.SKIPPED_ROLLED_BACK: 1}  # abort closed
     assert apply(me_db, plan).counts[oc.APPLIED] == 0
     assert _state(endpoints(me_db)) == _state(before)
 
@@ -151,13 +158,26 @@ def test_an_endpoint_model_engine_is_updating_is_left_alone_unless_forced(
     assert endpoints(me_db)[endpoint_id]["current_bundle_id"] == victim["bundle_after"]
     skipped = journal_rows(me_db, "outcome = 'rollback-skipped-not-ready'")
     assert len(skipped) == 1 and skipped[0]["bundle_after"] is None
-    assert "UPDATE_IN_PROGRESS, not READY" in skipped[0]["detail"]
+    assert "status is UPDATE_IN_PROGRESS: model engine is updating it" in skipped[0]["detail"]
     forced = rollback(me_db, plan=plan, force=True)
     assert forced.counts == {oc.ROLLED_BACK: 1}
     now, then = endpoints(me_db)[endpoint_id], before[endpoint_id]
     assert (now["current_bundle_id"], now["meta"]) == (then["current_bundle_id"], then["meta"])
     assert now["endpoint_status"] == "UPDATE_IN_PROGRESS"  # model engine's, not ours to set
     assert "forced over" in journal_rows(me_db, "outcome = 'rolled-back'")[-1]["detail"]
+
+
+def test_an_endpoint_whose_update_failed_is_rolled_back_without_force(
+    applied: tuple[Any, Plan, Any],
+) -> None:
+    """UPDATE_FAILED is where a failed build leaves an endpoint: the state to roll back from."""
+    me_db, plan, before = applied
+    victim = journal_rows(me_db, "outcome = 'applied'")[0]
+    set_endpoint(me_db, victim["endpoint_id"], "endpoint_status = 'UPDATE_FAILED'")
+    summary = rollback(me_db, plan=plan, endpoints=(victim["endpoint_name"],))
+    assert summary.counts == {oc.ROLLED_BACK: 1}
+    now = endpoints(me_db)[victim["endpoint_id"]]
+    assert now["current_bundle_id"] == before[victim["endpoint_id"]]["current_bundle_id"]
 
 
 def test_a_change_rolled_back_already_is_skipped_as_such(applied: tuple[Any, Plan, Any]) -> None:

@@ -28,24 +28,33 @@ def test_demo_runs_the_whole_rollout_and_leaves_nothing_running(tmp_path: Path) 
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     for line in (
-        "[1/7] Start a sandbox",
+        "[1/8] Start a sandbox",
+        "export BUNDLE_MIGRATE_API_URL=http://127.0.0.1:",
         "$ bundle-migrate scan --format json -o scan.json",
         "$ bundle-migrate plan --out plan.json --format markdown",
         "# bundle-migrate plan `",  # the change ticket itself
         "### Stage 1: canary (1 endpoint(s))",
-        "$ bundle-migrate apply plan.json --stage 1\n",
+        "$ bundle-migrate apply plan.json --stage 1 --act-as-owner\n",
         "would-apply",
         "-    --enforce-eager",  # the dry run's diff
-        "$ bundle-migrate apply plan.json --stage 1 --execute",
+        "$ bundle-migrate apply plan.json --stage 1 --execute --act-as-owner",
+        "redeploying (PUT {})",
         "applied: 1",
         "$ bundle-migrate status --plan plan.json",
-        "$ bundle-migrate rollback --plan plan.json --execute",
-        "rolled-back: 1",
+        # The large model that runs out of memory without eager: caught though READY.
+        "READY but 1 worker(s) unavailable; rolled back to",
+        "healthy again",
+        "stopped in stage",
+        "the plan is aborted",
+        "$ bundle-migrate rollback --plan plan.json --execute --parallel 8",
         "Same decisions and same proposed commands for every endpoint as before.",
         "demo finished: every step did what it should",
     ):
         assert line in out, f"missing {line!r} in:\n{out}"
-    assert "FAILED" not in out
+    assert "demo: FAILED" not in out and "FAILED: the scan after" not in out
+    # The whole rollout went through: every stage before the large one was applied, and the
+    # final rollback restored every endpoint the rollout had changed.
+    assert "rolled-back: " in out and "failed: 1" in out
     data_dir = _data_dir(out)
     assert not wait_gone(data_dir), "a postgres process outlived the demo"
     assert not data_dir.exists() and not data_dir.parent.exists()
@@ -70,7 +79,7 @@ def _interrupt_demo(env: dict[str, str]) -> None:
     # Read on a thread: waiting for a line has a deadline even if none ever comes.
     lines = Lines(proc.stdout)
     try:
-        lines.wait_for("[2/7]", timeout=120)
+        lines.wait_for("[2/8]", timeout=120)
         data_dir = _data_dir("".join(lines.seen))
         assert postgres_processes(data_dir)
         proc.send_signal(signal.SIGTERM)

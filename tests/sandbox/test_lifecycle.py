@@ -90,7 +90,7 @@ def test_detach_then_stop(env: dict[str, str], detached_cleanup: list[Path]) -> 
     assert endpoint_count(url) == 30
     # Never `-o /dev/null`: as root, scan's write-then-rename replaces the device node.
     scanned = run(["scan", "--format", "json"], {**env, URL_ENV: url}, None)
-    assert scanned.returncode in (0, 2), scanned.stderr
+    assert scanned.returncode == 0, scanned.stderr
 
     # A second --detach finds the running one and says so instead of starting another.
     again = run(["sandbox", "--detach", "--endpoints", "99"], env)

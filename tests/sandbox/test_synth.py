@@ -35,12 +35,14 @@ from migrate.sandbox.synth import (
     build_script,
     build_streaming_command,
     build_worker_command,
+    default_gpu_memory_utilization,
     endpoint_metadata,
     make_spec,
     param_count_b,
     random_fleet,
     xid,
 )
+from migrate.sandbox.synth.catalog import MODELS, total_params_b
 from migrate.store.ddl import create_model_engine_tables
 
 # A fleet big enough to hit every rare case (explicit-false, hand-added, add-eager,
@@ -80,13 +82,23 @@ def at(year: int, month: int, day: int) -> datetime:
         ("llama-3-1-405b-instruct", 405),
         ("qwen2.5-72b-instruct", 72),
         ("gemma-2-27b", 27),
-        ("deepseek-v3", None),
-        ("mistral-large-instruct-2407", None),
-        ("qwen3-235b-a22b", 22),  # the rule takes the last number: model engine's view
+        ("deepseek-v3", 671),
+        ("mistral-large-instruct-2407", 123),
+        ("qwen3-235b-a22b", 235),  # total parameters, not model engine's 22
     ],
 )
 def test_param_count_b(name: str, size: int | None) -> None:
     assert param_count_b(name) == size
+
+
+@pytest.mark.parametrize(
+    ("name", "util"),
+    [("llama-3-70b-instruct", "0.95"), ("deepseek-v3", "0.9"), ("qwen3-235b-a22b", "0.9")],
+)
+def test_default_utilization_is_model_engines(name: str, util: str) -> None:
+    # Model engine sized the name its own way: it cannot size deepseek-v3 and reads
+    # qwen3-235b-a22b as 22B, so both defaulted to 0.9.
+    assert default_gpu_memory_utilization(name) == Decimal(util)
 
 
 def test_xid_matches_base32hex_of_the_12_bytes() -> None:
@@ -345,6 +357,50 @@ def test_recorded_mirrors_the_legacy_command() -> None:
 # --- invariants over a random fleet ------------------------------------------------------
 
 
+def test_fleet_sizes_are_the_catalogues_total_parameters(fleet: list[EndpointSpec]) -> None:
+    """The scan's size estimate, checked on every endpoint against sizes written by hand."""
+    catalogued = {m.name for m in MODELS}
+    llm = [s for s in fleet if s.is_llm and s.model_name in catalogued]
+    assert llm
+    for spec in llm:
+        assert spec.param_count_b == total_params_b(spec.model_name), spec.model_name
+    assert any(s.param_count_b is None for s in llm)  # acme-assistant: nothing says
+
+
+def test_post_cut_over_endpoints_hold_requests(fleet: list[EndpointSpec]) -> None:
+    cut_over = datetime(2026, 5, 7, tzinfo=UTC)
+    assert GENERATION_WINDOWS["G"][0] == cut_over.date() > GENERATION_WINDOWS["F"][1]
+    with_args = [s for s in fleet if s.vllm_additional_args is not None]
+    for spec in with_args:
+        # Only a recreation's parse-back sits on an endpoint created before the cut-over.
+        assert (spec.created_at < cut_over) == (spec.provenance == "recorded"), spec
+    # Requests that spell out every argument, so that only the creation time decides.
+    copies = [
+        s
+        for s in with_args
+        if s.provenance == "explicit-true"
+        and s.vllm_additional_args is not None
+        and "gpu_memory_utilization" in s.vllm_additional_args
+        and all(k in s.vllm_additional_args for k, _ in s.server_args)
+    ]
+    assert copies and all(s.expected_action == "keep-eager" for s in copies)
+
+
+@pytest.mark.parametrize(
+    ("model", "util", "action"),
+    [
+        ("qwen3-235b-a22b", "0.9", "drop-eager"),  # model engine read 22B: 0.9, flag goes
+        ("deepseek-v3", "0.9", "drop-eager"),  # model engine could not size it
+        ("llama-3-1-405b-instruct", "0.95", "keep-eager"),
+    ],
+)
+def test_large_models_ran_at_model_engines_default(model: str, util: str, action: str) -> None:
+    spec = make_spec("C", model_name=model, provenance="injected")
+    assert spec.gpu_memory_utilization == Decimal(util)
+    assert spec.expected_action == action
+    assert (spec.param_count_b or 0) >= 70
+
+
 def test_fleet_is_deterministic_and_a_prefix_of_larger_fleets(fleet: list[EndpointSpec]) -> None:
     again = list(random_fleet(200, seed=11))
     assert again == fleet[:200]
@@ -372,7 +428,16 @@ def test_fleet_covers_every_case(fleet: list[EndpointSpec]) -> None:
     assert any(s.chat_template for s in vllm)
     assert any(s.param_count_b is None for s in vllm)
     assert any((s.param_count_b or 0) >= 400 for s in vllm)
-    assert {s.model_name for s in vllm} >= {"mixtral-8x7b-instruct", "mixtral-8x22b-instruct"}
+    assert {s.model_name for s in vllm} >= {
+        "mixtral-8x7b-instruct",
+        "mixtral-8x22b-instruct",
+        "qwen3-235b-a22b",  # mixture-of-experts names model engine misreads
+        "qwen3-30b-a3b",
+        "llama-4-scout-17b-16e-instruct",
+        "deepseek-v3",  # catalogue models without a size in the name
+        "kimi-k2-instruct",
+        "support-assistant",  # only the checkpoint path says what it is
+    }
     assert {s.module for s in vllm} == {"vllm_server", "vllm_startup_wrapper"}
     # Rough proportions: ~85% vLLM, ~10% other frameworks, ~5% non-LLM.
     kinds = Counter("vllm" if s.is_vllm else "other" if s.is_llm else "none" for s in fleet)

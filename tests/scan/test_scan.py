@@ -12,6 +12,7 @@ import io
 import json
 import threading
 from collections import Counter
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -19,9 +20,12 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from migrate.cli import main
+from migrate.core.modelsize import model_engine_param_count_b
+from migrate.core.policy import RECORDED_DROP, PolicyParams
 from migrate.sandbox import synth
 from migrate.sandbox.embedded import to_libpq_url
 from migrate.sandbox.seed import seed_fleet
+from migrate.sandbox.synth.catalog import MODELS, total_params_b
 from migrate.scan.report import JSON_FIELDS
 from migrate.scan.scanner import scan
 from migrate.store.connection import make_engine, parse_url
@@ -71,6 +75,39 @@ def test_every_endpoint_gets_the_action_the_seeder_planted(fleet) -> None:
     assert {"drop-eager", "keep-eager", "no-change", "skip"} <= set(actions)
 
 
+def test_sizes_are_total_parameters_as_the_catalogue_gives_them(fleet) -> None:
+    db, specs = fleet
+    expected = llm_specs(specs)
+    catalogued = {m.name for m in MODELS}
+    decisions = list(scan(db.engine, schema=db.schema))
+    for d in decisions:
+        spec = expected[d.endpoint_id]
+        if spec.model_name in catalogued:
+            assert d.param_count_b == total_params_b(spec.model_name), spec.model_name
+        assert d.model_engine_param_count_b == model_engine_param_count_b(spec.model_name)
+    seen = {d.model_name for d in decisions if "size-disagrees-with-model-engine" in d.flags}
+    assert {"qwen3-235b-a22b", "deepseek-v3", "support-assistant"} <= seen
+
+
+def test_recorded_drop_changes_only_the_recreated_endpoints(fleet) -> None:
+    """With --recorded drop only parse-backs follow the rule; requests, however complete
+    their dict (created after args were stored), keep what they asked for."""
+    db, specs = fleet
+    expected = llm_specs(specs)
+    params = PolicyParams(recorded=RECORDED_DROP)
+    wrong = []
+    for d in scan(db.engine, schema=db.schema, params=params):
+        spec = expected[d.endpoint_id]
+        want = spec.expected_action
+        if spec.provenance == "recorded":
+            high = (spec.gpu_memory_utilization or 0) >= Decimal("0.95")
+            want = "keep-eager" if high else "drop-eager"
+        if d.action != want:
+            wrong.append((spec.name, spec.provenance, want, d.action, d.evidence))
+    assert not wrong, wrong[:3]
+    assert any(s.provenance == "recorded" for s in expected.values())
+
+
 def test_edited_commands_differ_only_by_the_flag(fleet) -> None:
     db, specs = fleet
     expected = llm_specs(specs)
@@ -89,7 +126,7 @@ def test_edited_commands_differ_only_by_the_flag(fleet) -> None:
 def test_json_report_honours_the_contract(fleet) -> None:
     db, specs = fleet
     result = cli("--database-url", db.url, "--format", "json")
-    assert result.exit_code == 2, result.stderr
+    assert result.exit_code == 0, result.stderr  # changes pending are not an error
     report = json.loads(result.stdout)
     rows = report["endpoints"]
     assert len(rows) == len(llm_specs(specs))
@@ -97,6 +134,8 @@ def test_json_report_honours_the_contract(fleet) -> None:
         assert set(JSON_FIELDS) <= set(row)
         assert isinstance(row["flags"], list)
         assert row["param_count_b"] is None or isinstance(row["param_count_b"], int)
+        # An addition beside the contract: model engine's own reading of the name.
+        assert row["model_engine_param_count_b"] == model_engine_param_count_b(row["model_name"])
         assert (row["command_after"] is not None) == (row["action"] in ("drop-eager", "add-eager"))
     counts = Counter(r["action"] for r in rows)
     assert report["summary"]["actions"] == {
@@ -108,21 +147,25 @@ def test_json_report_honours_the_contract(fleet) -> None:
 
 def test_csv_and_only_changes(fleet) -> None:
     db, _ = fleet
-    result = cli("--database-url", db.url, "--format", "csv", "--only-changes")
+    result = cli(
+        "--database-url", db.url, "--format", "csv", "--only-changes", "--detailed-exitcode"
+    )
     assert result.exit_code == 2
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert rows and {r["action"] for r in rows} <= {"drop-eager", "add-eager"}
     assert all(r["command_after"] for r in rows)
+    assert list(rows[0])[-2:] == ["provenance", "model_engine_param_count_b"]
 
 
 def test_markdown_for_a_change_ticket(fleet, tmp_path) -> None:
     db, _ = fleet
     out = tmp_path / "scan.md"
     result = cli("--database-url", db.url, "--format", "markdown", "--output", str(out))
-    assert result.exit_code == 2
+    assert result.exit_code == 0
     text = out.read_text()
     for heading in ("## Summary", "## Risks", "## Endpoints"):
         assert heading in text
+    assert "args recorded since 2026-05-07" in text
     assert "large-model-at-0.95" in text
     assert "wrote markdown report" in result.stderr
 
@@ -130,7 +173,7 @@ def test_markdown_for_a_change_ticket(fleet, tmp_path) -> None:
 def test_table_lists_changes_and_flagged(fleet) -> None:
     db, _ = fleet
     result = cli("--database-url", db.url)
-    assert result.exit_code == 2
+    assert result.exit_code == 0
     assert "Endpoints that change" in result.stdout
     assert "Flagged endpoints that do not change" in result.stdout
 
@@ -155,13 +198,23 @@ def test_filters_narrow_the_scan(fleet) -> None:
     assert [d.endpoint_name for d in found] == [name]
 
 
-def test_exit_zero_when_nothing_would_change(fleet) -> None:
+def test_detailed_exitcode_tells_nothing_to_do_from_changes_pending(fleet) -> None:
+    """As terraform plan: 0/2 only when asked for; plain scan exits 0 with changes pending."""
     db, specs = fleet
     quiet = next(
         s for s in llm_specs(specs).values() if s.expected_action in ("no-change", "keep-eager")
     )
-    result = cli("--database-url", db.url, "--name", quiet.name)
-    assert result.exit_code == 0, result.stdout
+    changing = next(
+        s for s in llm_specs(specs).values() if s.expected_action in ("drop-eager", "add-eager")
+    )
+    for name, detailed in ((quiet.name, 0), (changing.name, 2)):
+        result = cli("--database-url", db.url, "--name", name, "--detailed-exitcode")
+        assert result.exit_code == detailed, result.output
+        assert cli("--database-url", db.url, "--name", name).exit_code == 0
+    bad = cli(
+        "--database-url", "postgresql://nobody@/nowhere?host=/nonexistent", "--detailed-exitcode"
+    )
+    assert bad.exit_code == 1
 
 
 def test_glob_metacharacters_are_literal_in_filters(fleet) -> None:
@@ -240,8 +293,33 @@ def _run_with_stderr(url: str, stderr_is_tty: bool) -> tuple[int, str]:
 def test_progress_bar_only_on_a_terminal(fleet) -> None:
     db, _ = fleet
     code, on_tty = _run_with_stderr(db.url, stderr_is_tty=True)
-    assert code == 2
+    assert code == 0
     assert "scanning" in on_tty
     code, piped = _run_with_stderr(db.url, stderr_is_tty=False)
-    assert code == 2
+    assert code == 0
     assert "scanning" not in piped  # logs and cron mail stay clean
+
+
+def test_fleet_reading_commands_record_the_args_cut_over(fleet, tmp_path) -> None:
+    db, _ = fleet
+    report = json.loads(cli("--database-url", db.url, "--format", "json").stdout)
+    assert report["scan"]["policy"]["args_recorded_since"] == "2026-05-07"
+    given = ("--args-recorded-since", "2026-06-01T00:00:00+02:00")
+    report = json.loads(cli("--database-url", db.url, "--format", "json", *given).stdout)
+    assert report["scan"]["policy"]["args_recorded_since"] == "2026-05-31T22:00:00+00:00"
+    plan_file = tmp_path / "plan.json"
+    result = CliRunner().invoke(
+        main, ["plan", "--database-url", db.url, "--out", str(plan_file), *given]
+    )
+    assert result.exit_code == 0, result.output  # changes pending is no error
+    assert json.loads(plan_file.read_text())["policy"]["args_recorded_since"] == (
+        "2026-05-31T22:00:00+00:00"
+    )
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-02-30", ""])
+def test_a_cut_over_that_is_no_date_is_refused(fleet, bad: str) -> None:
+    db, _ = fleet
+    result = cli("--database-url", db.url, "--args-recorded-since", bad)
+    assert result.exit_code == 1
+    assert "--args-recorded-since" in result.output and "YYYY-MM-DD" in result.output

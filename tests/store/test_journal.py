@@ -88,7 +88,7 @@ def test_a_journal_of_the_first_release_upgrades_in_place(me_db: Any) -> None:
     )
     assert "run run_dead had died without finishing; marked interrupted" in notes.notes
     with me_db.engine.connect() as conn:
-        assert set(jr.installed_versions(conn)) == {1, 2}
+        assert set(jr.installed_versions(conn)) == {f.version for f in jr.journal_files()}
         schemas = conn.execute(sa.text("SELECT DISTINCT schema FROM bundle_migration.runs"))
         assert schemas.scalars().all() == [me_db.schema]
     old = {r["endpoint_id"]: r for r in journal_rows(me_db, "kind = 'rollback'")}
@@ -110,7 +110,7 @@ def test_orphaned_runs_are_closed_on_their_own_schema_only(me_db: Any) -> None:
         assert overview["run_elsewhere"] == "running"
         assert overview["run_dead"] == "interrupted?"
         notes = Collect()
-        apply(me_db, plan, stage=2, reporter=notes)
+        apply(me_db, plan, stage=2, reporter=notes, ignore_incomplete=True)
     assert "run run_dead had died without finishing; marked interrupted" in notes.notes
     assert not any("run_elsewhere" in n for n in notes.notes)
     statuses = _statuses(me_db)
@@ -141,7 +141,7 @@ def test_rollback_by_run_acts_on_the_schema_the_run_changed(
     assert refused.exit_code == 1
     assert f"run {run_id} changed schema '{OTHER}', not 'hosted_model_inference'" in refused.stderr
     # No --schema: the default would be the wrong schema; the run row says which.
-    done = invoke(main, ["rollback", "--run", run_id, "--execute"], env=env)
+    done = invoke(main, ["rollback", "--run", run_id, "--execute", "--no-redeploy"], env=env)
     assert done.exit_code == 0, done.output
     assert f"schema {OTHER}" in done.stdout and "rolled-back" in done.stdout
     assert [r["outcome"] for r in journal_rows(other, "kind = 'rollback'")] == [oc.ROLLED_BACK]

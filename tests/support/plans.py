@@ -44,7 +44,7 @@ def plan_of(decisions: list[Decision], **kw: Any) -> Plan:
         "tool_version": "0.1.0",
         "database": IDENTITY,
         "schema": "hosted_model_inference",
-        "policy": {"threshold": "0.95", "recorded": "keep"},
+        "policy": {"threshold": 0.95, "recorded": "keep"},
         "filters": {},
         "overrides": None,
     }

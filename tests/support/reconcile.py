@@ -50,7 +50,8 @@ def reconcile(me_db: Any, *args: str, url: str | None = None) -> Result:
 
 
 def report(me_db: Any, *args: str) -> tuple[int, dict[str, Any]]:
-    result = reconcile(me_db, "--format", "json", *args)
+    """The JSON document, and the exit status as alerting sees it (--detailed-exitcode)."""
+    result = reconcile(me_db, "--format", "json", "--detailed-exitcode", *args)
     assert result.exit_code in (0, 2), result.output
     return result.exit_code, json.loads(result.stdout)
 

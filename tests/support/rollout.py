@@ -71,6 +71,9 @@ def apply(
     hook: Hook | None = None,
     reporter: Reporter | None = None,
     allow_other_address: bool = False,
+    ignore_incomplete: bool = False,
+    redeploy: Any = None,
+    retry_aborted: bool = False,
 ) -> Summary:
     options = ApplyOptions(
         settings=Settings(schema=me_db.schema),
@@ -80,6 +83,9 @@ def apply(
         max_failures=max_failures,
         pacer=Pacer(),
         allow_other_address=allow_other_address,
+        ignore_incomplete_stages=ignore_incomplete,
+        redeploy=redeploy,
+        retry_aborted=retry_aborted,
     )
     return run_apply(me_db.engine, plan, options, reporter, hook=hook)
 

@@ -74,11 +74,16 @@ def fake_postgres(bin_dir: Path, *args: str) -> subprocess.Popen[bytes]:
     link = bin_dir / "postgres"
     if not link.exists():
         link.symlink_to(sys.executable)
-    proc = subprocess.Popen([str(link), "-c", "import time; time.sleep(120)", *args])
+    argv = [str(link), "-c", "import time; time.sleep(120)", *args]
+    proc = subprocess.Popen(argv)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            if psutil.Process(proc.pid).name() == "postgres":
+            # The name changes early in exec, the command line a moment later (the
+            # kernel fills in its arguments after renaming it): wait for both, or a
+            # check in that moment sees a postgres with no -D.
+            found = psutil.Process(proc.pid)
+            if found.name() == "postgres" and found.cmdline() == argv:
                 return proc
         except psutil.Error:
             pass

@@ -10,7 +10,7 @@ against the intent that produced the bytes it parses.
 Generations (see shared/reference/model-engine-facts.md, section 3):
 A Aug 2023 - Sep 2024 (and every non-llama-3-70b endpoint until C), B May - Sep 2024
 (llama-3-70b only), C Sep - 14 Oct 2024, D 15 Oct 2024, E 16 Oct 2024 - Sep 2025,
-F Sep 2025 - Apr 2026, G 1 May - 14 Jun 2026 (args recorded), H from 15 Jun 2026 (new policy).
+F Sep 2025 - 6 May 2026, G 7 May - 14 Jun 2026 (args recorded), H from 15 Jun 2026 (new policy).
 
 This module is the public face; the parts live next to it:
 

@@ -23,50 +23,71 @@ class Model:
     name: str
     released: date
     weight: float
+    # Total parameters (billions) as the model's card gives them, written here by
+    # hand: the scan's size must match this, so it must not come from the scanner.
+    # Model engine's own figures where it special-cases a name (mixtral 47/140,
+    # phi-3 4/8/15, deepseek-coder-v2 16/237). None: nothing says.
+    total_b: int | None
+    # The weights' name in the checkpoint path, for a model its team named itself.
+    repo: str | None = None
 
 
 MODELS: tuple[Model, ...] = (
-    Model("llama-2-7b-chat", date(2023, 7, 18), 2),
-    Model("llama-2-13b-chat", date(2023, 7, 18), 1),
-    Model("llama-2-70b-chat", date(2023, 7, 18), 1.5),
-    Model("codellama-13b-instruct", date(2023, 8, 24), 0.7),
-    Model("codellama-34b-instruct", date(2023, 8, 24), 0.7),
-    Model("mistral-7b-instruct", date(2023, 9, 27), 2),
-    Model("mistral-7b-instruct-v0.3", date(2024, 5, 22), 1),
-    Model("mixtral-8x7b-instruct", date(2023, 12, 11), 1.5),
-    Model("mixtral-8x22b-instruct", date(2024, 4, 17), 0.8),
-    Model("llama-3-8b", date(2024, 4, 18), 1),
-    Model("llama-3-8b-instruct", date(2024, 4, 18), 4),
-    Model("llama-3-70b", date(2024, 4, 18), 0.7),
-    Model("llama-3-70b-instruct", date(2024, 4, 18), 3),
-    Model("phi-3-mini-4k-instruct", date(2024, 4, 23), 1),
-    Model("phi-3-medium-4k-instruct", date(2024, 5, 21), 0.5),
-    Model("qwen2-72b-instruct", date(2024, 6, 7), 0.7),
-    Model("deepseek-coder-v2-lite-instruct", date(2024, 6, 17), 0.6),
-    Model("deepseek-coder-v2-instruct", date(2024, 6, 17), 0.3),
-    Model("gemma-2-9b-instruct", date(2024, 6, 27), 1),
-    Model("gemma-2-27b-instruct", date(2024, 6, 27), 0.8),
-    Model("llama-3-1-8b-instruct", date(2024, 7, 23), 5),
-    Model("llama-3-1-70b-instruct", date(2024, 7, 23), 4),
-    Model("llama-3-1-405b-instruct", date(2024, 7, 23), 1),
-    Model("mistral-large-instruct-2407", date(2024, 7, 24), 0.5),
-    Model("qwen2.5-7b-instruct", date(2024, 9, 19), 1.5),
-    Model("qwen2.5-72b-instruct", date(2024, 9, 19), 2),
-    Model("llama-3-2-1b-instruct", date(2024, 9, 25), 1),
-    Model("llama-3-2-3b-instruct", date(2024, 9, 25), 1.2),
-    Model("qwen2.5-coder-32b-instruct", date(2024, 11, 12), 1.2),
-    Model("llama-3-3-70b-instruct", date(2024, 12, 6), 4),
-    Model("deepseek-v3", date(2024, 12, 26), 1),
-    Model("deepseek-r1", date(2025, 1, 20), 1),
-    Model("deepseek-r1-distill-llama-70b", date(2025, 1, 20), 1.2),
-    Model("qwen3-8b", date(2025, 4, 29), 1.5),
-    Model("qwen3-32b", date(2025, 4, 29), 1.5),
-    Model("qwen3-235b-a22b", date(2025, 4, 29), 0.6),
-    Model("llama-4-scout-17b-16e-instruct", date(2025, 4, 5), 0.8),
-    Model("kimi-k2-instruct", date(2025, 7, 11), 0.4),
-    Model("gpt-oss-20b", date(2025, 8, 5), 1),
-    Model("gpt-oss-120b", date(2025, 8, 5), 1.5),
+    Model("llama-2-7b-chat", date(2023, 7, 18), 2, 7),
+    Model("llama-2-13b-chat", date(2023, 7, 18), 1, 13),
+    Model("llama-2-70b-chat", date(2023, 7, 18), 1.5, 70),
+    Model("codellama-13b-instruct", date(2023, 8, 24), 0.7, 13),
+    Model("codellama-34b-instruct", date(2023, 8, 24), 0.7, 34),
+    Model("mistral-7b-instruct", date(2023, 9, 27), 2, 7),
+    Model("mistral-7b-instruct-v0.3", date(2024, 5, 22), 1, 7),
+    Model("mixtral-8x7b-instruct", date(2023, 12, 11), 1.5, 47),
+    Model("mixtral-8x22b-instruct", date(2024, 4, 17), 0.8, 140),
+    Model("dbrx-instruct", date(2024, 3, 27), 0.2, 132),
+    Model("llama-3-8b", date(2024, 4, 18), 1, 8),
+    Model("llama-3-8b-instruct", date(2024, 4, 18), 4, 8),
+    Model("llama-3-70b", date(2024, 4, 18), 0.7, 70),
+    Model("llama-3-70b-instruct", date(2024, 4, 18), 3, 70),
+    Model("phi-3-mini-4k-instruct", date(2024, 4, 23), 1, 4),
+    Model("phi-3-medium-4k-instruct", date(2024, 5, 21), 0.5, 15),
+    Model("qwen2-72b-instruct", date(2024, 6, 7), 0.7, 72),
+    Model("deepseek-coder-v2-lite-instruct", date(2024, 6, 17), 0.6, 16),
+    Model("deepseek-coder-v2-instruct", date(2024, 6, 17), 0.3, 237),
+    Model("gemma-2-9b-instruct", date(2024, 6, 27), 1, 9),
+    Model("gemma-2-27b-instruct", date(2024, 6, 27), 0.8, 27),
+    Model("llama-3-1-8b-instruct", date(2024, 7, 23), 5, 8),
+    Model("llama-3-1-70b-instruct", date(2024, 7, 23), 4, 70),
+    Model("llama-3-1-405b-instruct", date(2024, 7, 23), 1, 405),
+    Model("mistral-large-instruct-2407", date(2024, 7, 24), 0.5, 123),
+    Model("qwen2.5-7b-instruct", date(2024, 9, 19), 1.5, 7),
+    Model("qwen2.5-72b-instruct", date(2024, 9, 19), 2, 72),
+    Model("llama-3-2-1b-instruct", date(2024, 9, 25), 1, 1),
+    Model("llama-3-2-3b-instruct", date(2024, 9, 25), 1.2, 3),
+    Model("qwen2.5-coder-32b-instruct", date(2024, 11, 12), 1.2, 32),
+    Model("llama-3-3-70b-instruct", date(2024, 12, 6), 4, 70),
+    Model("deepseek-v3", date(2024, 12, 26), 1, 671),
+    Model("deepseek-r1", date(2025, 1, 20), 1, 671),
+    Model("deepseek-r1-distill-llama-70b", date(2025, 1, 20), 1.2, 70),
+    Model("qwen3-8b", date(2025, 4, 29), 1.5, 8),
+    Model("qwen3-32b", date(2025, 4, 29), 1.5, 32),
+    Model("qwen3-30b-a3b", date(2025, 4, 29), 0.8, 30),
+    Model("qwen3-235b-a22b", date(2025, 4, 29), 0.6, 235),
+    Model("llama-4-scout-17b-16e-instruct", date(2025, 4, 5), 0.8, 109),
+    Model("llama-4-maverick-17b-128e-instruct", date(2025, 4, 5), 0.3, 400),
+    Model("kimi-k2-instruct", date(2025, 7, 11), 0.4, 1000),
+    Model("qwen3-coder-480b-a35b-instruct", date(2025, 7, 22), 0.3, 480),
+    Model("glm-4.5-air", date(2025, 7, 28), 0.3, 106),
+    Model("gpt-oss-20b", date(2025, 8, 5), 1, 20),
+    Model("gpt-oss-120b", date(2025, 8, 5), 1.5, 120),
+    # Teams' own names: only the checkpoint path says what the weights are, or nothing does.
+    Model("support-assistant", date(2025, 1, 15), 0.6, 70, repo="llama-3-3-70b-instruct"),
+    Model("acme-assistant", date(2025, 3, 1), 0.4, None),
 )
+
+
+def total_params_b(model_name: str | None) -> int | None:
+    """The catalogue's total size of a model it lists; None for one it does not."""
+    return next((m.total_b for m in MODELS if m.name == model_name), None)
+
 
 # Weights of each generation among surviving vLLM endpoints, per current bundle.
 GENERATION_WEIGHTS: tuple[tuple[str, float], ...] = (

@@ -31,6 +31,7 @@ from migrate.sandbox.synth.catalog import (
 )
 from migrate.sandbox.synth.draw import Ids, pick, random_datetime
 from migrate.sandbox.synth.spec import (
+    ARGS_STORED_FROM,
     GENERATION_WINDOWS,
     GENERATIONS,
     SCHEMA_VERSIONS,
@@ -65,13 +66,13 @@ def _random_vllm_endpoint(
     gen = generation or pick(rng, GENERATION_WEIGHTS)
     if model_name is not None:
         model = next((m for m in MODELS if m.name == model_name), None) or Model(
-            model_name, date(2023, 1, 1), 1
+            model_name, date(2023, 1, 1), 1, param_count_b(model_name)
         )
     else:
         model = pick(rng, models_for(gen))
     window = window_for(gen, model.released) or GENERATION_WINDOWS[gen]
     at = random_datetime(rng, *window)
-    size = param_count_b(model.name)
+    size = model.total_b
     nodes = 1
     if (
         schema_version == "2026"
@@ -84,7 +85,9 @@ def _random_vllm_endpoint(
     base["num_shards"] = pick_num_shards(rng, size)
     base["nodes_per_worker"] = nodes
     base["quantize"] = "awq" if size is not None and size >= 7 and rng.random() < 0.06 else None
-    base["checkpoint_path"] = pick_checkpoint(rng, model.name, base["owner"], base["storage"])
+    base["checkpoint_path"] = pick_checkpoint(
+        rng, model.repo or model.name, base["owner"], base["storage"]
+    )
     if nodes > 1:
         base["flavor"] = STREAMING_FLAVOR
         base["endpoint_type"] = "streaming"
@@ -126,6 +129,10 @@ def _random_vllm_endpoint(
     superseded: list[dict[str, Any]] = []
     if rng.random() < 0.2:
         older = older_generations(gen, model, nodes > 1)
+        if current["vllm_additional_args"] is not None:
+            # A dict on an endpoint created before args were stored could only be a
+            # recreation's parse-back (the recorded path above), never this request.
+            older = [g for g in older if GENERATION_WINDOWS[g][0] >= ARGS_STORED_FROM]
         # Empty only for make_spec's hand-picked model released after the
         # generation: it has no past, so no superseded bundle (was IndexError).
         for _ in range(rng.choice((1, 1, 2)) if older else 0):
@@ -165,8 +172,10 @@ def _random_other_llm(rng: random.Random, ids: Ids, base: dict[str, Any]) -> _Ve
     at = random_datetime(rng, *window)
     fields = {
         **base,
-        "num_shards": pick_num_shards(rng, param_count_b(model.name)),
-        "checkpoint_path": pick_checkpoint(rng, model.name, base["owner"], base["storage"]),
+        "num_shards": pick_num_shards(rng, model.total_b),
+        "checkpoint_path": pick_checkpoint(
+            rng, model.repo or model.name, base["owner"], base["storage"]
+        ),
         "bundle_id": ids.next("bun_", at),
         "generation": gen,
         "provenance": "none",

@@ -1,13 +1,9 @@
 """What a synthetic endpoint is, and what the new policy means for it.
 
 The vocabulary (generations, provenances, flavors, statuses), model engine's
-size inference and default utilization, and :class:`EndpointSpec` with its
-consistency rules and expected action. Pure data and rules: rendering lives in
+default utilization, and :class:`EndpointSpec` with its consistency rules and
+expected action. Pure data and rules: rendering lives in
 :mod:`migrate.sandbox.synth.commands`, random generation in :mod:`migrate.sandbox.synth.fleet`.
-
-This deliberately re-implements the size inference instead of importing
-:mod:`migrate.core.modelsize`: the synthetic fleet is the oracle the scanner is
-tested against, so it must not share the scanner's code.
 """
 
 from __future__ import annotations
@@ -69,28 +65,30 @@ GENERATION_WINDOWS: dict[str, tuple[date, date]] = {
     "C": (date(2024, 9, 5), date(2024, 10, 14)),
     "D": (date(2024, 10, 15), date(2024, 10, 15)),
     "E": (date(2024, 10, 16), date(2025, 9, 14)),
-    "F": (date(2025, 9, 15), date(2026, 4, 30)),
-    "G": (date(2026, 5, 1), date(2026, 6, 14)),
+    "F": (date(2025, 9, 15), date(2026, 5, 6)),
+    "G": (date(2026, 5, 7), date(2026, 6, 14)),
     "H": (date(2026, 6, 15), date(2026, 11, 15)),
 }
 MODEL_CACHE_ROOT = "/mnt/model-cache"
+# The day model engine began storing the caller's vllm_additional_args: G starts here.
+ARGS_STORED_FROM = GENERATION_WINDOWS["G"][0]
 
 # Arguments that come from first-class endpoint fields, not from the args dict.
 CORE_ARGS = frozenset(
     {"tensor_parallel_size", "pipeline_parallel_size", "quantization", "chat_template"}
 )
 
-# One rule for model size, the tool's own: a synthetic fleet sized by a second
-# copy could drift from what the scan decides without any test noticing why.
+# Total parameters as the scan estimates them (name, catalogue, checkpoint path).
 param_count_b = modelsize.param_count_b
 
 
 def default_gpu_memory_utilization(model_name: str | None) -> Decimal:
-    """Model engine's inferred default. An unknown size is not >= 70, so it gets 0.9."""
-    size = param_count_b(model_name)
-    if size is not None and size >= LARGE_MODEL_PARAMS_B:
-        return LARGE_MODEL_UTILIZATION
-    return DEFAULT_UTILIZATION
+    """Model engine's inferred default, from its own reading of the name (facts, section 4).
+
+    A name it cannot size is not >= 70 to it, so it gets 0.9: a 671B deepseek-v3
+    or a 235B qwen3-235b-a22b ran at 0.9 because of that.
+    """
+    return modelsize.default_utilization(modelsize.model_engine_param_count_b(model_name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +160,8 @@ class EndpointSpec:
 
     @property
     def param_count_b(self) -> int | None:
-        return param_count_b(self.model_name)
+        """Total parameters, read as the scan reads them (the checkpoint path included)."""
+        return param_count_b(self.model_name, self.checkpoint_path)
 
     @property
     def weights_folder(self) -> str:

@@ -29,7 +29,6 @@ from migrate.sandbox.synth.spec import (
     LARGE_MODEL_UTILIZATION,
     default_gpu_memory_utilization,
     is_llama3_70b,
-    param_count_b,
 )
 
 
@@ -146,8 +145,7 @@ def random_vllm_version(
     forced_provenance: str | None,
 ) -> dict[str, Any]:
     """Fields of one bundle version of a vLLM endpoint; provenance per the generation's rules."""
-    size = param_count_b(model.name)
-    server_args = random_server_args(rng, gen, model.name, size)
+    server_args = random_server_args(rng, gen, model.name, model.total_b)
     default_util = default_gpu_memory_utilization(model.name)
     util: Decimal | None
     if gen == "A":
@@ -185,7 +183,14 @@ def random_vllm_version(
         gave_args = provenance in ("explicit-true", "explicit-false", "none-explicit-false") or (
             rng.random() < 0.5
         )
-        if gave_args:
+        if provenance == "explicit-true" and rng.random() < 0.25:
+            # A caller who spelt out every argument, utilization included: the dict
+            # copies the command as a recreation's parse-back would. Only the
+            # creation time tells it is a request (created since args were stored).
+            assert util is not None  # from C on every bundle has one
+            args = {k: v for k, v in server_args.items() if k not in CORE_ARGS}
+            args["gpu_memory_utilization"] = json_number(util)
+        elif gave_args:
             chosen = [k for k in EXPLICITABLE if k in server_args and rng.random() < 0.6]
             if not chosen and "max_model_len" not in server_args:
                 server_args["max_model_len"] = rng.choice((4096, 8192, 32768))

@@ -1,0 +1,1 @@
+# The runbooks ship inside the package as migrate.runbooks (`bundle-migrate runbook`).

@@ -1,0 +1,1 @@
+# The JSON Schemas of the tool's JSON outputs ship inside the package as migrate.schemas.
