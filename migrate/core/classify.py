@@ -163,6 +163,8 @@ def _judge(
     try:
         inv = cmd.parse_command(bundle.command)
     except cmd.CommandError as err:
+        if err.kind == cmd.INDIRECT_ARGUMENTS:
+            return _skip(decision, f"arguments decided at run time: {err.reason}", err.kind)
         return _skip(decision, f"command not understood: {err.reason}", "unparseable-command")
 
     decision.eager_now = inv.enforce_eager

@@ -21,6 +21,7 @@ RISK_FLAGS = (
     "recorded-eager",
     "args-command-mismatch",
     "unparseable-command",
+    "indirect-arguments",
 )
 
 # Each is a reason a human should watch the endpoint come back up.

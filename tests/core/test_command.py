@@ -219,9 +219,15 @@ def test_generation_d() -> None:
     assert inv.get("--trust-remote-code").values == ("False",)  # type: ignore[union-attr]
     rope = inv.get("--rope-scaling")
     assert rope is not None
-    assert rope.values == ("{'type': 'linear', 'factor': 2.0}",)
-    assert rope.texts() == ("{'type': 'linear', 'factor': 2.0}",)
+    # Braces do not quote in bash: the unquoted dict repr is four words, quotes
+    # removed, exactly what bash passed to the server (it never could parse them).
+    assert rope.values == ("{'type':", "'linear',", "'factor':", "2.0}")
+    assert rope.texts() == ("{type:", "linear,", "factor:", "2.0}")
     assert GEN_D[rope.start : rope.end] == "--rope-scaling {'type': 'linear', 'factor': 2.0}"
+    # Compared with stored args, the repr counts as its author wrote it.
+    assert rope.written() == ("{'type': 'linear', 'factor': 2.0}",)
+    assert inv.as_dict()["rope_scaling"] == rope.written()
+    assert inv.as_dict()["trust_remote_code"] == ("False",)
     assert inv.tensor_parallel_size == 1
     assert set_enforce_eager(GEN_D, False) == GEN_D_NO_FLAG
     assert flags_and_texts(GEN_D_NO_FLAG) == without_eager(GEN_D)
@@ -238,7 +244,7 @@ def test_generation_e() -> None:
     assert inv.get("--tokenizer-mode").texts() == ("auto",)  # type: ignore[union-attr]
     assert inv.get("--quantization").texts() == ("awq",)  # type: ignore[union-attr]
     assert inv.get("--quantization-param-path").texts() == ("/tmp/kv_scales.json",)  # type: ignore[union-attr]
-    assert inv.get("--rope-scaling").texts() == ("{'type': 'dynamic', 'factor': 4.0}",)  # type: ignore[union-attr]
+    assert inv.get("--rope-scaling").texts() == ("{type:", "dynamic,", "factor:", "4.0}")  # type: ignore[union-attr]
     assert inv.get("--tokenizer-m") is None
     assert set_enforce_eager(GEN_E, False) == GEN_E_NO_FLAG
     assert flags_and_texts(GEN_E_NO_FLAG) == without_eager(GEN_E)
@@ -268,6 +274,7 @@ def test_generation_g_and_h() -> None:
     assert inv.module == "vllm_startup_wrapper"
     assert inv.get("--model").texts() == ("/mnt/model-cache/model_files",)  # type: ignore[union-attr]
     assert inv.served_model_names == ("llama-3-8b", "/mnt/model-cache/model_files")
+    assert inv.as_dict()["served_model_name"] == inv.served_model_names
     assert inv.get("--rope-scaling").values == (  # type: ignore[union-attr]
         '\'{"type":"linear","factor":2.0}\'',
     )
@@ -296,7 +303,7 @@ def test_gpu_utilization_at_or_above_guard_is_parsed_exactly() -> None:
     assert parse_script(
         "python -m vllm_server --gpu-memory-utilization=.9"
     ).gpu_memory_utilization == Decimal("0.9")
-    for odd in ("abc", "nan", "inf", "0.9 0.8", "$UTIL", "1e"):
+    for odd in ("abc", "nan", "inf", "0.9 0.8", "1e"):
         assert (
             parse_script(
                 f"python -m vllm_server --gpu-memory-utilization {odd}"
@@ -308,6 +315,11 @@ def test_gpu_utilization_at_or_above_guard_is_parsed_exactly() -> None:
         parse_script("python -m vllm_server --tensor-parallel-size two").tensor_parallel_size
         is None
     )
+    # A utilization made at run time is not a number the tool can know.
+    for indirect in ("$UTIL", '"$UTIL"', "$(cat /etc/util)", "`echo 0.9`"):
+        with pytest.raises(CommandError) as err:
+            parse_script(f"python -m vllm_server --gpu-memory-utilization {indirect}")
+        assert err.value.kind == "indirect-arguments"
 
 
 def test_parse_command_shapes() -> None:
@@ -454,7 +466,8 @@ def test_brackets_and_subshells_hide_separators() -> None:
         "python -m vllm_server --x [1, 2]",
         "f",
     ]
-    assert parse_script(script).get("--x").values == ("[1, 2]",)  # type: ignore[union-attr]
+    # Square brackets do not quote in bash: two words.
+    assert parse_script(script).get("--x").values == ("[1,", "2]")  # type: ignore[union-attr]
 
 
 def test_comments_hide_their_contents() -> None:
@@ -496,11 +509,11 @@ def test_not_a_bash_command(cmd: object) -> None:
     [
         "python -m vllm_server --host '::",
         'python -m vllm_server --chat-template "$CHAT_TEMPLATE',
-        "python -m vllm_server --rope-scaling {'type': 'linear'",
-        "python -m vllm_server --x [1, 2",
         "python -m vllm_server --x 1)",
-        "python -m vllm_server --x }",
-        "python -m vllm_server --x {]",
+        "python -m vllm_server --x (",
+        "python -m vllm_server --x $(echo 1",
+        "python -m vllm_server --x ${X",
+        "python -m vllm_server --x `date",
         # Unbalanced anywhere, even in a download step, blocks the whole script.
         's5cmd cp "s3://b/* model_files; python -m vllm_server --port 5005',
         "export T=$(echo x | base64 --decode; python -m vllm_server --port 5005",
@@ -517,6 +530,39 @@ def test_unbalanced_quoting(script: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("script", "values"),
+    [
+        ("python -m vllm_server --rope-scaling {'type': 'linear'", ("{'type':", "'linear'")),
+        ("python -m vllm_server --x [1, 2", ("[1,", "2")),
+        ("python -m vllm_server --x }", ("}",)),
+        ("python -m vllm_server --x {]", ("{]",)),
+    ],
+)
+def test_braces_and_brackets_are_ordinary_characters(script: str, values: tuple[str, ...]) -> None:
+    """bash runs these: an unbalanced brace or bracket is not an error, only a character."""
+    assert parse_script(script).args[0].values == values
+    assert set_enforce_eager(script, True) == script + " --enforce-eager"
+
+
+def test_subshells_and_nested_bash_c_are_read() -> None:
+    """The server started in a subshell or a nested ``bash -c`` string is found and edited."""
+    sub = "(python -m vllm_server --port 5005 --enforce-eager)"
+    assert parse_script(sub).enforce_eager
+    assert set_enforce_eager(sub, False) == "(python -m vllm_server --port 5005)"
+    nested = (
+        "set -e; bash -c 'cd /app && python -m vllm_server --port 5005 "
+        "--gpu-memory-utilization 0.9 --enforce-eager' 2>&1"
+    )
+    inv = parse_script(nested)
+    assert inv.enforce_eager and inv.gpu_memory_utilization == Decimal("0.9")
+    flag = inv.get("--enforce-eager")
+    assert flag is not None and nested[flag.start : flag.end] == "--enforce-eager"
+    removed = set_enforce_eager(nested, False)
+    assert removed == nested.replace(" --enforce-eager", "")
+    assert set_enforce_eager(removed, True) == nested
+
+
+@pytest.mark.parametrize(
     "script",
     [
         "",
@@ -526,9 +572,12 @@ def test_unbalanced_quoting(script: str) -> None:
         "python -c 'import vllm_server' -m vllm_server",
         "echo python -m vllm_server",
         "vllm serve model_files --enforce-eager",
-        # Inside a subshell the structure is not read; the mention alone is not enough.
-        "(python -m vllm_server --port 5005)",
-        "bash -c 'python -m vllm_server --port 5005'",
+        # Bash never runs these as the server.
+        "# python -m vllm_server --port 5005",
+        "cat <<EOF\npython -m vllm_server --port 5005\nEOF\n",
+        "start() { python -m vllm_server --port 5005; }",
+        "exit 0; python -m vllm_server --port 5005",
+        "x=$(python -m vllm_server --port 5005)",
     ],
 )
 def test_no_vllm_invocation(script: str) -> None:
@@ -583,18 +632,29 @@ def test_ambiguous_enforce_eager(args: str) -> None:
 
 
 def test_verification_catches_a_misreading(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = command._parse
+    real = command.shell.read_words
 
-    def misreading(script: str) -> tuple[command.VllmInvocation, int]:
-        inv, anchor = real(script)
-        if script != GEN_B:
-            # Pretend the lexer lost an argument when reading the edited script.
-            inv = dataclasses.replace(inv, args=inv.args[1:])
-        return inv, anchor
+    def misreading(text: str, start: int, stop: int) -> tuple[int, list[tuple[int, int]]]:
+        end, words = real(text, start, stop)
+        # Pretend the reader cut each word one character short.
+        return end, [(a, b - 1) for a, b in words]
 
-    monkeypatch.setattr(command, "_parse", misreading)
+    monkeypatch.setattr(command.shell, "read_words", misreading)
+    for script, on in ((GEN_B, False), (GEN_B_BASE, True), (GEN_E, False)):
+        with pytest.raises(CommandError) as err:
+            set_enforce_eager(script, on)
+        assert err.value.kind == "verification-failed"
+    # A nested script is checked by reading it all again.
+    nested = f"bash -c '{GEN_B.replace(AZCOPY + ';', '')}'"
+    full = command._parse
+
+    def lost_argument(script: str) -> command.VllmInvocation:
+        inv = full(script)
+        return inv if script == nested else dataclasses.replace(inv, args=inv.args[1:])
+
+    monkeypatch.setattr(command, "_parse", lost_argument)
     with pytest.raises(CommandError) as err:
-        set_enforce_eager(GEN_B, False)
+        set_enforce_eager(nested, False)
     assert err.value.kind == "verification-failed"
 
 

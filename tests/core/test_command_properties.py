@@ -7,6 +7,7 @@ the same pieces, so the expected result of a removal is known byte for byte.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
@@ -195,11 +196,12 @@ def pieces_for(draw: st.DrawFn, generation: str) -> list[Piece]:
     if generation in "DEFGH" and draw(st.booleans()):
         value = draw(dicts)
         if generation in "GH":
-            text = json.dumps(value)
-            raw = "'" + text + "'"
+            raw = "'" + json.dumps(value) + "'"
         else:
-            text = raw = repr(value)
-        optional.append(Piece(f"--rope-scaling {raw}", "--rope-scaling", (text,)))
+            raw = repr(value)
+        # Braces and brackets do not quote in bash: an unquoted repr is several words
+        # (shlex splits like bash here: only quotes and blanks occur).
+        optional.append(Piece(f"--rope-scaling {raw}", "--rope-scaling", tuple(shlex.split(raw))))
     for _ in range(draw(st.integers(0, 3))):
         flag = draw(unknown_flags)
         values = draw(st.lists(value_for(quoted), max_size=2))
@@ -241,6 +243,8 @@ def generated_scripts(draw: st.DrawFn) -> Generated:
     prefix = "".join(step + draw(subcommand_separators) for step in prefix_steps)
     trailer = draw(trailers)
     suffix = draw(suffixes)
+    if trailer.endswith("\n") and suffix.startswith(";"):
+        suffix = suffix[1:]  # bash refuses a line that starts with ";"
 
     def assemble(with_flag: bool) -> str:
         out = [prefix, head]

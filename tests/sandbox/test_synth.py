@@ -26,6 +26,8 @@ from migrate.sandbox.synth import (
     GENERATIONS,
     LLM_FRAMEWORKS,
     PROVENANCES,
+    RAY_LEADER_STEP,
+    RAY_WORKER_STEP,
     STATUSES,
     STREAMING_DIFFERS_SUFFIX,
     EndpointSpec,
@@ -218,21 +220,67 @@ def test_g_quotes_values_and_locks_the_cache() -> None:
     spec = replace(
         spec,
         model_cache_enabled=True,
+        module="vllm_server",
+        storage="s3",
         server_args=(*spec.server_args, ("rope_scaling", {"type": "linear", "factor": 2.0})),
     )
     script = build_script(spec)
     part = vllm_part(script)
     assert """--rope-scaling '{"type":"linear","factor":2.0}'""" in part
+    # Quoted only where the shell needs it, three served names with the cache.
     assert (
-        "--model /mnt/model-cache/model_files --served-model-name 'llama-3-8b-instruct' "
-        "'/mnt/model-cache/model_files' --port 5005 --host \"::\""
+        "--model /mnt/model-cache/model_files --served-model-name llama-3-8b-instruct "
+        'model_files /mnt/model-cache/model_files --port 5005 --host "::"'
     ) in part
-    assert "flock /mnt/model-cache/" in script and script.startswith("mkdir -p /mnt/model-cache;")
+    # model engine's model-cache program: functions, a lock with a heartbeat in a
+    # background subshell, case, arithmetic, a trap and a nested bash -c download.
+    assert script.startswith("set -euo pipefail;mkdir -p /mnt/model-cache/model_files;")
+    for piece in (
+        "model_cache_ready() { ",
+        "\\( -name '*.safetensors' -o -name '*.bin' \\) -print -quit",
+        "case \"$last_heartbeat\" in ''|*[!0-9]*) return 0 ;; esac;",
+        "[ $((now - last_heartbeat)) -gt 600 ];",
+        "(while true; do write_model_cache_heartbeat; sleep 30; done) & ",
+        "model_cache_heartbeat_pid=$!;",
+        "trap cleanup_model_cache_lock EXIT INT TERM;",
+        "bash -c 'set -euo pipefail;./s5cmd  --numworkers 512 cp",
+        "fi; fi;python -m vllm_server ",
+    ):
+        assert piece in script, piece
     # The old rule overrode the caller's false: the flag is there, and must go.
     assert "--enforce-eager" in part and spec.expected_action == "drop-eager"
     llm = endpoint_metadata(spec)["_llm"]
     assert llm["vllm_additional_args"]["enforce_eager"] is False
     assert llm["model_cache_enabled"] is True
+
+
+@pytest.mark.parametrize("storage", ["s3", "azure", "gcs"])
+@pytest.mark.parametrize("cache", [True, False])
+def test_g_downloads_as_model_engine_writes_them(storage: str, cache: bool) -> None:
+    spec = replace(
+        make_spec("H", provenance="injected"),
+        storage=storage,
+        model_cache_enabled=cache,
+        module="vllm_server",
+    )
+    steps = build_script(spec)
+    assert steps.startswith("set -euo pipefail;")
+    assert ("model_cache_ready()" in steps) is cache
+    tool = {"s3": "./s5cmd  --numworkers 512", "azure": "azcopy copy", "gcs": "gcloud storage"}
+    assert tool[storage] in steps
+    # With the startup wrapper the download moves into the bundle's environment.
+    wrapper = build_script(replace(spec, module="vllm_startup_wrapper"))
+    assert wrapper.startswith("set -euo pipefail;python -m vllm_startup_wrapper ")
+
+
+def test_g_multinode_worker_downloads_through_the_cache_too() -> None:
+    spec = make_spec("G", model_name="llama-3-1-405b-instruct", nodes_per_worker=2)
+    spec = replace(spec, model_cache_enabled=True, module="vllm_server")
+    worker = build_worker_command(spec)
+    assert worker is not None and "model_cache_ready()" in worker[2]
+    assert worker[2].endswith(RAY_WORKER_STEP) and "vllm_server" not in worker[2]
+    leader = build_script(spec)
+    assert f"fi; fi;{RAY_LEADER_STEP};python -m vllm_server" in leader
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,12 @@
 
 Renders ``runnable_image_command`` (and its streaming twin and the multinode
 worker command) byte for byte in the shape model engine's bundle builder of the
-spec's generation produced, and ``endpoint_metadata`` as it stored it.
+spec's generation produced, and ``endpoint_metadata`` as it stored it. From
+generation G on that is the shape of model engine's current builder
+(``_create_vllm_bundle_command``): ``set -euo pipefail`` first, shell-quoted
+values, the model-cache program (:mod:`migrate.sandbox.synth.modelcache`) when
+the cache is on, and no download at all with the startup wrapper (it runs the
+download from the bundle's environment).
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import uuid
 from datetime import date
 from typing import Any
 
+from migrate.sandbox.synth import modelcache
 from migrate.sandbox.synth.spec import (
-    MODEL_CACHE_ROOT,
     RUNNABLE_FLAVORS,
     STREAMING_FLAVOR,
     EndpointSpec,
@@ -76,14 +81,65 @@ def _download_steps(spec: EndpointSpec, folder: str) -> list[str]:
             f'--include "*.json" --include "*.safetensors" --exclude "optimizer*" '
             f"{source}/* {folder}"
         )
-    if spec.generation >= "G" and spec.model_cache_enabled:
-        # Several pods of one node share the cache; the lock keeps them from
-        # downloading into the same folder at once.
-        steps.append(f"mkdir -p {MODEL_CACHE_ROOT}")
-        lock = f"{MODEL_CACHE_ROOT}/.{folder.rsplit('/', 1)[-1]}.lock"
-        copy = f"flock {lock} {copy}"
     steps.append(copy)
     return steps
+
+
+_SELECTED_FILES = (
+    '--include "*.model" --include "*.model.v*" --include "*.json" --include "*.safetensors" '
+    '--include "*.txt" --include "*.jinja" --exclude "optimizer*"'
+)
+GCLOUD_INSTALL = (
+    "curl -sSL https://dl.google.com/dl/cloudsdk/channels/rapid/google-cloud-sdk.tar.gz"
+    " | tar -xz -C /opt"
+    " && /opt/google-cloud-sdk/bin/gcloud config set disable_usage_reporting true 2>/dev/null"
+    " && /opt/google-cloud-sdk/bin/gcloud config set storage/check_hashes if_fast_else_skip"
+    " 2>/dev/null"
+)
+
+
+def _download_steps_2026(spec: EndpointSpec, folder: str) -> list[str]:
+    """The download as generations G and H write it (before any model-cache wrapping)."""
+    source = (spec.checkpoint_path or "").rstrip("/")
+    trust = bool(dict(spec.server_args).get("trust_remote_code"))
+    if spec.storage == "azure":
+        pattern = "*.model;*.model.v*;*.json;*.safetensors;*.txt;*.jinja"
+        pattern += ";*.py" if trust else ""
+        return [
+            "export AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD",
+            f'azcopy copy --recursive --include-pattern "{pattern}" '
+            f'--exclude-pattern "optimizer*" {source}/* {folder}',
+        ]
+    if spec.storage == "gcs":
+        excludes = '--exclude="optimizer.*"' + ("" if trust else ' --exclude=".*\\.py$"')
+        return [
+            GCLOUD_INSTALL,
+            f"/opt/google-cloud-sdk/bin/gcloud storage rsync -r {excludes} {source} {folder}",
+        ]
+    selection = _SELECTED_FILES + (' --include "*.py"' if trust else "")
+    # The empty slot is the S3 endpoint flag, unset in most deployments.
+    return [f"./s5cmd  --numworkers 512 cp --concurrency 10 {selection} {source}/* {folder}"]
+
+
+def _setup_steps_2026(spec: EndpointSpec, folder: str) -> list[str]:
+    """Everything before the server from G on: strict mode, then the download."""
+    steps = ["set -euo pipefail"]
+    if spec.module == "vllm_startup_wrapper":
+        return steps  # the wrapper downloads from the bundle's DOWNLOAD_CMD variable
+    download = _download_steps_2026(spec, folder)
+    if spec.model_cache_enabled:
+        cache_fingerprint = modelcache.fingerprint(
+            model_name=spec.model_name or "",
+            framework_image_tag=spec.framework_image_tag or "",
+            checkpoint_path=spec.checkpoint_path or "",
+            num_shards=spec.num_shards,
+            quantize=spec.quantize,
+            chat_template_override=spec.chat_template,
+            trust_remote_code=bool(dict(spec.server_args).get("trust_remote_code")),
+            download_steps=download,
+        )
+        download = modelcache.wrap_download(download, folder, cache_fingerprint)
+    return steps + download
 
 
 _RAY_OWN_ADDRESS = (
@@ -186,9 +242,11 @@ def _vllm_invocation(spec: EndpointSpec, folder: str) -> str:
             f"--port 5005 --host {host}"
         )
     else:
+        # Quoted only where the shell needs it; the cache folder is a third name.
+        names = [model, "model_files"] + ([folder] if folder not in (model, "model_files") else [])
         head = (
-            f"python -m {spec.module} --model {folder} --served-model-name '{model}' '{folder}' "
-            '--port 5005 --host "::"'
+            f"python -m {spec.module} --model {shlex.quote(folder)} --served-model-name "
+            f'{" ".join(shlex.quote(name) for name in names)} --port 5005 --host "::"'
         )
     full = _all_vllm_args(spec)
     ordered = sorted(full.items(), key=lambda kv: (_ARG_RANK.get(kv[0], len(ARG_ORDER)), kv[0]))
@@ -232,17 +290,30 @@ def build_script(spec: EndpointSpec) -> str:
             return cmd[2]
         raise ValueError(f"{spec.name}: not an LLM endpoint and no bash script")
     folder = weights_folder_of(spec)
-    steps = _download_steps(spec, folder)
     if not spec.is_vllm:
+        steps = _download_steps(spec, folder)
         steps.append(_other_framework_invocation(spec, folder))
         return ";".join(steps)
+    if spec.generation >= "G":
+        steps = _setup_steps_2026(spec, folder)
+        if spec.multinode:
+            steps.append(RAY_LEADER_STEP)
+        if spec.chat_template is not None:
+            steps.append(_chat_template_export(spec.chat_template))
+        steps.append(_vllm_invocation(spec, folder))
+        return ";".join(steps)
+    steps = _download_steps(spec, folder)
     if spec.chat_template is not None:
-        encoded = base64.b64encode(spec.chat_template.encode("utf-8")).decode("ascii")
-        steps.append(f'export CHAT_TEMPLATE=$(echo "{encoded}" | base64 --decode)')
+        steps.append(_chat_template_export(spec.chat_template))
     if spec.multinode:
         steps.append(RAY_LEADER_STEP)
     steps.append(_vllm_invocation(spec, folder))
     return ";".join(steps)
+
+
+def _chat_template_export(template: str) -> str:
+    encoded = base64.b64encode(template.encode("utf-8")).decode("ascii")
+    return f'export CHAT_TEMPLATE=$(echo "{encoded}" | base64 --decode)'
 
 
 def build_command(spec: EndpointSpec) -> list[str] | None:
@@ -281,7 +352,11 @@ def build_worker_command(spec: EndpointSpec) -> list[str] | None:
     """``runnable_image_worker_command`` of a multinode leader's bundle: download, then Ray."""
     if not spec.multinode:
         return None
-    steps = _download_steps(spec, weights_folder_of(spec))
+    folder = weights_folder_of(spec)
+    if spec.generation >= "G":
+        steps = _setup_steps_2026(spec, folder)
+    else:
+        steps = _download_steps(spec, folder)
     steps.append(RAY_WORKER_STEP)
     return ["/bin/bash", "-c", ";".join(steps)]
 

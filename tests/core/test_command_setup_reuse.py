@@ -1,0 +1,204 @@
+"""A setup read once and reused reads exactly as the whole script read from scratch.
+
+The reader keeps the reading of a long setup before the server (model engine's
+model-cache program) and reuses it for every script whose setup differs only
+inside single-quoted strings or in a cache fingerprint. These tests read model
+engine's model-cache scripts, and variants made to share or break that key, both
+ways and require the same answer: the same invocation, spans and edits, or the
+same refusal with the same reason.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import pytest
+
+from migrate.core import command as cmd
+from migrate.sandbox import synth
+from tests.support import script_fuzz
+
+# Put inside a single-quoted string of the setup: the setup keeps its key. Plain
+# text inside a real string; where the "string" was no string at all (an
+# apostrophe in double quotes, a comment, a here-document...) or names the
+# command ('exit' 1), it changes what bash does, and the kept reading must not
+# be reused.
+_INSIDE = [
+    "x",
+    '"',
+    ";",
+    "\n",
+    "$(",
+    "`",
+    "\\",
+    "#",
+    "&&",
+    " ",
+    "}",
+    "exit",
+    "exec",
+    "-e",
+    "exit 1;",
+]
+# Statements put into the setup first, so that its key has such "strings".
+_SEEDS = [
+    "",
+    "echo \"it's\" 'b'",
+    "true\n# it's 'x'\ntrue",
+    "'true' 1",
+    "set '-u'",
+    "echo $'a\\'b' 'c'",
+    "echo `echo 'x'` 'y'",
+    "cat <<'EOF'\nit's 'a'\nEOF",
+    "exit 3",
+    "set -e",
+    "set -euo pipefail\r",
+    "false",
+    "2>&1x true",
+    "f() { 'python' -m vllm_server --port 1; }",
+]
+# The vLLM start wrapped so that the cut before it is no place where bash ends a
+# command: the kept reading of the text before it must not be used.
+_CUTS = [
+    "echo note # x;{}",
+    "echo a\\;{}",
+    "cat <<EOF\nx;{}\nEOF",
+    "echo 'x;{}'",
+    'echo "$(true;{})"',
+    "true\\\n;{}",
+]
+# (kept setup, another setup): the same key, but bash reads them differently.
+_COLLIDING = [
+    ('echo "a\'b" "c\'d"', 'echo "a\'b"; exit 1; echo "c\'d"'),  # a quote in quotes
+    ("true # it's\ntrue #'\ntrue", "true # it's\nexit 1 #'\ntrue"),  # a quote in a comment
+    ("'true' 1", "'exit' 1"),  # the command itself is in quotes
+    ("true 2>&'1'", "true 2>&'1x'"),  # a redirection bash cannot make, under set -e
+    ("set '-u'", "set '-x;'"),  # a set that fails, under set -e
+]
+# ... and a pair that differs outside strings: a key must tell them apart.
+_APART = [("set +e;set -a;set -Z", "set +e;set -e;set -Z")]
+_PLAIN_STRING = re.compile(r"'[^']*'")
+_HEX = re.compile(r"(?<==)[0-9a-f]{32,}")
+
+
+@cache
+def _model_cache_scripts() -> list[str]:
+    scripts = {
+        synth.build_script(version)
+        for spec in synth.random_fleet(1500, seed=11)
+        for version in (*spec.superseded, spec)
+        if version.is_vllm and version.generation >= "G"
+    }
+    long = sorted(s for s in scripts if len(s.rpartition(";")[0]) > cmd._SETUP_MIN)
+    assert len(long) > 50
+    return long
+
+
+def _reading(script: str) -> Any:
+    """Everything a caller can learn from the reading: the invocation and its edits."""
+    try:
+        inv = cmd._parse(script)
+    except cmd.CommandError as err:
+        return ("refused", err.kind, err.reason)
+    edits = []
+    for on in (False, True):
+        try:
+            edits.append(cmd.set_enforce_eager(inv, on))
+        except cmd.CommandError as err:
+            edits.append(("refused", err.kind, err.reason))
+    spans = (inv.insert_at, inv.word_spans, inv.command_end, inv.nested)
+    return (inv, spans, inv.enforce_eager, inv.gpu_memory_utilization, edits)
+
+
+def _from_scratch(script: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    with monkeypatch.context() as patch:
+        patch.setattr(cmd, "_SETUP_MIN", 10**9)  # no setup is ever reused
+        return _reading(script)
+
+
+def _seeded(rng: random.Random, script: str) -> Iterator[str]:
+    """The script, and the script with a seed statement in its setup."""
+    steps = script.split(";")
+    for seed in rng.sample(_SEEDS, 4):
+        if not seed:
+            yield script
+            continue
+        at = rng.randrange(1, len(steps) - 1)
+        yield ";".join([*steps[:at], seed, *steps[at:]])
+
+
+def _variants(rng: random.Random, base: str) -> Iterator[str]:
+    """Scripts whose setup shares the base's key, and whose cut is in no safe place."""
+    for _ in range(4):
+        m = rng.choice(list(_PLAIN_STRING.finditer(base)))
+        inside = "".join(rng.choice(_INSIDE) for _ in range(rng.randint(1, 3)))
+        yield base[: m.start() + 1] + inside + base[m.end() - 1 :]
+    yield _HEX.sub(lambda m: "".join(rng.choice("0123456789abcdef") for _ in m.group()), base)
+    head, _, start = base.rpartition(";")
+    yield head + ";" + rng.choice(_CUTS).format(start)
+    yield script_fuzz.mutate(rng, base)
+
+
+def test_model_cache_scripts_reuse_their_setup() -> None:
+    cmd._setups.clear()
+    scripts = _model_cache_scripts()
+    for script in scripts:
+        cmd._parse(script)
+    reusable = [k for k, summary in cmd._setups.items() if summary is not None]
+    # Model engine's model-cache program is the same for every endpoint but for
+    # its strings and fingerprint: a few shapes, each read once.
+    assert 1 <= len(reusable) <= len(cmd._setups) <= 16
+
+
+def test_reused_setups_read_as_the_whole_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(7)
+    reads: list[str] = []
+    reused: list[str] = []
+    real_setup, real_read = cmd._setup, cmd._read_setup
+
+    def read(setup: str) -> Any:
+        reads.append(setup)
+        return real_read(setup)
+
+    def setup(script: str, end: int) -> Any:
+        before = len(reads)
+        summary = real_setup(script, end)
+        if summary is not None and len(reads) == before:
+            reused.append(script)
+        return summary
+
+    monkeypatch.setattr(cmd, "_read_setup", read)
+    monkeypatch.setattr(cmd, "_setup", setup)
+    compared = 0
+    for script in _model_cache_scripts()[:100]:
+        for base in _seeded(rng, script):
+            cmd._setups.clear()
+            _reading(base)  # the setup's reading is now kept, when it can be
+            for variant in [base, *_variants(rng, base)]:
+                assert _reading(variant) == _from_scratch(variant, monkeypatch), variant
+                compared += 1
+    assert compared > 3000
+    assert len(set(reused)) > 300  # the comparison did exercise the reused path
+
+
+@pytest.mark.parametrize(("kept", "other"), _COLLIDING + _APART)
+def test_setups_that_read_differently_never_share_a_reading(
+    kept: str, other: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = _model_cache_scripts()[0]
+    head, _, start = script.rpartition(";")
+    first, second = (f"{head};{seed};{start}" for seed in (kept, other))
+    keys = {
+        cmd._setup_key(s[: len(head) + len(seed) + 2])
+        for s, seed in ((first, kept), (second, other))
+    }
+    assert len(keys) == (2 if (kept, other) in _APART else 1)
+    cmd._setups.clear()
+    assert not isinstance(_reading(first)[0], str)  # read, not refused
+    assert len(cmd._setups) == 1  # its setup was looked at (and kept if it may be reused)
+    assert _reading(second) == _from_scratch(second, monkeypatch)
+    assert _reading(second)[0] == "refused"
