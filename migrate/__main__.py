@@ -1,3 +1,4 @@
 from migrate.cli.app import main
 
-main(prog_name="bundle-migrate")
+if __name__ == "__main__":  # not when a worker process imports it (multiprocessing spawn)
+    main(prog_name="bundle-migrate")

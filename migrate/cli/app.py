@@ -22,6 +22,7 @@ from migrate.cli import auditlog
 from migrate.cli.output import discard_stdout
 from migrate.core import redact
 from migrate.core.overrides import OverridesError
+from migrate.scan.workers import WorkerError
 from migrate.store import connection as db
 from migrate.store.files import FileError
 
@@ -67,7 +68,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         try:
             return func(*args, **kwargs)
-        except (db.DatabaseError, OverridesError, FileError) as exc:
+        except (db.DatabaseError, OverridesError, FileError, WorkerError) as exc:
             raise Failure(str(exc)) from None
         except UnicodeEncodeError:
             # Bytes that are not UTF-8 in an argument (a name typed as $'\xff'): the

@@ -116,6 +116,27 @@ class CountOrAll(click.ParamType):
         return number
 
 
+class Jobs(click.ParamType):
+    """A process count for reading commands, or `auto` (the CPUs this process may use, up to 4)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "auto":
+            from migrate.scan.workers import auto_jobs
+
+            return auto_jobs()
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+        if not 1 <= number <= 64:
+            self.fail("must be from 1 to 64, or 'auto'", param, ctx)
+        return number
+
+
 def detailed_exitcode_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--detailed-exitcode",
@@ -175,6 +196,18 @@ def policy_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 help="TOML file of endpoints/models that keep eager or follow the rule "
                 "(see README).",
             ),
+            click.option(
+                "--jobs",
+                "-j",
+                type=Jobs(),
+                default="auto",
+                show_default=True,
+                envvar="BUNDLE_MIGRATE_JOBS",
+                help="Processes that read commands (env BUNDLE_MIGRATE_JOBS). auto: the "
+                "CPUs this process may use, up to 4; fleets under 2,048 endpoints are "
+                "read in one process either way. 1 where memory is tight (each worker "
+                "holds about 70 MB).",
+            ),
         ]
     ):
         func = decorator(func)
@@ -193,6 +226,7 @@ _SCAN_OPTION_NAMES = (
     "recorded",
     "args_recorded_since",
     "overrides_path",
+    "jobs",
 )
 
 
@@ -211,6 +245,7 @@ class ScanOptions:
     recorded: str
     args_recorded_since: str
     overrides_path: str | None
+    jobs: int
 
     @property
     def filters(self) -> fleet.Filters:
@@ -254,6 +289,7 @@ class ScanOptions:
             "params": params,
             "overrides": overrides,
             "statement_timeout_s": self.statement_timeout,
+            "jobs": self.jobs,
         }
 
 

@@ -135,6 +135,7 @@ def plan_command(
             stage_spec=stage_spec,
             exclude_large=exclude_large,
             statement_timeout_s=opts.statement_timeout,
+            jobs=opts.jobs,
         )
     finally:
         engine.dispose()

@@ -255,6 +255,7 @@ def _run(
         overrides=overrides,
         overrides_path=opts.overrides_path,
         statement_timeout_s=opts.statement_timeout,
+        jobs=opts.jobs,
         apply=do_apply,
         max_changes=max_changes,
         include_large=include_large,

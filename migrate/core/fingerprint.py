@@ -15,20 +15,22 @@ from typing import Any
 from migrate.core.records import EndpointRecord
 
 
-def _canonical(value: Any) -> Any:
+def _plain(value: Any) -> Any:
+    """JSON's stand-in for what it cannot write (called by the encoder, only for those)."""
     if isinstance(value, datetime):
         # The session's TimeZone decides the offset psycopg returns; the same
         # instant must digest the same for a plan and an apply run elsewhere.
         return (value.astimezone(UTC) if value.tzinfo else value).isoformat()
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    return value
+    return str(value)
+
+
+# One C-encoder pass instead of rebuilding the document first: a scan digests
+# every endpoint twice. Keys are strings (the documents come from JSON columns).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_plain)
 
 
 def digest(value: Any) -> str:
-    text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), default=str)
+    text = _ENCODER.encode(value)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

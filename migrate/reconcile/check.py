@@ -106,6 +106,7 @@ def check(
     params: PolicyParams | None = None,
     overrides: Overrides | None = None,
     statement_timeout_s: int = 60,
+    jobs: int = 1,
 ) -> Check:
     """Scan and journal checks; read-only. Filters narrow the scan, not the journal.
 
@@ -122,6 +123,7 @@ def check(
         params=params,
         overrides=overrides,
         statement_timeout_s=statement_timeout_s,
+        jobs=jobs,
     ):
         summary.add(d)
         if d.changes:

@@ -40,6 +40,7 @@ class Request:
     overrides: Overrides | None
     overrides_path: str | None
     statement_timeout_s: int
+    jobs: int = 1
     apply: bool = False
     max_changes: int = 1
     include_large: bool = False
@@ -67,6 +68,7 @@ def reconcile(
         "params": request.params,
         "overrides": request.overrides,
         "statement_timeout_s": request.statement_timeout_s,
+        "jobs": request.jobs,
     }
     outcome = None
     if request.resolve_runs:

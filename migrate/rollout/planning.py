@@ -62,6 +62,7 @@ def make_plan(
     stage_spec: str = DEFAULT_STAGES,
     exclude_large: bool = False,
     statement_timeout_s: int = 60,
+    jobs: int = 1,
 ) -> Plan:
     """Scan the fleet and plan every change it finds."""
     decisions = scan(
@@ -71,6 +72,7 @@ def make_plan(
         params=params,
         overrides=overrides,
         statement_timeout_s=statement_timeout_s,
+        jobs=jobs,
     )
     return plan_from(
         engine,

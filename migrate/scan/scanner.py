@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 
 from sqlalchemy.engine import Engine
 
-from migrate.core.classify import classify
 from migrate.core.overrides import Overrides
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
+from migrate.scan.workers import decide
 from migrate.store import fleet
 from migrate.store.connection import DEFAULT_STATEMENT_TIMEOUT_S, read_only
 
@@ -23,13 +23,16 @@ def scan(
     overrides: Overrides | None = None,
     statement_timeout_s: int = DEFAULT_STATEMENT_TIMEOUT_S,
     on_total: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> Iterator[Decision]:
-    """Decisions for every LLM endpoint, in name order, from one read-only snapshot."""
+    """Decisions for every LLM endpoint, in name order, from one read-only snapshot.
+
+    ``jobs`` above 1 reads commands on that many worker processes (see workers).
+    """
     params = params or PolicyParams()
     filters = filters or fleet.Filters()
     with read_only(engine, statement_timeout_s) as conn:
         query = fleet.endpoint_query(conn, schema, filters)
         if on_total is not None:
             on_total(fleet.count(conn, query))
-        for record in fleet.stream(conn, query):
-            yield classify(record, params, overrides)
+        yield from decide(fleet.stream(conn, query), params, overrides, jobs)

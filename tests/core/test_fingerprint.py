@@ -36,3 +36,61 @@ def test_both_fingerprints_cover_the_commands() -> None:
         other = replace(base, bundle=changed)
         assert endpoint_fingerprint(other) != endpoint_fingerprint(base)
         assert basis_fingerprint(other) != basis_fingerprint(base)
+
+
+def _first_release_digest(value: object) -> str:
+    """The digest as the first release computed it: plans made by it must still verify."""
+    import hashlib
+    import json
+    from datetime import UTC, datetime
+
+    def canonical(v: object) -> object:
+        if isinstance(v, datetime):
+            return (v.astimezone(UTC) if v.tzinfo else v).isoformat()
+        if isinstance(v, dict):
+            return {str(k): canonical(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [canonical(x) for x in v]
+        return v
+
+    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_digest_equals_the_first_releases_on_any_json_document() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from migrate.core.fingerprint import digest
+
+    instants = st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))]),
+    )
+    leaves = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text()
+        | instants
+        | st.datetimes()
+    )
+    documents = st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.tuples(inner, inner)
+            | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=20,
+    )
+
+    @settings(max_examples=400, deadline=None)
+    @given(documents)
+    def check(document: object) -> None:
+        assert digest(document) == _first_release_digest(document)
+
+    check()

@@ -1,0 +1,112 @@
+"""Deciding on every core: records go to worker processes in chunks, decisions come back in order.
+
+Reading commands is CPU work in Python, so one process is bound by one core
+while the database sends rows faster than that. The main process keeps the
+cursor and the output; workers only classify, a pure function of a record.
+At most a few chunks are in flight, so memory stays flat however many
+endpoints there are, and decisions come out in the cursor's order.
+
+Workers are spawned, not forked: a fork would copy the open database
+connection into children that might close it on exit.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from itertools import islice
+
+from migrate.core.classify import classify
+from migrate.core.overrides import Overrides
+from migrate.core.policy import PolicyParams
+from migrate.core.records import Decision, EndpointRecord
+
+CHUNK = 256
+# Below this many endpoints, starting interpreters costs more than it saves.
+IN_PROCESS_FIRST = 2048
+MAX_AUTO_JOBS = 4
+
+
+class WorkerError(RuntimeError):
+    """A worker process died (killed, out of memory) before answering."""
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as handle:
+            quota, period = handle.read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def auto_jobs() -> int:
+    return min(available_cpus(), MAX_AUTO_JOBS)
+
+
+_params: PolicyParams | None = None
+_overrides: Overrides | None = None
+
+
+def _start(params: PolicyParams, overrides: Overrides | None) -> None:
+    global _params, _overrides
+    _params, _overrides = params, overrides
+
+
+def _decide_chunk(records: list[EndpointRecord]) -> list[Decision]:
+    return [classify(record, _params, _overrides) for record in records]
+
+
+def decide(
+    records: Iterable[EndpointRecord],
+    params: PolicyParams,
+    overrides: Overrides | None,
+    jobs: int = 1,
+) -> Iterator[Decision]:
+    """classify() of every record, in order, on up to ``jobs`` processes."""
+    stream = iter(records)
+    for record in islice(stream, IN_PROCESS_FIRST if jobs > 1 else None):
+        yield classify(record, params, overrides)
+    first = list(islice(stream, CHUNK))
+    if not first:
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start,
+        initargs=(params, overrides),
+    )
+    pending: deque[Future[list[Decision]]] = deque()
+    try:
+        chunk = first
+        while chunk:
+            pending.append(pool.submit(_decide_chunk, chunk))
+            if len(pending) >= 2 * jobs:
+                yield from _result(pending.popleft())
+            chunk = list(islice(stream, CHUNK))
+        while pending:
+            yield from _result(pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(future: Future[list[Decision]]) -> list[Decision]:
+    try:
+        return future.result()
+    except BrokenProcessPool as err:
+        raise WorkerError(
+            "a worker process died while reading commands (killed or out of memory); "
+            "rerun, or use --jobs 1 to read in one process"
+        ) from err

@@ -1,0 +1,126 @@
+"""Reading commands on worker processes: the same decisions, in the same order, or one clear error.
+
+The thresholds are lowered so a few hundred endpoints cross into the pool; the
+workers themselves are real spawned processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import pytest
+from click.testing import CliRunner
+
+from migrate.cli import main
+from migrate.cli.options import Jobs
+from migrate.core.overrides import parse_overrides
+from migrate.core.policy import PolicyParams
+from migrate.core.records import EndpointRecord
+from migrate.sandbox import synth
+from migrate.sandbox.seed import seed_fleet
+from migrate.scan import workers
+from migrate.scan.scanner import scan
+from migrate.store import fleet as fleet_rows
+from migrate.store.connection import read_only
+
+FLEET_SIZE = 300
+
+
+@pytest.fixture
+def small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "IN_PROCESS_FIRST", 20)
+    monkeypatch.setattr(workers, "CHUNK", 7)
+
+
+@pytest.fixture
+def seeded(me_db):
+    specs = list(synth.random_fleet(FLEET_SIZE, 5, schema_version=me_db.version))
+    seed_fleet(me_db.url, specs, schema=me_db.schema, schema_version=me_db.version)
+    return me_db
+
+
+def records(me_db) -> list[EndpointRecord]:
+    with read_only(me_db.engine, 60) as conn:
+        query = fleet_rows.endpoint_query(conn, me_db.schema, fleet_rows.Filters())
+        return list(fleet_rows.stream(conn, query))
+
+
+def test_workers_decide_as_one_process_does_in_the_same_order(seeded, small_pool) -> None:
+    overrides = parse_overrides('[keep-eager]\nmodels = ["*"]\n', source="test")
+    params = PolicyParams()
+    alone = [asdict(d) for d in scan(seeded.engine, schema=seeded.schema, params=params, jobs=1)]
+    pooled = [
+        asdict(d)
+        for d in scan(
+            seeded.engine, schema=seeded.schema, params=params, overrides=overrides, jobs=3
+        )
+    ]
+    with_overrides_alone = [
+        asdict(d)
+        for d in scan(
+            seeded.engine, schema=seeded.schema, params=params, overrides=overrides, jobs=1
+        )
+    ]
+    assert len(alone) > workers.IN_PROCESS_FIRST + 10 * workers.CHUNK
+    assert pooled == with_overrides_alone
+    # The overrides reached the workers: some decision differs from the run without them.
+    assert pooled != alone
+    assert not multiprocessing.active_children()
+
+
+def test_a_killed_worker_is_one_clear_error(seeded, small_pool) -> None:
+    listed = records(seeded)
+
+    def killing() -> Iterator[EndpointRecord]:
+        for i, record in enumerate(listed):
+            if i == workers.IN_PROCESS_FIRST + 4 * workers.CHUNK:
+                children = multiprocessing.active_children()
+                assert children, "the pool should be running by now"
+                os.kill(children[0].pid, signal.SIGKILL)
+            yield record
+
+    with pytest.raises(workers.WorkerError, match="worker process died"):
+        list(workers.decide(killing(), PolicyParams(), None, jobs=2))
+    assert not multiprocessing.active_children()
+
+
+def test_stopping_early_leaves_no_worker_behind(seeded, small_pool) -> None:
+    decisions = workers.decide(records(seeded), PolicyParams(), None, jobs=2)
+    taken = [next(decisions) for _ in range(workers.IN_PROCESS_FIRST + 3 * workers.CHUNK)]
+    assert multiprocessing.active_children()
+    decisions.close()  # what `scan | head` does to the generator
+    assert len(taken) == workers.IN_PROCESS_FIRST + 3 * workers.CHUNK
+    assert not multiprocessing.active_children()
+
+
+def test_cli_scan_with_jobs_matches_one_process(seeded, small_pool, monkeypatch) -> None:
+    monkeypatch.setenv("BUNDLE_MIGRATE_DATABASE_URL", seeded.url)
+    runner = CliRunner()
+    outputs = []
+    for jobs in ("1", "2"):
+        result = runner.invoke(
+            main,
+            ["scan", "--schema", seeded.schema, "--format", "csv", "--jobs", jobs],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count("\n") > FLEET_SIZE // 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "many", "65"])
+def test_jobs_refuses_what_is_not_a_count(bad: str) -> None:
+    result = CliRunner().invoke(main, ["scan", "--jobs", bad])
+    # Usage errors exit 1 here: 2 means "changes pending" (--detailed-exitcode).
+    assert result.exit_code == 1
+    assert "Invalid value for '--jobs'" in result.output
+
+
+def test_auto_jobs_is_between_one_and_the_cap() -> None:
+    assert 1 <= Jobs().convert("auto", None, None) <= workers.MAX_AUTO_JOBS
+    assert Jobs().convert("3", None, None) == 3
