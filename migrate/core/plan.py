@@ -12,12 +12,13 @@ migrate.core.staging's.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -72,10 +73,15 @@ class PlanItem:
         return self.action == "add-eager"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Not asdict(): it deep-copies every string, and cost more than the rest of
+        # writing a plan. Only args_after holds anything mutable.
+        data = {name: getattr(self, name) for name in _ITEM_KEYS}
         data["flags"] = list(self.flags)
-        del data["policy"]
+        data["args_after"] = copy.deepcopy(self.args_after)
         return data
+
+
+_ITEM_KEYS = tuple(f.name for f in fields(PlanItem) if f.name != "policy")
 
 
 @dataclass(frozen=True)
