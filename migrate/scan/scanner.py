@@ -35,4 +35,4 @@ def scan(
         query = fleet.endpoint_query(conn, schema, filters)
         if on_total is not None:
             on_total(fleet.count(conn, query))
-        yield from decide(fleet.stream(conn, query), params, overrides, jobs)
+        yield from decide(fleet.stream_rows(conn, query), params, overrides, jobs)

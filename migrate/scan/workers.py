@@ -1,8 +1,9 @@
-"""Deciding on every core: records go to worker processes in chunks, decisions come back in order.
+"""Deciding on every core: rows go to worker processes in chunks, decisions come back in order.
 
 Reading commands is CPU work in Python, so one process is bound by one core
 while the database sends rows faster than that. The main process keeps the
-cursor and the output; workers only classify, a pure function of a record.
+cursor and the output; workers decode the rows (JSON comes as text, cheap to
+send) and classify them, a pure function of a record.
 At most a few chunks are in flight, so memory stays flat however many
 endpoints there are, and decisions come out in the cursor's order.
 
@@ -16,7 +17,7 @@ import math
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
@@ -24,7 +25,8 @@ from itertools import islice
 from migrate.core.classify import classify
 from migrate.core.overrides import Overrides
 from migrate.core.policy import PolicyParams
-from migrate.core.records import Decision, EndpointRecord
+from migrate.core.records import Decision
+from migrate.store.endpoint_rows import RowStream, record_from_values
 
 CHUNK = 256
 # Below this many endpoints, starting interpreters costs more than it saves.
@@ -65,20 +67,20 @@ def _start(params: PolicyParams, overrides: Overrides | None) -> None:
     _params, _overrides = params, overrides
 
 
-def _decide_chunk(records: list[EndpointRecord]) -> list[Decision]:
-    return [classify(record, _params, _overrides) for record in records]
+def _decide_chunk(keys: tuple[str, ...], chunk: list[tuple[object, ...]]) -> list[Decision]:
+    return [classify(record_from_values(keys, values), _params, _overrides) for values in chunk]
 
 
 def decide(
-    records: Iterable[EndpointRecord],
+    rows: RowStream,
     params: PolicyParams,
     overrides: Overrides | None,
     jobs: int = 1,
 ) -> Iterator[Decision]:
-    """classify() of every record, in order, on up to ``jobs`` processes."""
-    stream = iter(records)
-    for record in islice(stream, IN_PROCESS_FIRST if jobs > 1 else None):
-        yield classify(record, params, overrides)
+    """classify() of every row's record, in order, on up to ``jobs`` processes."""
+    stream = rows.values
+    for values in islice(stream, IN_PROCESS_FIRST if jobs > 1 else None):
+        yield classify(rows.record(values), params, overrides)
     first = list(islice(stream, CHUNK))
     if not first:
         return
@@ -92,7 +94,7 @@ def decide(
     try:
         chunk = first
         while chunk:
-            pending.append(pool.submit(_decide_chunk, chunk))
+            pending.append(pool.submit(_decide_chunk, rows.keys, chunk))
             if len(pending) >= 2 * jobs:
                 yield from _result(pending.popleft())
             chunk = list(islice(stream, CHUNK))

@@ -7,19 +7,23 @@ because 2024-era schemas lack the multinode and routes columns.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.types.string import TextLoader
 from sqlalchemy.engine import Connection
 
-from migrate.core.records import BundleRecord, EndpointRecord
+from migrate.core.records import EndpointRecord
 from migrate.store.connection import DatabaseError, require_tables, table_columns
+from migrate.store.endpoint_rows import RowStream
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 STREAM_BATCH = 500
+_CURSORS = itertools.count(1)  # a name per cursor: two may be open in one transaction
 
 
 def check_schema_name(schema: str) -> str:
@@ -95,40 +99,36 @@ def endpoint_query(conn: Connection, schema: str, filters: Filters) -> sa.Select
     return query
 
 
-def record_from_row(row: dict[str, Any]) -> EndpointRecord:
-    bundle = None
-    if row.get("b_id") is not None:
-        bundle = BundleRecord(
-            id=row["b_id"],
-            flavor=row.get("b_flavor"),
-            command=row.get("b_runnable_image_command"),
-            streaming_command=row.get("b_streaming_enhanced_runnable_image_streaming_command"),
-            worker_command=row.get("b_runnable_image_worker_command"),
-            created_at=row.get("b_created_at"),
-            bundle_metadata=row.get("b_bundle_metadata"),
-        )
-    metadata = row.get("e_endpoint_metadata")
-    return EndpointRecord(
-        id=row["e_id"],
-        name=row["e_name"],
-        owner=row.get("e_owner"),
-        status=row.get("e_endpoint_status"),
-        endpoint_type=row.get("e_endpoint_type"),
-        metadata=metadata if isinstance(metadata, dict) else {},
-        current_bundle_id=row.get("e_current_bundle_id"),
-        bundle=bundle,
-        created_at=row.get("e_created_at"),
-        last_updated_at=row.get("e_last_updated_at"),
-    )
-
-
 def stream(
     conn: Connection, query: sa.Select, batch: int = STREAM_BATCH
 ) -> Iterator[EndpointRecord]:
     """Records one at a time from a server-side cursor (needs an open transaction)."""
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
-    for row in result.mappings():
-        yield record_from_row(dict(row))
+    rows = stream_rows(conn, query, batch)
+    for values in rows.values:
+        yield rows.record(values)
+
+
+def stream_rows(conn: Connection, query: sa.Select, batch: int = STREAM_BATCH) -> RowStream:
+    """The rows as psycopg sends them, JSON columns undecoded (needs an open transaction).
+
+    Cheap to pass to another process: decoding and building the records (see
+    RowStream.record) is left to whoever classifies them.
+    """
+    # Expanded IN lists: the statement goes to psycopg, past SQLAlchemy's execution.
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    keys = tuple(column.key for column in query.selected_columns)
+    raw = conn.connection.driver_connection
+    cursor = raw.cursor(name=f"bundle_migrate_fleet_{next(_CURSORS)}")
+    for json_type in ("json", "jsonb"):
+        cursor.adapters.register_loader(json_type, TextLoader)
+    cursor.itersize = batch
+    cursor.execute(str(compiled), compiled.params)
+
+    def values() -> Iterator[tuple[Any, ...]]:
+        with cursor:
+            yield from cursor
+
+    return RowStream(keys, values())
 
 
 def count(conn: Connection, query: sa.Select) -> int:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from migrate.core.records import EndpointRecord
-from migrate.store.fleet import record_from_row
+from migrate.store.endpoint_rows import record_from_row
 from migrate.store.ids import new_bundle_id
 
 STREAMING = "streaming_enhanced_runnable_image_streaming_command"

@@ -19,13 +19,13 @@ from migrate.cli import main
 from migrate.cli.options import Jobs
 from migrate.core.overrides import parse_overrides
 from migrate.core.policy import PolicyParams
-from migrate.core.records import EndpointRecord
 from migrate.sandbox import synth
 from migrate.sandbox.seed import seed_fleet
 from migrate.scan import workers
 from migrate.scan.scanner import scan
 from migrate.store import fleet as fleet_rows
 from migrate.store.connection import read_only
+from migrate.store.endpoint_rows import RowStream
 
 FLEET_SIZE = 300
 
@@ -43,10 +43,12 @@ def seeded(me_db):
     return me_db
 
 
-def records(me_db) -> list[EndpointRecord]:
+def rows(me_db) -> RowStream:
+    """The fleet's rows, read to the end (the snapshot closes before the test uses them)."""
     with read_only(me_db.engine, 60) as conn:
         query = fleet_rows.endpoint_query(conn, me_db.schema, fleet_rows.Filters())
-        return list(fleet_rows.stream(conn, query))
+        streamed = fleet_rows.stream_rows(conn, query)
+        return RowStream(streamed.keys, iter(list(streamed.values)))
 
 
 def test_workers_decide_as_one_process_does_in_the_same_order(seeded, small_pool) -> None:
@@ -73,23 +75,23 @@ def test_workers_decide_as_one_process_does_in_the_same_order(seeded, small_pool
 
 
 def test_a_killed_worker_is_one_clear_error(seeded, small_pool) -> None:
-    listed = records(seeded)
+    listed = rows(seeded)
 
-    def killing() -> Iterator[EndpointRecord]:
-        for i, record in enumerate(listed):
+    def killing() -> Iterator[tuple[object, ...]]:
+        for i, values in enumerate(listed.values):
             if i == workers.IN_PROCESS_FIRST + 4 * workers.CHUNK:
                 children = multiprocessing.active_children()
                 assert children, "the pool should be running by now"
                 os.kill(children[0].pid, signal.SIGKILL)
-            yield record
+            yield values
 
     with pytest.raises(workers.WorkerError, match="worker process died"):
-        list(workers.decide(killing(), PolicyParams(), None, jobs=2))
+        list(workers.decide(RowStream(listed.keys, killing()), PolicyParams(), None, jobs=2))
     assert not multiprocessing.active_children()
 
 
 def test_stopping_early_leaves_no_worker_behind(seeded, small_pool) -> None:
-    decisions = workers.decide(records(seeded), PolicyParams(), None, jobs=2)
+    decisions = workers.decide(rows(seeded), PolicyParams(), None, jobs=2)
     taken = [next(decisions) for _ in range(workers.IN_PROCESS_FIRST + 3 * workers.CHUNK)]
     assert multiprocessing.active_children()
     decisions.close()  # what `scan | head` does to the generator
