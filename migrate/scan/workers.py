@@ -71,6 +71,10 @@ def _decide_chunk(keys: tuple[str, ...], chunk: list[tuple[object, ...]]) -> lis
     return [classify(record_from_values(keys, values), _params, _overrides) for values in chunk]
 
 
+def _ready() -> None:
+    """Nothing: submitted once per worker so that spawning overlaps the first rows."""
+
+
 def decide(
     rows: RowStream,
     params: PolicyParams,
@@ -79,21 +83,25 @@ def decide(
 ) -> Iterator[Decision]:
     """classify() of every row's record, in order, on up to ``jobs`` processes."""
     stream = rows.values
-    for values in islice(stream, IN_PROCESS_FIRST if jobs > 1 else None):
-        yield classify(rows.record(values), params, overrides)
-    first = list(islice(stream, CHUNK))
-    if not first:
+    if jobs <= 1:
+        for values in stream:
+            yield classify(rows.record(values), params, overrides)
         return
-    pool = ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start,
-        initargs=(params, overrides),
-    )
+    pool: ProcessPoolExecutor | None = None
     pending: deque[Future[list[Decision]]] = deque()
     try:
-        chunk = first
+        for i, values in enumerate(islice(stream, IN_PROCESS_FIRST)):
+            if i == IN_PROCESS_FIRST // 2:
+                # The fleet is not small: start the workers while this process goes on.
+                pool = _pool(jobs, params, overrides)
+                for _ in range(jobs):
+                    pool.submit(_ready)
+            yield classify(rows.record(values), params, overrides)
+        chunk = list(islice(stream, CHUNK))
+        if chunk and pool is None:
+            pool = _pool(jobs, params, overrides)
         while chunk:
+            assert pool is not None
             pending.append(pool.submit(_decide_chunk, rows.keys, chunk))
             if len(pending) >= 2 * jobs:
                 yield from _result(pending.popleft())
@@ -101,7 +109,17 @@ def decide(
         while pending:
             yield from _result(pending.popleft())
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool(jobs: int, params: PolicyParams, overrides: Overrides | None) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start,
+        initargs=(params, overrides),
+    )
 
 
 def _result(future: Future[list[Decision]]) -> list[Decision]:

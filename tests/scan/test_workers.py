@@ -126,3 +126,15 @@ def test_jobs_refuses_what_is_not_a_count(bad: str) -> None:
 def test_auto_jobs_is_between_one_and_the_cap() -> None:
     assert 1 <= Jobs().convert("auto", None, None) <= workers.MAX_AUTO_JOBS
     assert Jobs().convert("3", None, None) == 3
+
+
+def test_a_fleet_just_under_the_threshold_stays_in_process(seeded, monkeypatch) -> None:
+    listed = list(rows(seeded).values)
+    keys = rows(seeded).keys
+    # Past half the threshold the workers are started early; none may outlive the scan.
+    monkeypatch.setattr(workers, "IN_PROCESS_FIRST", len(listed) + 10)
+    pooled = list(workers.decide(RowStream(keys, iter(listed)), PolicyParams(), None, jobs=2))
+    alone = list(workers.decide(RowStream(keys, iter(listed)), PolicyParams(), None, jobs=1))
+    assert [asdict(d) for d in pooled] == [asdict(d) for d in alone]
+    assert len(pooled) == len(listed) > workers.IN_PROCESS_FIRST // 2
+    assert not multiprocessing.active_children()
