@@ -104,10 +104,16 @@ def decide(
             assert pool is not None
             pending.append(pool.submit(_decide_chunk, rows.keys, chunk))
             if len(pending) >= 2 * jobs:
-                yield from _result(pending.popleft())
+                yield from pending.popleft().result()
             chunk = list(islice(stream, CHUNK))
         while pending:
-            yield from _result(pending.popleft())
+            yield from pending.popleft().result()
+    except BrokenProcessPool as err:
+        # From a result, or from submit once the pool knows a worker is gone.
+        raise WorkerError(
+            "a worker process died while reading commands (killed or out of memory); "
+            "rerun, or use --jobs 1 to read in one process"
+        ) from err
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -120,13 +126,3 @@ def _pool(jobs: int, params: PolicyParams, overrides: Overrides | None) -> Proce
         initializer=_start,
         initargs=(params, overrides),
     )
-
-
-def _result(future: Future[list[Decision]]) -> list[Decision]:
-    try:
-        return future.result()
-    except BrokenProcessPool as err:
-        raise WorkerError(
-            "a worker process died while reading commands (killed or out of memory); "
-            "rerun, or use --jobs 1 to read in one process"
-        ) from err

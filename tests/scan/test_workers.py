@@ -74,12 +74,14 @@ def test_workers_decide_as_one_process_does_in_the_same_order(seeded, small_pool
     assert not multiprocessing.active_children()
 
 
-def test_a_killed_worker_is_one_clear_error(seeded, small_pool) -> None:
+# Early, the pool learns of the death from a result; later, from the next submit.
+@pytest.mark.parametrize("chunks_in", [1, 4, 12])
+def test_a_killed_worker_is_one_clear_error(seeded, small_pool, chunks_in: int) -> None:
     listed = rows(seeded)
 
     def killing() -> Iterator[tuple[object, ...]]:
         for i, values in enumerate(listed.values):
-            if i == workers.IN_PROCESS_FIRST + 4 * workers.CHUNK:
+            if i == workers.IN_PROCESS_FIRST + chunks_in * workers.CHUNK:
                 children = multiprocessing.active_children()
                 assert children, "the pool should be running by now"
                 os.kill(children[0].pid, signal.SIGKILL)
