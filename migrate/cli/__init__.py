@@ -1,16 +1,9 @@
 """The command line: click commands that parse options, call one library function, render.
 
-Importing this package registers every command on the group `main`.
+`main` is the command group; it imports a command's module when that command is
+used (see migrate.cli.app.COMMANDS), so `--help` and `--version` start fast.
 """
 
-from migrate.cli import (  # noqa: F401  (registers commands)
-    plan,
-    reconcile,
-    rollout,
-    runbook,
-    sandbox,
-    scan,
-)
 from migrate.cli.app import main
 
 __all__ = ["main"]

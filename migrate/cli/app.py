@@ -2,29 +2,29 @@
 
 Exit codes follow Terraform: 0 success (changes pending included), 1 error;
 with `--detailed-exitcode` (scan, plan, reconcile) 0 nothing to do, 2 changes
-pending, 1 error. Every command module registers itself on `main` (see
-migrate.cli's __init__); none imports another.
+pending, 1 error. Every command module registers itself on `main` and is
+named in COMMANDS below, which `main` imports it from on first use; none
+imports another.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import click
-import sqlalchemy.exc
 
 from migrate.cli import auditlog
 from migrate.cli.output import discard_stdout
 from migrate.core import redact
-from migrate.core.overrides import OverridesError
-from migrate.scan.workers import WorkerError
-from migrate.store import connection as db
-from migrate.store.files import FileError
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 # What a shell reports for a tool killed by SIGPIPE (`yes | head -1`): the reader of our
@@ -64,6 +64,14 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Imported here, not at the top: `--help` and `--version` load no database driver.
+        import sqlalchemy.exc
+
+        from migrate.core.overrides import OverridesError
+        from migrate.scan.workers import WorkerError
+        from migrate.store import connection as db
+        from migrate.store.files import FileError
+
         url = None
         ctx = click.get_current_context()
         try:
@@ -123,12 +131,101 @@ def _quiet_on_closed_pipe() -> Iterator[None]:
         sys.exit(EXIT_CLOSED_PIPE)
 
 
+class CommandInfo(NamedTuple):
+    module: str  # imported, it registers the command on `main`
+    summary: str  # the command's first sentence, as `--help` lists it
+
+
+# Every command, imported only when it runs, shows its help or completes its options:
+# `--help` and `--version` load no database driver, HTTP client or terminal library
+# (tests/cli/test_startup.py checks that, and that each summary matches its command).
+COMMANDS: dict[str, CommandInfo] = {
+    "apply": CommandInfo(
+        "migrate.cli.rollout",
+        "Apply a plan, stage by stage; a dry run unless --execute.",
+    ),
+    "demo": CommandInfo(
+        "migrate.cli.sandbox",
+        "Rehearse a whole rollout on a throwaway sandbox, narrated.",
+    ),
+    "plan": CommandInfo(
+        "migrate.cli.plan",
+        "Make a reviewed, staged plan of the endpoints whose command changes.",
+    ),
+    "reconcile": CommandInfo(
+        "migrate.cli.reconcile",
+        "Check that the fleet stays on the new rule and the journal still holds.",
+    ),
+    "rollback": CommandInfo(
+        "migrate.cli.rollout",
+        "Point endpoints back at their previous bundle, restore their metadata exactly, redeploy.",
+    ),
+    "runbook": CommandInfo(
+        "migrate.cli.runbook",
+        "List the runbooks, or print one (Markdown).",
+    ),
+    "sandbox": CommandInfo(
+        "migrate.cli.sandbox",
+        "A local model engine database with a synthetic fleet, to learn and rehearse on.",
+    ),
+    "scan": CommandInfo(
+        "migrate.cli.scan",
+        "Report what the new rule means for every vLLM endpoint.",
+    ),
+    "status": CommandInfo(
+        "migrate.cli.plan",
+        "Runs with their stages and outcome counts; one run's endpoints; a plan's progress.",
+    ),
+}
+
+
 class Cli(click.Group):
     """Usage errors exit 1, not click's 2: here 2 means "changes pending", and a
     cron job must not read a mistyped option as drift. A closed pipe (`scan | head`)
-    ends the command quietly, as it ends any Unix tool."""
+    ends the command quietly, as it ends any Unix tool. Commands load on first use
+    (see COMMANDS)."""
 
     command_class = Command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name].module)  # registers it on `main`
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.list_commands(ctx):
+            # A mistyped name: with every command loaded, click suggests the nearest one.
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The Commands section of `--help`, from the summaries: no command is imported."""
+        limit = formatter.width - 6 - max(map(len, COMMANDS))
+        rows = [(name, self._summary(name).get_short_help_str(limit)) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Command names complete from the summaries too; options as for any command."""
+        from click.shell_completion import CompletionItem
+
+        names = [
+            CompletionItem(name, help=self._summary(name).get_short_help_str())
+            for name in sorted(COMMANDS)
+            if name.startswith(incomplete)
+        ]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
+
+    @staticmethod
+    def _summary(name: str) -> click.Command:
+        """A stand-in that shortens the summary to a width exactly as click shortens help."""
+        return click.Command(name, help=COMMANDS[name].summary)
 
     # Both caught here, before click's own handler turns a closed pipe into exit 1:
     # make_context prints --help, invoke runs the command.

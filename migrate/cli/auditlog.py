@@ -31,7 +31,6 @@ import click
 from migrate.core import redact
 from migrate.core.documents import json_default
 from migrate.rollout.audit import LOGGER, event
-from migrate.store.ids import new_xid
 
 FORMATS = ("text", "json")
 ENV = "BUNDLE_MIGRATE_LOG_FORMAT"  # the --log-format option reads it
@@ -137,6 +136,9 @@ def configure(
     """
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {FORMATS}")
+    # Here, not at the top: the group imports this module for its --help too.
+    from migrate.store.ids import new_xid
+
     invocation = "inv_" + new_xid()
     _invocation_id.set(invocation)
     _command.set(command)

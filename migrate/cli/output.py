@@ -6,13 +6,15 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from migrate.core.records import Decision
 from migrate.store import files
 from migrate.store.files import FileError
+
+if TYPE_CHECKING:
+    from migrate.core.records import Decision
 
 
 def terminal_width(default: int = 120) -> int:

@@ -23,8 +23,12 @@ EXAMPLE = re.compile(r"^\s+bundle-migrate (.+?)(?:\s+#.*)?$")
 
 
 def commands() -> list[tuple[str, click.Command]]:
+    """Every command, loaded: `main` imports a command's module only when asked for it."""
+    ctx = click.Context(main)
     found = []
-    for name, cmd in sorted(main.commands.items()):
+    for name in main.list_commands(ctx):
+        cmd = main.get_command(ctx, name)
+        assert cmd is not None, name
         found.append((name, cmd))
     return found
 
