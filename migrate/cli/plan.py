@@ -18,10 +18,17 @@ from migrate.cli.options import (
     scan_options,
 )
 from migrate.cli.output import output_stream, terminal_width, wide_option
-from migrate.cli.planfile import KEY_ENV, load_plan_file, plan_errors, plan_key, plan_schema
+from migrate.cli.planfile import (
+    KEY_ENV,
+    load_plan_file,
+    plan_errors,
+    plan_key,
+    plan_schema,
+    write_plan_file,
+)
 from migrate.cli.status_table import render_status
 from migrate.core.documents import FORMAT_VERSION, json_default
-from migrate.core.plan import Plan, sign, to_json
+from migrate.core.plan import Plan, sign
 from migrate.core.staging import DEFAULT_STAGES
 from migrate.rollout.planning import make_plan
 from migrate.rollout.status import status_document
@@ -142,8 +149,7 @@ def plan_command(
     key = plan_key()
     if key is not None:
         plan = sign(plan, key)
-    with output_stream(None if out == "-" else out) as handle:
-        handle.write(to_json(plan))
+    write_plan_file(plan, None if out == "-" else out)
     stages = ", ".join(f"{s.number}:{s.name}={s.endpoints}" for s in plan.stages) or "none"
     where = "stdout" if out == "-" else out
     signed = f", signed with ${KEY_ENV}" if plan.signature else ""

@@ -11,7 +11,8 @@ import click
 from click.core import ParameterSource
 
 from migrate.cli.app import Failure
-from migrate.core.plan import Plan, PlanError, parse_plan, verify
+from migrate.cli.output import output_stream
+from migrate.core.plan import Plan, PlanError, json_pieces, parse_plan, verify
 from migrate.store import files, fleet
 
 
@@ -27,8 +28,28 @@ def plan_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # A plan holds every changing endpoint's whole new command, twice when it streams:
-# some 5 KB an endpoint, so this is room for about 50,000 of them.
+# about 1.8 KB a change in the synthetic fleet (more for model-cache scripts), so
+# this is room for roughly 100,000 to 150,000 changes.
 PLAN_LIMIT = 256 * files.MIB
+
+
+def write_plan_file(plan: Plan, out: str | None) -> None:
+    """Write the plan (None: stdout), refusing one larger than apply reads.
+
+    A file is written whole or not at all, so an oversized plan leaves nothing
+    behind that a later apply would refuse anyway.
+    """
+    with output_stream(out) as handle:
+        written = 0
+        for piece in json_pieces(plan):
+            written += len(piece.encode("utf-8"))
+            if written > PLAN_LIMIT:
+                raise Failure(
+                    f"the plan of {len(plan.items):,} changes is over "
+                    f"{PLAN_LIMIT // files.MIB} MiB, the most apply reads: plan the fleet "
+                    "in parts (--owner, --name or --model), each its own change"
+                )
+            handle.write(piece)
 
 
 KEY_ENV = "BUNDLE_MIGRATE_PLAN_KEY"

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -145,8 +145,58 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
+    """canonical_json(doc) in pieces, a list's elements one at a time.
+
+    A plan of a large fleet is hundreds of megabytes as text: digesting, signing
+    and writing it piece by piece holds no copy of the whole.
+    """
+    yield "{"
+    for n, key in enumerate(sorted(doc)):
+        yield ("," if n else "") + canonical_json(key) + ":"
+        value = doc[key]
+        if isinstance(value, list):
+            yield "[" + ",".join(canonical_json(v) for v in value[:1])
+            for element in value[1:]:
+                yield "," + canonical_json(element)
+            yield "]"
+        else:
+            yield canonical_json(value)
+    yield "}"
+
+
+def indented_pieces(doc: dict[str, Any]) -> Iterator[str]:
+    """json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) in pieces (see above).
+
+    Re-indenting an element's text is safe: JSON writes no raw newline inside a string.
+    """
+
+    def dumps(value: Any, depth: int) -> str:
+        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+        return text.replace("\n", "\n" + "  " * depth)
+
+    yield "{"
+    for n, key in enumerate(sorted(doc)):
+        yield ("," if n else "") + "\n  " + json.dumps(key, ensure_ascii=False) + ": "
+        value = doc[key]
+        if isinstance(value, list) and value:
+            yield "["
+            for m, element in enumerate(value):
+                yield ("," if m else "") + "\n    " + dumps(element, 2)
+            yield "\n  ]"
+        else:
+            yield dumps(value, 1)
+    yield "\n}"
+
+
+def _hashed(doc: dict[str, Any], digest: Any) -> Any:
+    for piece in canonical_pieces(doc):
+        digest.update(piece.encode("utf-8"))
+    return digest
+
+
 def compute_digest(body: dict[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return "sha256:" + _hashed(body, hashlib.sha256()).hexdigest()
 
 
 def read_policy(policy: Any, overrides: Any = None, source: str = "plan") -> ItemPolicy:
@@ -294,8 +344,8 @@ MIN_KEY_BYTES = 32
 def _mac(plan: Plan, key: bytes) -> str:
     if len(key) < MIN_KEY_BYTES:
         raise PlanError(f"the plan key must be at least {MIN_KEY_BYTES} bytes long")
-    text = canonical_json({**plan.body(), "digest": plan.digest})
-    return SIGNATURE_PREFIX + hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    doc = {**plan.body(), "digest": plan.digest}
+    return SIGNATURE_PREFIX + _hashed(doc, hmac.new(key, digestmod=hashlib.sha256)).hexdigest()
 
 
 def sign(plan: Plan, key: bytes) -> Plan:
@@ -319,10 +369,16 @@ def verify(plan: Plan, key: bytes, source: str = "plan") -> None:
 
 def to_json(plan: Plan) -> str:
     """The file's text: readable (indented, keys sorted) and ending in a newline."""
+    return "".join(json_pieces(plan))
+
+
+def json_pieces(plan: Plan) -> Iterator[str]:
+    """The file's text in pieces, to write a large plan without holding its text."""
     doc = {**plan.body(), "digest": plan.digest}
     if plan.signature:
         doc["signature"] = plan.signature
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    yield from indented_pieces(doc)
+    yield "\n"
 
 
 _ITEM_FIELDS = {
