@@ -92,11 +92,14 @@ def _flag_from_stored_args(decision: Decision, llm: dict[str, Any], size: int | 
     stored_args = llm.get("vllm_additional_args")
     if llm.get("inference_framework") != "vllm" or not isinstance(stored_args, dict):
         return
+    if decision.gpu_memory_utilization is not None:
+        # The command was read and says what runs (the judgement flagged it already);
+        # a stored value it does not carry must not outrank it.
+        return
     stored_u = policy.to_decimal(stored_args.get("gpu_memory_utilization"))
     if stored_u is None:
         return
-    if decision.gpu_memory_utilization is None:
-        decision.gpu_memory_utilization = float(stored_u)
+    decision.gpu_memory_utilization = float(stored_u)
     large = size is not None and size >= LARGE_MODEL_B
     if large and stored_u >= LARGE_UTILIZATION and "large-model-at-0.95" not in decision.flags:
         decision.flags.append("large-model-at-0.95")

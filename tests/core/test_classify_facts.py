@@ -896,3 +896,24 @@ def test_scripts_refused_only_with_a_command_error(script: str) -> None:
     assert d.action == SKIP and d.command_after is None
     with pytest.raises(cmd.CommandError):
         cmd.set_enforce_eager(script, False)
+
+
+def test_a_skip_after_the_command_was_read_keeps_the_commands_utilization() -> None:
+    """A malformed stored enforce_eager skips, but the command read says 0.8: no 0.95 flag.
+
+    Found by the property test: the stored args' 0.95 outranked the command that runs.
+    """
+    script = gen_g("llama-3-3-70b-instruct", util="0.8", tp=4)
+    args = {"gpu_memory_utilization": 0.95, "enforce_eager": "maybe"}
+    case = Case("malformed", script, "llama-3-3-70b-instruct", SKIP, True, 70, 0.8, args=args)
+    d = classify(record(case))
+    assert d.action == SKIP and "malformed-metadata" in d.flags
+    assert d.gpu_memory_utilization == 0.8
+    assert "large-model-at-0.95" not in d.flags
+    assert "args-command-mismatch" in d.flags
+    # Where the command is not read at all, the stored 0.95 is all there is, and flags.
+    unread = Case("unread", "python -m vllm_server 'unbalanced", "llama-3-3-70b-instruct",
+                  SKIP, None, 70, None, args=args)  # fmt: skip
+    d = classify(record(unread))
+    assert d.action == SKIP and "large-model-at-0.95" in d.flags
+    assert d.gpu_memory_utilization == 0.95
