@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from migrate.core import command
+from migrate.core import command, command_edit
 from migrate.core.command import (
     Arg,
     CommandError,
@@ -646,13 +646,13 @@ def test_verification_catches_a_misreading(monkeypatch: pytest.MonkeyPatch) -> N
         assert err.value.kind == "verification-failed"
     # A nested script is checked by reading it all again.
     nested = f"bash -c '{GEN_B.replace(AZCOPY + ';', '')}'"
-    full = command._parse
+    full = command_edit._parse
 
     def lost_argument(script: str) -> command.VllmInvocation:
         inv = full(script)
         return inv if script == nested else dataclasses.replace(inv, args=inv.args[1:])
 
-    monkeypatch.setattr(command, "_parse", lost_argument)
+    monkeypatch.setattr(command_edit, "_parse", lost_argument)
     with pytest.raises(CommandError) as err:
         set_enforce_eager(nested, False)
     assert err.value.kind == "verification-failed"
@@ -673,9 +673,9 @@ def test_verify_rejects_changes_outside_the_flag() -> None:
     ]
     for candidate in cases:
         with pytest.raises(CommandError) as err:
-            command._verify(before, candidate, False)
+            command_edit._verify(before, candidate, False)
         assert err.value.kind == "verification-failed", candidate
-    command._verify(before, GEN_B_BASE, False)
+    command_edit._verify(before, GEN_B_BASE, False)
 
 
 def test_error_shape() -> None:

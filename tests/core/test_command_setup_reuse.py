@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from migrate.core import command as cmd
+from migrate.core import command_reading as reading
 from migrate.sandbox import synth
 from tests.support import script_fuzz
 
@@ -93,7 +94,7 @@ def _model_cache_scripts() -> list[str]:
         for version in (*spec.superseded, spec)
         if version.is_vllm and version.generation >= "G"
     }
-    long = sorted(s for s in scripts if len(s.rpartition(";")[0]) > cmd._SETUP_MIN)
+    long = sorted(s for s in scripts if len(s.rpartition(";")[0]) > reading._SETUP_MIN)
     assert len(long) > 50
     return long
 
@@ -101,7 +102,7 @@ def _model_cache_scripts() -> list[str]:
 def _reading(script: str) -> Any:
     """Everything a caller can learn from the reading: the invocation and its edits."""
     try:
-        inv = cmd._parse(script)
+        inv = reading._parse(script)
     except cmd.CommandError as err:
         return ("refused", err.kind, err.reason)
     edits = []
@@ -116,7 +117,7 @@ def _reading(script: str) -> Any:
 
 def _from_scratch(script: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     with monkeypatch.context() as patch:
-        patch.setattr(cmd, "_SETUP_MIN", 10**9)  # no setup is ever reused
+        patch.setattr(reading, "_SETUP_MIN", 10**9)  # no setup is ever reused
         return _reading(script)
 
 
@@ -144,21 +145,21 @@ def _variants(rng: random.Random, base: str) -> Iterator[str]:
 
 
 def test_model_cache_scripts_reuse_their_setup() -> None:
-    cmd._setups.clear()
+    reading._setups.clear()
     scripts = _model_cache_scripts()
     for script in scripts:
-        cmd._parse(script)
-    reusable = [k for k, summary in cmd._setups.items() if summary is not None]
+        reading._parse(script)
+    reusable = [k for k, summary in reading._setups.items() if summary is not None]
     # Model engine's model-cache program is the same for every endpoint but for
     # its strings and fingerprint: a few shapes, each read once.
-    assert 1 <= len(reusable) <= len(cmd._setups) <= 16
+    assert 1 <= len(reusable) <= len(reading._setups) <= 16
 
 
 def test_reused_setups_read_as_the_whole_script(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(7)
     reads: list[str] = []
     reused: list[str] = []
-    real_setup, real_read = cmd._setup, cmd._read_setup
+    real_setup, real_read = reading._setup, reading._read_setup
 
     def read(setup: str) -> Any:
         reads.append(setup)
@@ -171,12 +172,12 @@ def test_reused_setups_read_as_the_whole_script(monkeypatch: pytest.MonkeyPatch)
             reused.append(script)
         return summary
 
-    monkeypatch.setattr(cmd, "_read_setup", read)
-    monkeypatch.setattr(cmd, "_setup", setup)
+    monkeypatch.setattr(reading, "_read_setup", read)
+    monkeypatch.setattr(reading, "_setup", setup)
     compared = 0
     for script in _model_cache_scripts()[:100]:
         for base in _seeded(rng, script):
-            cmd._setups.clear()
+            reading._setups.clear()
             _reading(base)  # the setup's reading is now kept, when it can be
             for variant in [base, *_variants(rng, base)]:
                 assert _reading(variant) == _from_scratch(variant, monkeypatch), variant
@@ -193,12 +194,12 @@ def test_setups_that_read_differently_never_share_a_reading(
     head, _, start = script.rpartition(";")
     first, second = (f"{head};{seed};{start}" for seed in (kept, other))
     keys = {
-        cmd._setup_key(s[: len(head) + len(seed) + 2])
+        reading._setup_key(s[: len(head) + len(seed) + 2])
         for s, seed in ((first, kept), (second, other))
     }
     assert len(keys) == (2 if (kept, other) in _APART else 1)
-    cmd._setups.clear()
+    reading._setups.clear()
     assert not isinstance(_reading(first)[0], str)  # read, not refused
-    assert len(cmd._setups) == 1  # its setup was looked at (and kept if it may be reused)
+    assert len(reading._setups) == 1  # its setup was looked at (and kept if it may be reused)
     assert _reading(second) == _from_scratch(second, monkeypatch)
     assert _reading(second)[0] == "refused"

@@ -1,0 +1,208 @@
+"""The vLLM start as data: the invocation, its argument groups, and the errors of reading it.
+
+What :mod:`migrate.core.command` gives its callers: a :class:`VllmInvocation` (the
+module, the positionals, the ``--flag [values]`` groups as :class:`Arg`, and the
+spans an edit needs), or a :class:`CommandError` whose ``kind`` is one of
+:data:`KINDS`. Plain values and no reading: every other part of the command reader
+builds or takes them, so they sit below all of those, with the shortcut they share
+for a word's text (:func:`_text`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
+from typing import NamedTuple
+
+from migrate.core import shellwords
+
+__all__ = [
+    "AMBIGUOUS_ENFORCE_EAGER",
+    "ENFORCE_EAGER",
+    "GPU_MEMORY_UTILIZATION",
+    "INDIRECT_ARGUMENTS",
+    "KINDS",
+    "MULTIPLE_VLLM_INVOCATIONS",
+    "NOT_A_BASH_COMMAND",
+    "NO_VLLM_INVOCATION",
+    "UNBALANCED_QUOTING",
+    "VERIFICATION_FAILED",
+    "VLLM_MODULES",
+    "Arg",
+    "CommandError",
+    "VllmInvocation",
+]
+
+ENFORCE_EAGER = "--enforce-eager"
+GPU_MEMORY_UTILIZATION = "--gpu-memory-utilization"
+VLLM_MODULES = ("vllm_server", "vllm_startup_wrapper")
+
+NOT_A_BASH_COMMAND = "not-a-bash-command"
+UNBALANCED_QUOTING = "unbalanced-quoting"  # and every other reason bash would refuse the script
+NO_VLLM_INVOCATION = "no-vllm-invocation"
+MULTIPLE_VLLM_INVOCATIONS = "multiple-vllm-invocations"
+AMBIGUOUS_ENFORCE_EAGER = "ambiguous-enforce-eager"
+VERIFICATION_FAILED = "verification-failed"
+INDIRECT_ARGUMENTS = "indirect-arguments"
+KINDS = frozenset(
+    {
+        NOT_A_BASH_COMMAND,
+        UNBALANCED_QUOTING,
+        NO_VLLM_INVOCATION,
+        MULTIPLE_VLLM_INVOCATIONS,
+        AMBIGUOUS_ENFORCE_EAGER,
+        VERIFICATION_FAILED,
+        INDIRECT_ARGUMENTS,
+    }
+)
+
+
+class CommandError(Exception):
+    """A script the command reader refuses to interpret or edit; ``kind`` is machine-readable."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[CommandError], tuple[str, str]]:
+        # The two-argument constructor would otherwise break pickling (multiprocessing).
+        return (type(self), (self.kind, self.reason))
+
+    def __repr__(self) -> str:
+        return f"CommandError({self.kind!r}, {self.reason!r})"
+
+
+class Arg(NamedTuple):
+    """One ``--flag [values...]`` group of the vLLM invocation, with its place in the script.
+
+    ``values`` are raw shell words (as written); :meth:`texts` gives what the
+    server receives. ``start``/``end`` span the flag and its values in the script.
+    """
+
+    flag: str
+    values: tuple[str, ...]
+    start: int
+    end: int
+    inline: bool = False
+
+    def written(self) -> tuple[str, ...]:
+        """The values as the script's author meant them, for comparing with stored args.
+
+        Generations D-F printed dict and list values as unquoted Python reprs
+        (``--rope-scaling {'type': 'linear', 'factor': 2.0}``), which bash splits
+        into several words; such a group is given back whole, as written.
+        Anything else: :meth:`texts`.
+        """
+        if len(self.values) > 1 and self.values[0][:1] in ("{", "["):
+            return (" ".join(self.values),)
+        return self.texts()
+
+    def texts(self) -> tuple[str, ...]:
+        plain = _PLAIN.fullmatch
+        return tuple(
+            [value if plain(value) else shellwords.unquote(value) for value in self.values]
+        )
+
+
+@dataclass(frozen=True)
+class VllmInvocation:
+    """The one ``python -m vllm_server|vllm_startup_wrapper`` command of a script.
+
+    ``start``/``end`` span the pipeline that runs it (``... | tee log`` included).
+    """
+
+    script: str = field(repr=False)
+    module: str
+    start: int
+    end: int
+    positionals: tuple[str, ...]
+    args: tuple[Arg, ...]
+    # Where an added flag goes when there is no utilization to sit beside: after
+    # the last argument, before any redirection or trailing shell operator.
+    insert_at: int = field(default=-1, repr=False, compare=False)
+    # For checking an edit without reading the whole script again: the spans of
+    # the command's words from the interpreter on, and where the command ends.
+    word_spans: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
+    command_end: int = field(default=-1, repr=False, compare=False)
+    # Inside a nested ``bash -c '...'`` string: an edit is checked by a full re-read.
+    nested: bool = field(default=False, repr=False, compare=False)
+    # set_enforce_eager's answers for this reading, by the wanted state of the flag.
+    _edits: dict[bool, str | CommandError] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def get(self, flag: str) -> Arg | None:
+        # argparse keeps the last occurrence of a repeated option, so do we.
+        found = self.all(flag)
+        return found[-1] if found else None
+
+    def all(self, flag: str) -> tuple[Arg, ...]:
+        return tuple(arg for arg in self.args if arg.flag == flag)
+
+    def has(self, flag: str) -> bool:
+        return any(arg.flag == flag for arg in self.args)
+
+    @cached_property
+    def enforce_eager(self) -> bool:
+        return any(
+            arg.flag == ENFORCE_EAGER and not arg.values and not arg.inline for arg in self.args
+        )
+
+    @cached_property
+    def gpu_memory_utilization(self) -> Decimal | None:
+        text = self._single_text(GPU_MEMORY_UTILIZATION)
+        # vLLM reads it with float(), which ignores surrounding whitespace: a CRLF
+        # script's "0.9\r" is 0.9 to the server.
+        if text is None or not _DECIMAL.fullmatch(text.strip()):
+            return None
+        return Decimal(text.strip())
+
+    @property
+    def tensor_parallel_size(self) -> int | None:
+        return self._int("--tensor-parallel-size")
+
+    @property
+    def pipeline_parallel_size(self) -> int | None:
+        return self._int("--pipeline-parallel-size")
+
+    @property
+    def served_model_names(self) -> tuple[str, ...]:
+        arg = self.get("--served-model-name")
+        return arg.texts() if arg is not None else ()
+
+    def as_dict(self) -> dict[str, tuple[str, ...]]:
+        """Each flag's values (:meth:`Arg.written`), keyed as vllm_additional_args are."""
+        return dict(self._items)
+
+    @cached_property
+    def _items(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return tuple((arg.flag[2:].replace("-", "_"), arg.written()) for arg in self.args)
+
+    def _single_text(self, flag: str) -> str | None:
+        arg = self.get(flag)
+        if arg is None:
+            return None
+        texts = arg.texts()
+        return texts[0] if len(texts) == 1 else None
+
+    def _int(self, flag: str) -> int | None:
+        text = self._single_text(flag)
+        if text is None or not _INTEGER.fullmatch(text.strip()):
+            return None
+        return int(text.strip())
+
+
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# A word bash passes on exactly as written: nothing quoted, escaped or expanded.
+_PLAIN = re.compile(r"""[^\\'"$`<>{]*""")
+
+
+def _text(raw: str) -> str | None:
+    """The word's text, or None when an expansion makes it at run time."""
+    if _PLAIN.fullmatch(raw):
+        return raw
+    return shellwords.info(raw).text

@@ -1,0 +1,143 @@
+"""Reading a start script whole: the one vLLM start bash runs, or why there is none.
+
+:func:`_parse` strings the parts together: bash's reading of the script, the starts
+found in it (:mod:`migrate.core.command_locate`), exactly one or a refusal, not in a
+function or a substitution, and reached (:mod:`migrate.core.command_reachability`).
+A long setup before the server that many scripts share (model engine's model-cache
+program, ~3 KB) is read once and its reading kept (:func:`_setup`). Readings of
+whole scripts are not kept here: :func:`migrate.core.command.parse_script` keeps
+the last ones.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from migrate.core import shell
+from migrate.core.command_locate import _MODULE_MENTION, _find, _mentions, _why_not_found
+from migrate.core.command_model import (
+    MULTIPLE_VLLM_INVOCATIONS,
+    NO_VLLM_INVOCATION,
+    NOT_A_BASH_COMMAND,
+    UNBALANCED_QUOTING,
+    CommandError,
+    VllmInvocation,
+)
+from migrate.core.command_reachability import _stops
+
+# A long setup before the server (model engine's model-cache program: ~3 KB,
+# ~90 commands) reads the same in every script that has it, up to the text of
+# its single-quoted strings (the download) and the cache fingerprint. Its reading
+# is kept, keyed by the setup with those blanked out, and reused: the reader
+# never looks inside a single-quoted string except for its closing quote, nor
+# inside an assignment's value, so any setup with the same key reads the same.
+# A setup is kept only when every "'" in it delimits a real single-quoted string
+# and what decides reachability is unquoted.
+_SETUP_MIN = 1000
+_SETUPS_KEPT = 64
+# The summary kept: whether -e is on after the setup; None when the reading may
+# not be reused (then the script is read whole, and so is a setup bash never gets
+# past, whose reason names offsets of its own).
+_setups: dict[str, bool | None] = {}
+_PLAIN_STRING = re.compile(r"'[^']*'")
+_ASSIGNED_HEX = re.compile(r"(?<==)[0-9a-f]{32,}(?=[;\s])")
+_MISSING: Any = object()
+_QUOTES = frozenset("'\"")
+
+
+def _setup_key(setup: str) -> str:
+    blanked = _PLAIN_STRING.sub(lambda m: m.group()[0] * 2, setup)
+    return _ASSIGNED_HEX.sub(lambda m: "0" * len(m.group()), blanked)
+
+
+def _read_setup(setup: str) -> bool | None:
+    """Whether -e is on after the setup, if its reading may be reused; else None."""
+    try:
+        parsed, quotes = shell.parse_quoting(setup)
+    except shell.ShellSyntaxError:
+        return None
+    if quotes != [m.span() for m in _PLAIN_STRING.finditer(setup)]:
+        return None  # a quote inside another string, a comment...: the key would lie
+    for command in parsed.commands:
+        top = not command.context & ~(shell.AFTER_AND | shell.TESTED)
+        if top and command.name_start >= 0 and _QUOTES & set(setup[command.start : command.end]):
+            return None  # what the command is, or its words, could hide in a string
+    stop, errexit = _stops(parsed.commands, setup, len(setup))
+    return errexit if stop is None else None
+
+
+def _setup(script: str, end: int) -> bool | None:
+    """Whether -e is on after ``script[:end]``, when its kept reading can be used; else None.
+
+    ``end`` is just past the ``;`` or newline before the server's command, so the
+    cut must be where bash ends a command: not an escaped one, not in a comment
+    or a here-document (the rest of the setup's checks are _read_setup's).
+    """
+    if end < _SETUP_MIN or script[end - 1] not in ";\n" or script[end - 2] == "\\":
+        return None
+    setup = script[:end]
+    if "<<" in setup or "#" in setup[setup.rfind("\n") + 1 :]:
+        return None
+    key = _setup_key(setup)
+    summary = _setups.get(key, _MISSING)
+    if summary is _MISSING:
+        summary = _read_setup(setup)
+        if len(_setups) >= _SETUPS_KEPT:
+            _setups.clear()
+        _setups[key] = summary
+    return summary
+
+
+def _parse(script: str) -> VllmInvocation:
+    if not isinstance(script, str):
+        raise CommandError(NOT_A_BASH_COMMAND, "The command script is not a string.")
+    # The setup before the server is read once for every script that shares it.
+    mention = _MODULE_MENTION.search(script)
+    at = mention.start() if mention is not None else 0
+    setup_end = max(script.rfind(";", 0, at), script.rfind("\n", 0, at)) + 1
+    setup = None
+    if setup_end >= _SETUP_MIN:
+        # (The setup names no vLLM module: a first one would be cut before, and a
+        # second anywhere makes the script refused below, read either way.)
+        setup = _setup(script, setup_end)
+    try:
+        parsed = shell.parse(script, setup_end if setup is not None else 0)
+    except shell.ShellSyntaxError as err:
+        raise CommandError(UNBALANCED_QUOTING, f"The script is not valid bash: {err}") from err
+    found = _find(script, parsed, None)
+    if len(found) > 1 or _mentions(script) > 1:
+        raise CommandError(
+            MULTIPLE_VLLM_INVOCATIONS, "The script starts the vLLM server more than once."
+        )
+    if not found:
+        if setup is not None:
+            parsed = shell.parse(script)  # the reason needs the whole reading
+        raise _why_not_found(parsed, script)
+    invocation, context, bad_redirect = found[0]
+    if bad_redirect:
+        raise CommandError(
+            NO_VLLM_INVOCATION,
+            "A redirection of the vLLM start cannot be made (bash: ambiguous redirect, "
+            "e.g. a CRLF line end after 2>&1), so bash never starts the server.",
+        )
+    if context & shell.IN_FUNCTION:
+        raise CommandError(
+            NO_VLLM_INVOCATION,
+            "The vLLM start is inside a shell function; whether it runs depends on calls "
+            "the tool does not follow.",
+        )
+    if context & shell.IN_SUBSTITUTION:
+        raise CommandError(
+            NO_VLLM_INVOCATION,
+            "The vLLM start is inside a command or process substitution.",
+        )
+    unreachable, _ = _stops(parsed.commands, script, invocation.start, bool(setup))
+    if unreachable is not None:
+        raise CommandError(
+            NO_VLLM_INVOCATION, f"The script never reaches the server: {unreachable}."
+        )
+    if invocation.nested:
+        invocation = replace(invocation, script=script)
+    return invocation
