@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from migrate.core import staging
+from migrate.core.json_text import hashed, indented_pieces
 from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES, StageSpec
@@ -141,62 +142,8 @@ class Plan:
         return self.digest.removeprefix("sha256:")[:12]
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
-    """canonical_json(doc) in pieces, a list's elements one at a time.
-
-    A plan of a large fleet is hundreds of megabytes as text: digesting, signing
-    and writing it piece by piece holds no copy of the whole.
-    """
-    yield "{"
-    for n, key in enumerate(sorted(doc)):
-        yield ("," if n else "") + canonical_json(key) + ":"
-        value = doc[key]
-        if isinstance(value, list):
-            yield "[" + ",".join(canonical_json(v) for v in value[:1])
-            for element in value[1:]:
-                yield "," + canonical_json(element)
-            yield "]"
-        else:
-            yield canonical_json(value)
-    yield "}"
-
-
-def indented_pieces(doc: dict[str, Any]) -> Iterator[str]:
-    """json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) in pieces (see above).
-
-    Re-indenting an element's text is safe: JSON writes no raw newline inside a string.
-    """
-
-    def dumps(value: Any, depth: int) -> str:
-        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-        return text.replace("\n", "\n" + "  " * depth)
-
-    yield "{"
-    for n, key in enumerate(sorted(doc)):
-        yield ("," if n else "") + "\n  " + json.dumps(key, ensure_ascii=False) + ": "
-        value = doc[key]
-        if isinstance(value, list) and value:
-            yield "["
-            for m, element in enumerate(value):
-                yield ("," if m else "") + "\n    " + dumps(element, 2)
-            yield "\n  ]"
-        else:
-            yield dumps(value, 1)
-    yield "\n}"
-
-
-def _hashed(doc: dict[str, Any], digest: Any) -> Any:
-    for piece in canonical_pieces(doc):
-        digest.update(piece.encode("utf-8"))
-    return digest
-
-
 def compute_digest(body: dict[str, Any]) -> str:
-    return "sha256:" + _hashed(body, hashlib.sha256()).hexdigest()
+    return "sha256:" + hashed(body, hashlib.sha256()).hexdigest()
 
 
 def read_policy(policy: Any, overrides: Any = None, source: str = "plan") -> ItemPolicy:
@@ -345,7 +292,7 @@ def _mac(plan: Plan, key: bytes) -> str:
     if len(key) < MIN_KEY_BYTES:
         raise PlanError(f"the plan key must be at least {MIN_KEY_BYTES} bytes long")
     doc = {**plan.body(), "digest": plan.digest}
-    return SIGNATURE_PREFIX + _hashed(doc, hmac.new(key, digestmod=hashlib.sha256)).hexdigest()
+    return SIGNATURE_PREFIX + hashed(doc, hmac.new(key, digestmod=hashlib.sha256)).hexdigest()
 
 
 def sign(plan: Plan, key: bytes) -> Plan:

@@ -129,7 +129,7 @@ def test_plan_text_in_pieces_is_byte_for_byte_json_dumps() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from migrate.core.plan import canonical_json, canonical_pieces, indented_pieces
+    from migrate.core.json_text import canonical_json, canonical_pieces, indented_pieces
 
     leaves = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
     values = st.recursive(

@@ -1,0 +1,63 @@
+"""A document's JSON text, canonical (digests, signatures) or indented (files), whole or in pieces.
+
+A plan of a large fleet is hundreds of megabytes as text: digesting, signing
+and writing it piece by piece holds no copy of the whole. The pieces join to
+exactly the text json.dumps gives, so digests made either way agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
+    """canonical_json(doc) in pieces, a top-level list's elements one at a time."""
+    yield "{"
+    for n, key in enumerate(sorted(doc)):
+        yield ("," if n else "") + canonical_json(key) + ":"
+        value = doc[key]
+        if isinstance(value, list):
+            yield "[" + ",".join(canonical_json(v) for v in value[:1])
+            for element in value[1:]:
+                yield "," + canonical_json(element)
+            yield "]"
+        else:
+            yield canonical_json(value)
+    yield "}"
+
+
+def indented_pieces(doc: dict[str, Any]) -> Iterator[str]:
+    """json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) in pieces (see above).
+
+    Re-indenting an element's text is safe: JSON writes no raw newline inside a string.
+    """
+
+    def dumps(value: Any, depth: int) -> str:
+        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+        return text.replace("\n", "\n" + "  " * depth)
+
+    yield "{"
+    for n, key in enumerate(sorted(doc)):
+        yield ("," if n else "") + "\n  " + json.dumps(key, ensure_ascii=False) + ": "
+        value = doc[key]
+        if isinstance(value, list) and value:
+            yield "["
+            for m, element in enumerate(value):
+                yield ("," if m else "") + "\n    " + dumps(element, 2)
+            yield "\n  ]"
+        else:
+            yield dumps(value, 1)
+    yield "\n}"
+
+
+def hashed(doc: dict[str, Any], digest: Any) -> Any:
+    """``digest`` (a hashlib or hmac object) fed canonical_json(doc), piece by piece."""
+    for piece in canonical_pieces(doc):
+        digest.update(piece.encode("utf-8"))
+    return digest
