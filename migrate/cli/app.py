@@ -65,6 +65,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # Imported here, not at the top: `--help` and `--version` load no database driver.
+        import psycopg
         import sqlalchemy.exc
 
         from migrate.core.overrides import OverridesError
@@ -82,7 +83,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             # Bytes that are not UTF-8 in an argument (a name typed as $'\xff'): the
             # database takes text only, and the bytes themselves are not worth echoing.
             raise Failure("an argument is not valid UTF-8 text") from None
-        except sqlalchemy.exc.DBAPIError as exc:
+        except (sqlalchemy.exc.DBAPIError, psycopg.Error) as exc:
+            # psycopg's own errors come from the fleet stream, which reads past SQLAlchemy.
             url = ctx.meta.get("database_url")
             raise Failure(db.explain(exc, url)) from None
         except sqlalchemy.exc.SQLAlchemyError as exc:

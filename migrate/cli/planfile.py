@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -36,20 +37,35 @@ PLAN_LIMIT = 256 * files.MIB
 def write_plan_file(plan: Plan, out: str | None) -> None:
     """Write the plan (None: stdout), refusing one larger than apply reads.
 
-    A file is written whole or not at all, so an oversized plan leaves nothing
-    behind that a later apply would refuse anyway.
+    A regular file is written whole or not at all, so an oversized plan is refused
+    while it is written and leaves nothing behind. Stdout, a pipe or a device
+    cannot take back what it was sent: there the size is counted first.
     """
+    if out is None or not _regular_target(out):
+        _check_size(sum(len(piece.encode("utf-8")) for piece in json_pieces(plan)), plan)
     with output_stream(out) as handle:
         written = 0
         for piece in json_pieces(plan):
             written += len(piece.encode("utf-8"))
-            if written > PLAN_LIMIT:
-                raise Failure(
-                    f"the plan of {len(plan.items):,} changes is over "
-                    f"{PLAN_LIMIT // files.MIB} MiB, the most apply reads: plan the fleet "
-                    "in parts (--owner, --name or --model), each its own change"
-                )
+            _check_size(written, plan)
             handle.write(piece)
+
+
+def _regular_target(path: str) -> bool:
+    """Whether the path is (or will be created as) a regular file, replaced whole."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # does not exist yet: files.writing creates it whole
+
+
+def _check_size(size: int, plan: Plan) -> None:
+    if size > PLAN_LIMIT:
+        raise Failure(
+            f"the plan of {len(plan.items):,} changes is over "
+            f"{PLAN_LIMIT // files.MIB} MiB, the most apply reads: plan the fleet "
+            "in parts (--owner, --name or --model), each its own change"
+        )
 
 
 KEY_ENV = "BUNDLE_MIGRATE_PLAN_KEY"

@@ -13,9 +13,12 @@ connection into children that might close it on exit.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
 import os
+import signal
+import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -32,6 +35,7 @@ CHUNK = 256
 # Below this many endpoints, starting interpreters costs more than it saves.
 IN_PROCESS_FIRST = 2048
 MAX_AUTO_JOBS = 4
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class WorkerError(RuntimeError):
@@ -65,6 +69,27 @@ _overrides: Overrides | None = None
 def _start(params: PolicyParams, overrides: Overrides | None) -> None:
     global _params, _overrides
     _params, _overrides = params, overrides
+    # Ctrl-C reaches the whole process group: the main process alone decides what
+    # it means (it stops the pool), so workers print no traceback of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to end this worker when the main process ends, however it ends.
+
+    A SIGTERM or SIGKILL sent to the main process alone would otherwise leave the
+    workers waiting on their queue forever, each holding its memory.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent was already gone before prctl
+        os._exit(1)
 
 
 def _decide_chunk(keys: tuple[str, ...], chunk: list[tuple[object, ...]]) -> list[Decision]:

@@ -39,3 +39,15 @@ def test_an_oversized_plan_is_refused_before_apply_would(
     again = tmp_path / "again.json"
     assert invoke("plan", "--out", str(again), env=env).exit_code == 0
     assert invoke("apply", str(again), env=env).exit_code == 0
+
+
+def test_an_oversized_plan_sends_nothing_to_stdout(
+    me_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_random(me_db, 40, seed_value=3)
+    env = {"BUNDLE_MIGRATE_DATABASE_URL": me_db.url}
+    monkeypatch.setattr(planfile, "PLAN_LIMIT", 4096)
+    # Stdout cannot take back what it was sent: the size is counted before a byte goes.
+    result = invoke("plan", "--out", "-", env=env)
+    assert_one_line_error(result, "the most apply reads")
+    assert result.stdout == ""
