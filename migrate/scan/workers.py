@@ -42,20 +42,40 @@ class WorkerError(RuntimeError):
     """A worker process died (killed, out of memory) before answering."""
 
 
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup CPU quota."""
+def available_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (v2 or v1)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    try:
-        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as handle:
-            quota, period = handle.read().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
+    quota = _cgroup_quota(cgroup_root)
+    if quota is not None:
+        cpus = min(cpus, quota)
     return max(1, cpus)
+
+
+def _cgroup_quota(root: str) -> int | None:
+    """Whole CPUs the cgroup's quota allows (rounded up), or None when it sets none."""
+    for quota_file, period_file in (
+        ("cpu.max", None),  # v2: "QUOTA PERIOD" or "max PERIOD"
+        ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us"),  # v1: -1 means none
+    ):
+        try:
+            with open(os.path.join(root, quota_file), encoding="ascii") as handle:
+                words = handle.read().split()
+            if period_file is not None:
+                with open(os.path.join(root, period_file), encoding="ascii") as handle:
+                    words = words[:1] + handle.read().split()[:1]
+            quota, period = words[0], int(words[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        try:
+            return max(1, math.ceil(int(quota) / period))
+        except (ValueError, ZeroDivisionError):
+            return None
+    return None
 
 
 def auto_jobs() -> int:

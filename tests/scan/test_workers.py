@@ -140,3 +140,24 @@ def test_a_fleet_just_under_the_threshold_stays_in_process(seeded, monkeypatch) 
     assert [asdict(d) for d in pooled] == [asdict(d) for d in alone]
     assert len(pooled) == len(listed) > workers.IN_PROCESS_FIRST // 2
     assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu.max": "garbage\n"}, None),
+        ({}, None),
+    ],
+)
+def test_the_cgroup_cpu_quota_caps_auto(tmp_path, files: dict[str, str], expected) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert workers._cgroup_quota(str(tmp_path)) == expected
+    cpus = workers.available_cpus(str(tmp_path))
+    assert 1 <= cpus and (expected is None or cpus <= expected)
