@@ -1,8 +1,9 @@
 """A pooled scan and the signals an operator or a supervisor sends, in real processes.
 
-The scan runs as a child process over a view that sleeps on every row, with the
-pool thresholds lowered (tests/support/pooled_cli.py), so the workers are alive
-when the signal comes.
+The scan runs as a child process with the pool thresholds lowered and, where the
+workers must be busy, a classification that sleeps (tests/support/pooled_cli.py).
+The view sleeps on every row; PostgreSQL sorts them all before the first one comes,
+so the read itself is over once the workers start.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def test_sigterm_to_the_main_process_alone_leaves_no_worker(slow_fleet, busy: bo
 
 
 def test_ctrl_c_is_one_line_and_no_worker_traceback(slow_fleet) -> None:
-    proc, workers = _start_scan(slow_fleet)
+    # Workers busy for seconds more, so the signal cannot come after the scan ended.
+    proc, workers = _start_scan(slow_fleet, slow=0.05)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal sends it to the whole group
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
