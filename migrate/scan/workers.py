@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
+from typing import Any
 
 from migrate.core.classify import classify
 from migrate.core.overrides import Overrides
@@ -90,8 +91,11 @@ def _start(params: PolicyParams, overrides: Overrides | None) -> None:
     global _params, _overrides
     _params, _overrides = params, overrides
     # Ctrl-C reaches the whole process group: the main process alone decides what
-    # it means (it stops the pool), so workers print no traceback of their own.
+    # it means (it stops the pool), so workers print no traceback of their own. They
+    # were started with SIGINT blocked (see _submit), so none came during start-up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _die_with_parent()
 
 
@@ -140,14 +144,14 @@ def decide(
                 # The fleet is not small: start the workers while this process goes on.
                 pool = _pool(jobs, params, overrides)
                 for _ in range(jobs):
-                    pool.submit(_ready)
+                    _submit(pool, _ready)
             yield classify(rows.record(values), params, overrides)
         chunk = list(islice(stream, CHUNK))
         if chunk and pool is None:
             pool = _pool(jobs, params, overrides)
         while chunk:
             assert pool is not None
-            pending.append(pool.submit(_decide_chunk, rows.keys, chunk))
+            pending.append(_submit(pool, _decide_chunk, rows.keys, chunk))
             if len(pending) >= 2 * jobs:
                 yield from pending.popleft().result()
             chunk = list(islice(stream, CHUNK))
@@ -162,6 +166,22 @@ def decide(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: ProcessPoolExecutor, fn: Any, *args: Any) -> Future[Any]:
+    """pool.submit, with SIGINT blocked while it may start a worker.
+
+    A signal mask survives fork and exec, so a worker starts with Ctrl-C held back
+    until its initializer has chosen to ignore it: no traceback from a worker
+    interrupted while it imports. Here the signal only waits the moment it takes.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        return pool.submit(fn, *args)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _pool(jobs: int, params: PolicyParams, overrides: Overrides | None) -> ProcessPoolExecutor:

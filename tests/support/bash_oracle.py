@@ -253,6 +253,13 @@ def _run_batch(scripts: Sequence[str], timeout_s: float) -> list[BashRun]:
         )
         try:
             proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            # Said as what it is: the scripts it did not reach would otherwise read as
+            # scripts that never start the server.
+            raise AssertionError(
+                f"bash did not run {len(scripts)} scripts within {timeout_s:.0f} s "
+                "(each has 2 s of CPU; is the machine overloaded?)"
+            ) from None
         finally:
             # Whatever a script left behind in the background ends with the batch.
             try:
@@ -273,7 +280,8 @@ def run_bash(scripts: Sequence[str], workers: int = 2, batch: int = 4000) -> lis
             raise ValueError("a bash -c string cannot hold a NUL character")
     batch = max(1, min(batch, -(-len(scripts) // workers)))
     chunks = [scripts[i : i + batch] for i in range(0, len(scripts), batch)]
-    timeout = 60 + 0.05 * batch
+    # Generous: a script has 2 s of CPU (ulimit -t), and a loaded machine stretches wall time.
+    timeout = 300 + 0.25 * batch
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda chunk: _run_batch(chunk, timeout), chunks))
     return [run for chunk in results for run in chunk]

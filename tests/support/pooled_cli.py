@@ -24,6 +24,12 @@ if _slow:
     workers.classify = _slow_classify
 
 if __name__ == "__main__":
+    import signal
+
+    # As launched from a terminal: a shell that starts a job in the background (CI
+    # runners do) leaves SIGINT ignored, and the child would inherit that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     from migrate.cli.app import main
 
     main(prog_name="bundle-migrate")
