@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from psycopg.types.string import TextLoader
 from sqlalchemy.engine import Connection
 
-from migrate.core.records import EndpointRecord
 from migrate.store.connection import DatabaseError, require_tables, table_columns
 from migrate.store.endpoint_rows import RowStream
 
@@ -97,15 +96,6 @@ def endpoint_query(conn: Connection, schema: str, filters: Filters) -> sa.Select
     if filters.statuses:
         query = query.where(e.c.endpoint_status.in_(filters.statuses))
     return query
-
-
-def stream(
-    conn: Connection, query: sa.Select, batch: int = STREAM_BATCH
-) -> Iterator[EndpointRecord]:
-    """Records one at a time from a server-side cursor (needs an open transaction)."""
-    rows = stream_rows(conn, query, batch)
-    for values in rows.values:
-        yield rows.record(values)
 
 
 def stream_rows(conn: Connection, query: sa.Select, batch: int = STREAM_BATCH) -> RowStream:
