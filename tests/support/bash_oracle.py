@@ -59,6 +59,7 @@ __record() {  # one file per start: concurrent starts (pipelines, &) cannot inte
     printf '%s\0' "$@" >"$__records/$__index.$BASHPID.${EPOCHREALTIME/./}.$RANDOM"
 }
 __python() { __record "$@"; return 0; }
+__drain() { [[ -p /dev/stdin ]] || return 0; while read -r -N 4096 __; do :; done; return 0; }
 command_not_found_handle() {  # the interpreters an image has (python, python3, python3.N)
     if [[ $1 =~ ^python(3(\.[0-9]+)?)?$ ]]; then __record "$@"; return 0; fi
     return 127
@@ -117,7 +118,9 @@ def _harness() -> str:
         f'{name}() {{ __shell "$@"; }}' for name in ("bash", "sh", "/bin/bash", "/bin/sh")
     )
     pythons = "\n".join(f'{name}() {{ __python "${{FUNCNAME[0]}}" "$@"; }}' for name in _PYTHONS)
-    stubs = "\n".join(f"{name}() {{ return 0; }}" for name in _STUBBED)
+    # A stub reads what is piped to it, as tr, cat or tee do: one that returned at once
+    # would let `echo x | tr a b` fail under pipefail at random (echo's SIGPIPE).
+    stubs = "\n".join(f"{name}() {{ __drain; return 0; }}" for name in _STUBBED)
     return (
         _HARNESS.replace("__SHELLS__", shells)
         .replace("__PYTHONS__", pythons)
