@@ -161,3 +161,32 @@ def test_the_cgroup_cpu_quota_caps_auto(tmp_path, files: dict[str, str], expecte
     assert workers._cgroup_quota(str(tmp_path)) == expected
     cpus = workers.available_cpus(str(tmp_path))
     assert 1 <= cpus and (expected is None or cpus <= expected)
+
+
+def _collector() -> tuple[tuple[int, int, int], int]:
+    import gc
+
+    return gc.get_threshold(), gc.get_freeze_count()
+
+
+def test_deciding_makes_the_collector_rare_then_gives_it_back(seeded) -> None:
+    before = _collector()
+    during: list[tuple[tuple[int, int, int], int]] = []
+    stream = workers.decide(rows(seeded), PolicyParams(), None, jobs=1)
+    next(stream)
+    during.append(_collector())
+    stream.close()  # a consumer that stops early, as a failed write does
+    assert during[0][0] == workers.RARE_COLLECTIONS
+    assert during[0][1] > 0  # the imports' objects are frozen out of the walks
+    assert _collector() == before
+    with pytest.raises(RuntimeError, match="render failed"):
+        for _ in workers.decide(rows(seeded), PolicyParams(), None, jobs=1):
+            raise RuntimeError("render failed")
+    assert _collector() == before
+
+
+def test_workers_collect_rarely(seeded, small_pool) -> None:
+    with workers._pool(1, PolicyParams(), None) as pool:
+        threshold, frozen = pool.submit(_collector).result()
+    assert threshold == workers.RARE_COLLECTIONS
+    assert frozen > 0
