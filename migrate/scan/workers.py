@@ -32,7 +32,7 @@ from migrate.core.classify import classify
 from migrate.core.overrides import Overrides
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
-from migrate.store.endpoint_rows import RowStream, record_from_values
+from migrate.store.endpoint_rows import RowStream, packed, record_from_values
 
 CHUNK = 256
 # Below this many endpoints, starting interpreters costs more than it saves.
@@ -181,7 +181,7 @@ def _decide(
             pool = _pool(jobs, params, overrides)
         while chunk:
             assert pool is not None
-            pending.append(_submit(pool, _decide_chunk, rows.keys, chunk))
+            pending.append(_submit(pool, _decide_chunk, rows.keys, packed(rows.keys, chunk)))
             if len(pending) >= 2 * jobs:
                 yield from pending.popleft().result()
             chunk = list(islice(stream, CHUNK))

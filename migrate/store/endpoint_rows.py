@@ -15,6 +15,11 @@ from migrate.core.records import BundleRecord, EndpointRecord
 
 # The JSON columns (labels of fleet.endpoint_query), sent as text by stream_rows.
 JSON_KEYS = ("e_endpoint_metadata", "b_bundle_metadata")
+# Most bundles stream with their very command: sent to a worker as it is, each
+# row would carry it twice through pickle and the pipe (2-4 KB a copy).
+_COMMAND = "b_runnable_image_command"
+_STREAMING = "b_streaming_enhanced_runnable_image_streaming_command"
+_SAME_AS_COMMAND = ("same as the command",)  # psycopg reads arrays as lists, never tuples
 
 
 def record_from_row(row: Mapping[str, Any]) -> EndpointRecord:
@@ -56,8 +61,27 @@ class RowStream:
         return record_from_values(self.keys, values)
 
 
+def packed(keys: tuple[str, ...], chunk: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows to send another process, a streaming command equal to the command sent once.
+
+    record_from_values reads them as it reads the rows themselves.
+    """
+    if _COMMAND not in keys or _STREAMING not in keys:
+        return chunk
+    c, s = keys.index(_COMMAND), keys.index(_STREAMING)
+    out = []
+    for values in chunk:
+        streaming = values[s]
+        if streaming is not None and streaming == values[c]:
+            values = (*values[:s], _SAME_AS_COMMAND, *values[s + 1 :])
+        out.append(values)
+    return out
+
+
 def record_from_values(keys: tuple[str, ...], values: tuple[Any, ...]) -> EndpointRecord:
     row = dict(zip(keys, values, strict=True))
+    if row.get(_STREAMING) == _SAME_AS_COMMAND:
+        row[_STREAMING] = row[_COMMAND]
     for key in JSON_KEYS:
         text = row.get(key)
         if text is not None:
