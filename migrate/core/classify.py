@@ -11,7 +11,7 @@ from typing import Any
 
 from migrate.core import command as cmd
 from migrate.core import modelsize, policy
-from migrate.core.fingerprint import basis_fingerprint, endpoint_fingerprint
+from migrate.core.fingerprint import fingerprints
 from migrate.core.modelsize import LARGE_MODEL_B
 from migrate.core.overrides import AUTO, KEEP, Overrides
 from migrate.core.records import Decision, EndpointRecord
@@ -282,8 +282,7 @@ def _judge(
         decision.args_after = _args_after(stored_args, eager_after)
         # Only a change goes into a plan, so only a change needs what apply checks
         # against; hashing every endpoint's metadata would tax each scan.
-        decision.fingerprint = endpoint_fingerprint(record)
-        decision.basis_fingerprint = basis_fingerprint(record)
+        decision.fingerprint, decision.basis_fingerprint = fingerprints(record)
     return decision
 
 

@@ -30,38 +30,70 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_plai
 
 
 def digest(value: Any) -> str:
-    text = _ENCODER.encode(value)
+    return _hashed(_ENCODER.encode(value))
+
+
+def fingerprints(record: EndpointRecord) -> tuple[str, str]:
+    """``(endpoint_fingerprint, basis_fingerprint)``, every value encoded once.
+
+    Both documents are the same few keys, sorted, with the commands (the bulk,
+    usually twice the same) in each: their texts are put together from one
+    encoding of each value, byte for byte what encoding each document whole gives.
+    """
+    encode = _ENCODER.encode
+    bundle = record.bundle
+    command = bundle.command if bundle else None
+    streaming = bundle.streaming_command if bundle else None
+    command_text = encode(command)
+    # Equal lists of strings encode alike (equal numbers may not: 1 == 1.0 == True).
+    same = isinstance(command, list) and streaming == command
+    same = same and all(isinstance(word, str) for word in command)  # type: ignore[union-attr]
+    streaming_text = command_text if same else encode(streaming)
+    head = "".join(
+        [
+            '{"command":',
+            command_text,
+            ',"current_bundle_id":',
+            encode(record.current_bundle_id),
+            ',"endpoint_id":',
+            encode(record.id),
+        ]
+    )
+    metadata = ',"metadata":' + encode(record.metadata)
+    end = ',"streaming_command":' + streaming_text + "}"
+    touched = "".join(
+        [
+            ',"last_updated_at":',
+            encode(record.last_updated_at),
+            metadata,
+            ',"status":',
+            encode(record.status),
+        ]
+    )
+    return _hashed(head + touched + end), _hashed(head + metadata + end)
+
+
+def _hashed(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _basis(record: EndpointRecord) -> dict[str, Any]:
-    bundle = record.bundle
-    return {
-        "endpoint_id": record.id,
-        "current_bundle_id": record.current_bundle_id,
-        "metadata": record.metadata,
-        "command": bundle.command if bundle else None,
-        "streaming_command": bundle.streaming_command if bundle else None,
-    }
-
-
 def endpoint_fingerprint(record: EndpointRecord) -> str:
-    """The basis plus status and last_updated_at: any touch shows."""
-    # The keys are those of the first release, so plans made by it still verify.
-    return digest(
-        {**_basis(record), "status": record.status, "last_updated_at": record.last_updated_at}
-    )
+    """What the decision read plus status and last_updated_at: any touch shows.
+
+    The keys are those of the first release, so plans made by it still verify.
+    """
+    return fingerprints(record)[0]
 
 
 def basis_fingerprint(record: EndpointRecord) -> str:
-    """Only what the decision read from the rows.
+    """Only what the decision read from the rows: id, bundle id, metadata, the commands.
 
     Status is left out: an endpoint planned while UPDATE_FAILED that came back
     READY with nothing else changed must not read as drifted forever. Apply
     gates on READY on its own, so a not-ready endpoint is still never written.
     When just last_updated_at moved (a no-op update), this matches too.
     """
-    return digest(_basis(record))
+    return fingerprints(record)[1]
 
 
 def command_digest(command: list[str] | None) -> str | None:

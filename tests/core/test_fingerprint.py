@@ -94,3 +94,95 @@ def test_digest_equals_the_first_releases_on_any_json_document() -> None:
         assert digest(document) == _first_release_digest(document)
 
     check()
+
+
+def test_fingerprints_equal_the_first_releases_documents_digested_whole() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from migrate.core.fingerprint import fingerprints
+    from migrate.core.records import BundleRecord, EndpointRecord
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+        max_leaves=10,
+    )
+    commands = st.none() | st.lists(st.text(max_size=30), max_size=3) | json_values
+    instants = st.none() | st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=3))]),
+    )
+
+    @st.composite
+    def records(draw: st.DrawFn) -> EndpointRecord:
+        command = draw(commands)
+        # Streaming: often the very command, or an equal copy, or an equal-looking
+        # list of other types ([1] == [1.0] == [True]), or anything.
+        streaming = draw(
+            st.sampled_from(["same", "copy", "other"]).flatmap(
+                lambda how: (
+                    st.just(command)
+                    if how == "same"
+                    else st.just(list(command) if isinstance(command, list) else command)
+                    if how == "copy"
+                    else commands
+                )
+            )
+        )
+        bundle = draw(
+            st.none() | st.just(BundleRecord("bun_1", "runnable_image", command, streaming, None))
+        )
+        return EndpointRecord(
+            id=draw(st.text(max_size=8)),
+            name="e",
+            owner="o",
+            status=draw(st.none() | st.text(max_size=8)),
+            endpoint_type="sync",
+            metadata=draw(st.dictionaries(st.text(max_size=6), json_values, max_size=4)),
+            current_bundle_id=draw(st.none() | st.text(max_size=8)),
+            bundle=bundle,
+            last_updated_at=draw(instants),
+        )
+
+    @settings(max_examples=500, deadline=None)
+    @given(records())
+    def check(record: EndpointRecord) -> None:
+        bundle = record.bundle
+        basis = {
+            "endpoint_id": record.id,
+            "current_bundle_id": record.current_bundle_id,
+            "metadata": record.metadata,
+            "command": bundle.command if bundle else None,
+            "streaming_command": bundle.streaming_command if bundle else None,
+        }
+        touched = {**basis, "status": record.status, "last_updated_at": record.last_updated_at}
+        assert fingerprints(record) == (
+            _first_release_digest(touched),
+            _first_release_digest(basis),
+        )
+
+    check()
+
+
+def test_an_equal_streaming_command_of_other_types_digests_as_written() -> None:
+    from migrate.core.fingerprint import fingerprints
+    from migrate.core.records import BundleRecord, EndpointRecord
+
+    def record(command: object, streaming: object) -> EndpointRecord:
+        bundle = BundleRecord("bun_1", "runnable_image", command, streaming, None)
+        return EndpointRecord("end_1", "e", "o", "READY", "sync", {}, "bun_1", bundle)
+
+    # [1] == [1.0] == [True] in Python, but the JSON (and so the plan) differs.
+    assert len({fingerprints(record([1], other)) for other in ([1], [1.0], [True])}) == 3
+    assert fingerprints(record([1], [True]))[1] == _first_release_digest(
+        {
+            "endpoint_id": "end_1",
+            "current_bundle_id": "bun_1",
+            "metadata": {},
+            "command": [1],
+            "streaming_command": [True],
+        }
+    )
