@@ -226,7 +226,7 @@ def _judge(
     prov = policy.provenance(
         eager_now=inv.enforce_eager,
         command_utilization=inv.gpu_memory_utilization,
-        command_args=inv.as_dict(),
+        command_args=inv.args_by_key(),
         stored_args=stored_args,
         endpoint_created_at=record.created_at,
         args_recorded_since=params.args_recorded_since,

@@ -11,6 +11,7 @@ for a word's text (:func:`_text`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -177,6 +178,10 @@ class VllmInvocation:
         """Each flag's values (:meth:`Arg.written`), keyed as vllm_additional_args are."""
         return dict(self._items)
 
+    def args_by_key(self) -> Mapping[str, tuple[str, ...]]:
+        """:meth:`as_dict`, worked out only if it is read (most decisions never do)."""
+        return _ArgsByKey(self)
+
     @cached_property
     def _items(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         return tuple((arg.flag[2:].replace("-", "_"), arg.written()) for arg in self.args)
@@ -193,6 +198,28 @@ class VllmInvocation:
         if text is None or not _INTEGER.fullmatch(text.strip()):
             return None
         return int(text.strip())
+
+
+class _ArgsByKey(Mapping[str, tuple[str, ...]]):
+    __slots__ = ("invocation", "known")
+
+    def __init__(self, invocation: VllmInvocation) -> None:
+        self.invocation = invocation
+        self.known: dict[str, tuple[str, ...]] | None = None
+
+    def _dict(self) -> dict[str, tuple[str, ...]]:
+        if self.known is None:
+            self.known = self.invocation.as_dict()
+        return self.known
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
 
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

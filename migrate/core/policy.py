@@ -189,7 +189,7 @@ def _same_value(stored: Any, texts: tuple[str, ...]) -> bool:
     return str(stored) == text
 
 
-def mirrored_keys(args: dict[str, Any], command_args: dict[str, tuple[str, ...]]) -> list[str]:
+def mirrored_keys(args: dict[str, Any], command_args: Mapping[str, tuple[str, ...]]) -> list[str]:
     """Keys of the stored dict whose value equals the same flag in the command."""
     return sorted(
         key
@@ -218,7 +218,7 @@ DERIVED_FLAGS = frozenset(
 
 def _copies_the_command(
     stored_args: dict[str, Any],
-    command_args: dict[str, tuple[str, ...]],
+    command_args: Mapping[str, tuple[str, ...]],
     command_utilization: Decimal | None,
 ) -> str | None:
     """How the dict copies the command, or None when it does not.
@@ -246,7 +246,7 @@ def provenance(
     *,
     eager_now: bool,
     command_utilization: Decimal | None,
-    command_args: dict[str, tuple[str, ...]],
+    command_args: Mapping[str, tuple[str, ...]],
     stored_args: dict[str, Any] | None,
     endpoint_created_at: datetime | None,
     args_recorded_since: datetime = ARGS_RECORDED_SINCE,
