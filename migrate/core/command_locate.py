@@ -217,7 +217,7 @@ def _find(text: str, parsed: shell.Script, to_outer: _Map | None) -> list[_Locat
         base = name.rsplit("/", 1)[-1]
         if base not in _WRAPPERS and base not in _SHELL_NAMES and not _PYTHON.fullmatch(base):
             continue
-        read = shell.read_simple_command(text, command.start)
+        read = shell.command_words(text, command)
         spans = read.words[read.assignments :]
         matched = _module_of(text, spans)
         if matched is not None:

@@ -42,7 +42,7 @@ def _stops(
             ), errexit
         if name not in ("exec", "set"):
             continue
-        read = shell.read_simple_command(text, command.start)
+        read = shell.command_words(text, command)
         raws = [text[a:b] for a, b in read.words[read.assignments + 1 :]]
         if name == "exec" and raws:
             return f"exec at offset {command.start} replaces bash before the vLLM start", errexit

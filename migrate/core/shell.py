@@ -66,6 +66,7 @@ __all__ = [
     "SimpleCommand",
     "parse",
     "parse_quoting",
+    "command_words",
     "read_simple_command",
     "read_words",
     "substitution_end",
@@ -124,6 +125,17 @@ def read_simple_command(text: str, start: int) -> SimpleCommand:
     end = parser.simple(start, 0, words)
     _, assignments = words.pop()
     return SimpleCommand(start, end, tuple(words), assignments)
+
+
+def command_words(text: str, command: Command) -> SimpleCommand:
+    """:func:`read_simple_command` of a command :func:`parse` reported in ``text``.
+
+    A plain command's words are found without reading it again as a command.
+    """
+    if command.plain:
+        spans = tuple(m.span() for m in _WORD_RUN.finditer(text, command.start, command.end))
+        return SimpleCommand(command.start, command.end, spans, 0)
+    return read_simple_command(text, command.start)
 
 
 def read_words(text: str, start: int, stop: int) -> tuple[int, list[tuple[int, int]]]:

@@ -74,7 +74,7 @@ class _Lexer:
     def __init__(self, text: str, quotes: list[tuple[int, int]] | None = None) -> None:
         self.s = text
         self.n = len(text)
-        # [start, end, name_start, name_end, context, pipeline_start, pipeline_end, bad]
+        # [start, end, name_start, name_end, context, pipeline_start, pipeline_end, bad, plain]
         self.records: list[list[int]] = []
         self.pipelines: list[tuple[int, int]] = []
         # Here-documents whose bodies start after the next newline: (delimiter, strip tabs)

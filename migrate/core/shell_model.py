@@ -12,6 +12,7 @@ without importing one another.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "AFTER_AND",
@@ -44,9 +45,11 @@ AFTER_AND = 64  # after &&: runs when what came before succeeded (as a scan assu
 TESTED = 128  # followed by && or ||: its failure does not end a script under set -e
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One simple command bash would run, located in the script."""
+class Command(NamedTuple):
+    """One simple command bash would run, located in the script.
+
+    A tuple: a script has dozens, and a parse makes them all.
+    """
 
     start: int  # its first word or redirection
     end: int  # just past its last word or redirection
@@ -58,6 +61,9 @@ class Command:
     # A redirection bash cannot make ("2>&1x": ambiguous redirect): the command
     # never runs, and under ``set -e`` the script ends there.
     bad_redirect: bool = False
+    # Ordinary words with blanks between, read in one step: its words are the
+    # word runs from start to end (see shell.command_words).
+    plain: bool = False
 
 
 @dataclass(frozen=True, slots=True)

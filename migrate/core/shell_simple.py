@@ -62,7 +62,7 @@ class _SimpleReader(_WordReader):
         a = _ASSIGNMENT.match(s, i, name_end)
         if a is not None or _NAME_BRACKET.match(s, i, name_end):
             return -1  # an assignment, or a subscript bash reads across blanks
-        self.records.append([i, end, i, name_end, context, -1, -1, 0])
+        self.records.append([i, end, i, name_end, context, -1, -1, 0, 1])
         return end
 
     def simple(
@@ -128,7 +128,7 @@ class _SimpleReader(_WordReader):
             raise self.unexpected(i)
         bad, self.bad_redirect = int(self.bad_redirect), outer_bad
         if words is None:
-            self.records.append([start, last, name_start, name_end, context, -1, -1, bad])
+            self.records.append([start, last, name_start, name_end, context, -1, -1, bad, 0])
         else:
             words.append((-1, assignments))  # the caller pops this trailer
         return last
