@@ -263,7 +263,12 @@ def _mentions(text: str) -> int:
     """
     count = len(_MODULE_MENTION.findall(text))
     if count < 2 and ("\\" in text or "'" in text or '"' in text):
-        count = max(count, len(_LOOSE_MENTION.findall(text)))
+        # Each loose mention holds its own "vllm_s" once the quotes and backslashes
+        # are dropped: with no more of those than strict mentions, the slow search
+        # could find no more either.
+        dropped = text.replace("\\\n", "").replace("\\", "").replace("'", "").replace('"', "")
+        if dropped.count("vllm_s") > count:
+            count = max(count, len(_LOOSE_MENTION.findall(text)))
     return count
 
 
