@@ -27,6 +27,22 @@ def _plain(value: Any) -> Any:
 # One C-encoder pass instead of rebuilding the document first: a scan digests
 # every endpoint twice. Keys are strings (the documents come from JSON columns).
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_plain)
+_STRING = json.encoder.encode_basestring_ascii  # what _ENCODER writes a string as
+
+
+def _encoded(value: Any) -> str:
+    """``_ENCODER.encode(value)``, with the encoder's own string writer for the common
+    values (a command, an id, a time): the encoder is rebuilt on every call."""
+    kind = type(value)
+    if kind is str:
+        return _STRING(value)
+    if value is None:
+        return "null"
+    if kind is list and all(type(word) is str for word in value):
+        return "[" + ",".join(map(_STRING, value)) + "]"
+    if kind is datetime:
+        return _STRING(_plain(value))
+    return _ENCODER.encode(value)
 
 
 def digest(value: Any) -> str:
@@ -40,7 +56,7 @@ def fingerprints(record: EndpointRecord) -> tuple[str, str]:
     usually twice the same) in each: their texts are put together from one
     encoding of each value, byte for byte what encoding each document whole gives.
     """
-    encode = _ENCODER.encode
+    encode = _encoded
     bundle = record.bundle
     command = bundle.command if bundle else None
     streaming = bundle.streaming_command if bundle else None
