@@ -27,6 +27,10 @@ _NOT_A_WORD_START = r"(?!#|[0-9]+[<>]|\{[A-Za-z_][A-Za-z0-9_]*\}[<>])"
 # operator (right before a word character it joins the two halves into one word).
 _SEP = r"(?:[ \t]|\\\n(?![^ \t\n|&;()<>]))++"
 _ARGS_RUN = re.compile(f"(?:{_SEP}{_NOT_A_WORD_START}(?:{_PIECES})++)++")
+# A line continuation right after a word, before a character that is no blank or
+# operator: bash drops it first, so it joins that character ("a\\<newline>#" is "a#",
+# not "a" and a comment). The runs above stop in front of it.
+_GLUED = re.compile(r"(?:\\\n)++(?=[^ \t\n|&;()<>])")
 # A whole simple command of ordinary words: read in one step when what follows
 # ends it (the name is checked for assignments and subscripts afterwards).
 _SIMPLE_RUN = re.compile(
@@ -55,6 +59,8 @@ class _SimpleReader(_WordReader):
         if m is None:
             return -1
         end = m.end()
+        if _GLUED.match(s, end):
+            return -1
         j = self.space(end)
         if j < n and (s[j] not in ";\n|&)" or s.startswith("&>", j)):
             return -1  # a redirection, "(", a substitution...: read it word by word
@@ -92,6 +98,8 @@ class _SimpleReader(_WordReader):
                     m = _ARGS_RUN.match(s, last)
                     if m is not None:
                         i = last = m.end()
+                        if _GLUED.match(s, i):
+                            i = last = self.word(i, context)
                 continue
             if c in "\n;|)#":
                 break

@@ -36,3 +36,36 @@ def test_command_words_equal_a_fresh_reading_of_every_command() -> None:
             read += not command.plain
     # Both ways are exercised: the shortcut and the reading it stands for.
     assert plain > 1000 and read > 1000
+
+
+GLUED = [
+    # A line continuation right after a word joins what follows to it: "a\<newline>#x"
+    # is the word "a#x", not "a" and a comment (found by hypothesis: the edit's
+    # reading and the parse's disagreed on where the command ended).
+    "true a\\\n#x; python -m vllm_server --port 1 --enforce-eager",
+    "true <in a\\\n#x; python -m vllm_server --port 1",
+    "python -m vllm_server --port 1 -m vllm_servera\\\n#",
+    "python -m vllm_server --port 1 --served-model-name m\\\n#1 --enforce-eager",
+    "python -m vllm_server --port 1 --served-model-name m \\\n#1 --enforce-eager",
+]
+
+
+def test_a_line_continuation_glued_to_a_word_joins_as_bash_does() -> None:
+    from migrate.core import command as cmd
+    from tests.support.bash_oracle import run_bash
+
+    runs = run_bash(GLUED)
+    for script, run in zip(GLUED, runs, strict=True):
+        parsed = shell.parse(script)
+        for command in parsed.commands:
+            words = shell.read_simple_command(script, command.start).words
+            assert command.end == words[-1][1], (script, command)
+        inv = cmd.parse_script(script)
+        (argv,) = run.vllm_starts
+        assert inv.enforce_eager == ("--enforce-eager" in argv), script
+        edited = cmd.set_enforce_eager(inv, not inv.enforce_eager)
+        (after,) = run_bash([edited])[0].vllm_starts
+        assert ("--enforce-eager" in after) != ("--enforce-eager" in argv), edited
+        assert [w for w in after if w != "--enforce-eager"] == [
+            w for w in argv if w != "--enforce-eager"
+        ]
