@@ -46,6 +46,7 @@ def write_plan_file(plan: Plan | StreamedPlan, out: str | None) -> None:
     if isinstance(plan, StreamedPlan):
         pieces: Callable[[], Iterator[str]] = plan.pieces
         changes = plan.planned
+        _check_size(plan.size_floor, changes)  # before a byte is written or counted
     else:
         pieces, changes = functools.partial(json_pieces, plan), len(plan.items)
     if out is None or not _regular_target(out):

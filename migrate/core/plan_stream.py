@@ -86,12 +86,15 @@ class StreamedPlan:
     """A plan whose items are read back from `texts` each time they are needed.
 
     `header` is the plan without items or excluded changes: its stages,
-    summary, digest and signature are the whole plan's.
+    summary, digest and signature are the whole plan's. `size_floor`: the
+    items' indented text alone, in characters; the file has at least as many
+    bytes, so a plan too large to write is known before it is written.
     """
 
     header: Plan
     keys: ChangeKeys
     texts: Texts
+    size_floor: int = 0
 
     @property
     def planned(self) -> int:
@@ -167,13 +170,16 @@ def stream_plan(
     read_policy(policy, overrides)
     keys = ChangeKeys(specs, exclude_large)
     actions: Counter[str] = Counter()
+    size_floor = 0
     for d in decisions:
         actions[d.action] += 1
         if d.action not in CHANGING_ACTIONS:
             continue
         place = None
         if not keys.left_out(d.param_count_b, d.flags):
-            place = texts.append(item_text(d))
+            text = item_text(d)
+            size_floor += len(text.indented_prefix) + len(text.indented_suffix)
+            place = texts.append(text)
         keys.add(d.endpoint_id, d.endpoint_name, d.model_name, d.param_count_b, d.flags, place)
     sizes = keys.finish()
     header = Plan(
@@ -196,4 +202,4 @@ def stream_plan(
         stages=tuple(Stage(n, name, size) for n, (name, size) in enumerate(sizes, 1)),
         items=(),
     )
-    return seal(StreamedPlan(header, keys, texts))
+    return seal(StreamedPlan(header, keys, texts, size_floor))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from migrate.cli import planfile
 from migrate.core.plan import build_plan, sign, to_json
 from migrate.core.policy import PolicyParams
 from migrate.scan.scanner import scan
@@ -171,3 +172,19 @@ def test_a_short_key_is_refused_before_the_scan(
     env = {"BUNDLE_MIGRATE_DATABASE_URL": me_db.url, "BUNDLE_MIGRATE_PLAN_KEY": "short"}
     result = invoke("plan", "--out", str(tmp_path / "p.json"), env=env)
     assert_one_line_error(result, "at least 32 bytes", secrets=("short",))
+
+
+def test_a_plan_sure_to_be_too_large_is_refused_before_a_byte_is_written(
+    me_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_random(me_db, 60, seed_value=3)
+    env = {"BUNDLE_MIGRATE_DATABASE_URL": me_db.url}
+    fits = tmp_path / "fits.json"
+    assert invoke("plan", "--out", str(fits), env=env).exit_code == 0
+    monkeypatch.setattr(planfile, "PLAN_LIMIT", fits.stat().st_size // 2)
+    monkeypatch.setattr(planfile, "output_stream", lambda out: pytest.fail("writing began"))
+    for out in (str(tmp_path / "too-big.json"), "-"):
+        result = invoke("plan", "--out", out, env=env)
+        assert_one_line_error(result, "the most apply reads")
+        assert result.stdout == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["fits.json"]

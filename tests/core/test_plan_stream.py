@@ -176,3 +176,11 @@ def test_bad_stages_and_policies_are_refused_before_the_scan() -> None:
 def test_a_change_apply_could_not_use_is_refused() -> None:
     with pytest.raises(PlanError, match="lacks bundle, command or fingerprint"):
         stream_plan(iter([decision("a", command_after=None)]), Memory(), **HEADER)
+
+
+@settings(max_examples=100, deadline=None)
+@given(fleets, st.booleans())
+def test_the_size_floor_is_never_above_the_file(fleet: list[Decision], exclude_large: bool) -> None:
+    plan = stream_plan(iter(fleet), Memory(), **HEADER, exclude_large=exclude_large)
+    size = len("".join(plan.pieces()).encode("utf-8"))
+    assert plan.size_floor <= size
