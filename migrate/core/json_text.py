@@ -27,17 +27,13 @@ class Elements:
     canonical: Callable[[], Iterable[str]]
     indented: Callable[[], Iterable[str]]
 
-    @classmethod
-    def of(cls, values: Callable[[], Iterable[Any]]) -> Elements:
-        """Elements of JSON values made on demand (small ones: each is encoded on each pass)."""
-        return cls(
-            lambda: (canonical_json(v) for v in values()),
-            lambda: (json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False) for v in values()),
-        )
-
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def indented_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
@@ -68,8 +64,7 @@ def indented_pieces(doc: dict[str, Any]) -> Iterator[str]:
     """
 
     def dumps(value: Any, depth: int) -> str:
-        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-        return text.replace("\n", "\n" + "  " * depth)
+        return indented_json(value).replace("\n", "\n" + "  " * depth)
 
     yield "{"
     for n, key in enumerate(sorted(doc)):

@@ -23,7 +23,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from migrate.core import staging
-from migrate.core.change_keys import excluded_entry
 from migrate.core.json_text import hashed, indented_pieces
 from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
 from migrate.core.records import Decision
@@ -204,6 +203,16 @@ def item_of(d: Decision, stage: int, policy: ItemPolicy | None) -> PlanItem:
         args_after=d.args_after,
         policy=policy,
     )
+
+
+def excluded_entry(change: staging.Staged) -> dict[str, Any]:
+    """A change left out (--exclude-large) as the plan's `excluded` lists it."""
+    return {
+        "endpoint_id": change.endpoint_id,
+        "endpoint_name": change.endpoint_name,
+        "reason": "large or flagged (--exclude-large): "
+        + (", ".join(change.flags) or f"size {change.param_count_b or 'unknown'}"),
+    }
 
 
 def assign_stages(

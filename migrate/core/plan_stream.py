@@ -22,14 +22,15 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
 from migrate.core import staging
-from migrate.core.change_keys import ChangeKeys, excluded_entry
-from migrate.core.json_text import Elements, canonical_json, hashed
+from migrate.core.change_keys import ChangeKeys
+from migrate.core.json_text import Elements, canonical_json, hashed, indented_json
 from migrate.core.plan import (
     CHANGING_ACTIONS,
     Plan,
     PlanError,
     PlanItem,
     Stage,
+    excluded_entry,
     file_pieces,
     item_from_dict,
     item_of,
@@ -53,10 +54,6 @@ class ItemText(NamedTuple):
     indented_suffix: str
 
 
-def _indented(value: dict[str, Any]) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-
-
 def item_text(d: Decision) -> ItemText:
     """The text of a change's plan item; PlanError when the decision lacks what apply needs."""
     data = item_of(d, 0, None).to_dict()
@@ -65,7 +62,7 @@ def item_text(d: Decision) -> ItemText:
     head = {k: v for k, v in data.items() if k < _STAGE}
     tail = {k: v for k, v in data.items() if k > _STAGE}
     c_head, c_tail = canonical_json(head), canonical_json(tail)
-    i_head, i_tail = _indented(head), _indented(tail)
+    i_head, i_tail = indented_json(head), indented_json(tail)
     return ItemText(
         (c_head[:-1] + "," if head else "{") + f'"{_STAGE}":',
         "," + c_tail[1:] if tail else "}",
@@ -74,8 +71,15 @@ def item_text(d: Decision) -> ItemText:
     )
 
 
+# What is stored of each change, in this order: for an item, its ItemText; for a change
+# left out, its `excluded` entry as canonical text, "", indented text, ""; then, for
+# both, the endpoint's name and id, which ChangeKeys sorts by.
+RECORD_PARTS = len(ItemText._fields) + 2
+_NAME = len(ItemText._fields)
+
+
 class Texts(Protocol):
-    """Where items' texts wait between the scan and the file (migrate.store.spill.Spill)."""
+    """Where changes' records wait between the scan and the file (migrate.store.spill.Spill)."""
 
     def append(self, parts: Sequence[str]) -> int: ...
     def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]: ...
@@ -104,8 +108,12 @@ class StreamedPlan:
         """Plan.body() of the whole plan, its lists made on demand (see json_text.Elements)."""
         doc = self.header.body()
         doc["items"] = Elements(self._canonical_items, self._indented_items)
-        doc["excluded"] = Elements.of(lambda: map(excluded_entry, self.keys.excluded()))
+        doc["excluded"] = Elements(lambda: self._excluded(0), lambda: self._excluded(2))
         return doc
+
+    def _excluded(self, part: int) -> Iterator[str]:
+        for place in self.keys.excluded():
+            yield self.texts.read(place, part, part + 1)[0]
 
     def _texts(self, start: int) -> Iterator[str]:
         for stage, place in self.keys.items():
@@ -125,7 +133,7 @@ class StreamedPlan:
             yield item_from_dict(json.loads(text), n, policy)
 
     def read_excluded(self) -> Iterator[dict[str, Any]]:
-        return map(excluded_entry, self.keys.excluded())
+        return map(json.loads, self._excluded(0))
 
     def pieces(self) -> Iterator[str]:
         """The file's text in pieces: to_json(build_plan(...)) of the same decisions."""
@@ -175,13 +183,15 @@ def stream_plan(
         actions[d.action] += 1
         if d.action not in CHANGING_ACTIONS:
             continue
-        place = None
-        if not keys.left_out(d.param_count_b, d.flags):
-            text = item_text(d)
-            size_floor += len(text.indented_prefix) + len(text.indented_suffix)
-            place = texts.append(text)
-        keys.add(d.endpoint_id, d.endpoint_name, d.model_name, d.param_count_b, d.flags, place)
-    sizes = keys.finish()
+        if keys.left_out(d.param_count_b, d.flags):
+            entry = excluded_entry(d)
+            parts: tuple[str, ...] = (canonical_json(entry), "", indented_json(entry), "")
+        else:
+            parts = item_text(d)
+            size_floor += len(parts[2]) + len(parts[3])
+        place = texts.append((*parts, d.endpoint_name, d.endpoint_id))
+        keys.add(d.model_name, d.param_count_b, d.flags, place)
+    sizes = keys.finish(lambda place: texts.read(place, _NAME, _NAME + 2))
     header = Plan(
         created_at=created_at,
         created_by=created_by,

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from migrate.core.overrides import Overrides
 from migrate.core.plan import Plan, build_plan
-from migrate.core.plan_stream import ItemText, StreamedPlan, stream_plan
+from migrate.core.plan_stream import RECORD_PARTS, StreamedPlan, stream_plan
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES
@@ -79,7 +79,7 @@ def streamed_plan(
     Its items wait in a nameless temporary file in `spill_dir` (None: $TMPDIR),
     gone when the block ends, however it ends (migrate.store.spill).
     """
-    with Spill(len(ItemText._fields), spill_dir, what="the plan's items") as spill:
+    with Spill(RECORD_PARTS, spill_dir, what="the plan's items") as spill:
         with read_only(engine, statement_timeout_s) as conn:
             identity = database_identity(conn)
         decisions = scan(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from migrate.core import change_keys
 from migrate.core.plan import (
     CHANGING_ACTIONS,
     PlanError,
@@ -17,7 +19,7 @@ from migrate.core.plan import (
     sign,
     to_json,
 )
-from migrate.core.plan_stream import ItemText, item_text, stream_plan
+from migrate.core.plan_stream import RECORD_PARTS, item_text, stream_plan
 from migrate.core.plan_stream import sign as sign_streamed
 from migrate.core.records import Decision
 from tests.support.plans import IDENTITY, decision
@@ -120,6 +122,16 @@ def test_a_streamed_plan_is_the_file_build_plan_writes(
     assert streamed_text(fleet, Memory(), key, **kw) == whole_text(fleet, key, **kw)
 
 
+@settings(max_examples=200, deadline=None)
+@given(fleets, stage_specs, st.booleans())
+def test_ranks_sorted_in_chunks_and_merged_come_out_as_one_sort(
+    fleet: list[Decision], spec: str, exclude_large: bool
+) -> None:
+    kw = {"stage_spec": spec, "exclude_large": exclude_large}
+    with mock.patch.object(change_keys, "CHUNK", 3):
+        assert streamed_text(fleet, Memory(), None, **kw) == whole_text(fleet, None, **kw)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleets, st.booleans(), st.sampled_from([None, KEY]))
 def test_through_the_spill_file_too(
@@ -128,7 +140,7 @@ def test_through_the_spill_file_too(
     from migrate.store.spill import Spill
 
     kw = {"exclude_large": exclude_large}
-    with Spill(len(ItemText._fields)) as spill:
+    with Spill(RECORD_PARTS) as spill:
         assert streamed_text(fleet, spill, key, **kw) == whole_text(fleet, key, **kw)
 
 
