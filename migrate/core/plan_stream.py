@@ -4,8 +4,9 @@ build_plan (migrate.core.plan) holds every change; at 160,000 changes that is
 gigabytes of decisions and items. Here each change's item is rendered as it
 comes (in both JSON forms the file needs, with its stage left out: that is
 known only when every change is in) and handed to `texts`, storage the shell
-provides (migrate.store.spill: a temporary file); only what staging needs stays
-in memory (migrate.core.change_keys). At the end the stages are cut, and the
+provides (migrate.store.spill: a temporary file), with the endpoint's name and
+id; memory keeps eight bytes a change (migrate.core.change_keys), which reads
+names back to put the changes in order. At the end the stages are cut, and the
 digest, the signature and the file's text are made by reading the items back
 in plan order, once for each, over exactly the text `to_json(build_plan(...))`
 writes: a plan file is the same bytes whichever way it was made, and reads
