@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
 
 import click
 
@@ -37,7 +37,6 @@ from migrate.rollout.planning import streamed_plan
 from migrate.rollout.status import status_document
 from migrate.rollout.ticket import (
     DEFAULT_ENDPOINT_LIMIT,
-    attachment_digest,
     attachment_name,
     attachment_pieces,
     render_markdown,
@@ -181,8 +180,13 @@ def _ticket(
     counted = tally(plan, limit)
     digest = None
     if counted.omitted:
+        # Digested as it is written: the items are read once more, not twice.
+        sha256 = hashlib.sha256()
         with output_stream(attachment) as handle:
-            digest = attachment_digest(_written(attachment_pieces(plan), handle.write))
+            for piece in attachment_pieces(plan):
+                handle.write(piece)
+                sha256.update(piece.encode("utf-8"))
+        digest = sha256.hexdigest()
         click.echo(
             f"wrote all {counted.items} endpoints to {attachment}: attach it to the ticket "
             "with the plan (--ticket-endpoints all lists them in the Markdown instead)",
@@ -192,13 +196,6 @@ def _ticket(
         plan, plan_path, limit, attachment, counted=counted, attachment_sha256=digest
     )
     click.echo(text, nl=False)
-
-
-def _written(pieces: Iterable[str], write: Callable[[str], object]) -> Iterator[str]:
-    """The pieces, each written as it passes."""
-    for piece in pieces:
-        write(piece)
-        yield piece
 
 
 @main.command("status")

@@ -41,7 +41,8 @@ def write_plan_file(plan: Plan | StreamedPlan, out: str | None) -> None:
 
     A regular file is written whole or not at all, so an oversized plan is refused
     while it is written and leaves nothing behind. Stdout, a pipe or a device
-    cannot take back what it was sent: there the size is counted first.
+    cannot take back what it was sent: there the size is counted first. A streamed
+    plan whose items alone are over the limit is refused before either.
     """
     if isinstance(plan, StreamedPlan):
         pieces: Callable[[], Iterator[str]] = plan.pieces
