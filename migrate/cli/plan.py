@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -24,20 +25,22 @@ from migrate.cli.planfile import (
     plan_errors,
     plan_key,
     plan_schema,
+    spill_directory,
     write_plan_file,
 )
 from migrate.cli.status_table import render_status
+from migrate.core import plan_stream
 from migrate.core.documents import FORMAT_VERSION, json_default
-from migrate.core.plan import Plan, sign
+from migrate.core.plan import Plan, check_key
 from migrate.core.staging import DEFAULT_STAGES
-from migrate.rollout.planning import make_plan
+from migrate.rollout.planning import streamed_plan
 from migrate.rollout.status import status_document
 from migrate.rollout.ticket import (
     DEFAULT_ENDPOINT_LIMIT,
     attachment_name,
-    omits_endpoints,
-    render_attachment,
+    attachment_pieces,
     render_markdown,
+    tally,
 )
 from migrate.store import fleet
 from migrate.store import journal as jr
@@ -127,11 +130,15 @@ def plan_command(
         )
     if fmt == "markdown" and out == "-":
         raise click.UsageError("--format markdown prints the ticket on stdout; give --out a file")
+    key = plan_key()
+    if key is not None:
+        check_key(key)  # before the scan, not after it
     params = opts.policy()
     overrides = opts.overrides()
+    target = None if out == "-" else out
     url, engine = opts.connect()
     try:
-        plan = make_plan(
+        with streamed_plan(
             engine,
             schema=opts.schema,
             filters=opts.filters,
@@ -143,38 +150,52 @@ def plan_command(
             exclude_large=exclude_large,
             statement_timeout_s=opts.statement_timeout,
             jobs=opts.jobs,
-        )
+            spill_dir=spill_directory(target),
+        ) as plan:
+            engine.dispose()  # what follows reads the plan's items back, not the database
+            if key is not None:
+                plan = plan_stream.sign(plan, key)
+            write_plan_file(plan, target)
+            header = plan.header
+            stages = ", ".join(f"{s.number}:{s.name}={s.endpoints}" for s in header.stages)
+            where = "stdout" if out == "-" else out
+            signed = f", signed with ${KEY_ENV}" if header.signature else ""
+            click.echo(
+                f"plan {header.short_digest}: {plan.planned} endpoint(s) change, stages "
+                f"{stages or 'none'}; written to {where}{signed}",
+                err=True,
+            )
+            if fmt == "markdown":
+                _ticket(plan, out, ticket_endpoints, ticket_attachment)
     finally:
         engine.dispose()
-    key = plan_key()
-    if key is not None:
-        plan = sign(plan, key)
-    write_plan_file(plan, None if out == "-" else out)
-    stages = ", ".join(f"{s.number}:{s.name}={s.endpoints}" for s in plan.stages) or "none"
-    where = "stdout" if out == "-" else out
-    signed = f", signed with ${KEY_ENV}" if plan.signature else ""
-    click.echo(
-        f"plan {plan.short_digest}: {len(plan.items)} endpoint(s) change, stages {stages}; "
-        f"written to {where}{signed}",
-        err=True,
-    )
-    if fmt == "markdown":
-        _ticket(plan, out, ticket_endpoints, ticket_attachment)
-    sys.exit(pending_exit(bool(plan.items), detailed_exitcode))
+    sys.exit(pending_exit(plan.planned > 0, detailed_exitcode))
 
 
-def _ticket(plan: Plan, plan_path: str, limit: int | None, attachment: str | None) -> None:
+def _ticket(
+    plan: Plan | plan_stream.StreamedPlan, plan_path: str, limit: int | None, attachment: str | None
+) -> None:
     """The ticket on stdout; the endpoints it leaves out in the attachment it names."""
     attachment = attachment or attachment_name(plan_path)
-    if omits_endpoints(plan, limit):
+    counted = tally(plan, limit)
+    digest = None
+    if counted.omitted:
+        # Digested as it is written: the items are read once more, not twice.
+        sha256 = hashlib.sha256()
         with output_stream(attachment) as handle:
-            handle.write(render_attachment(plan))
+            for piece in attachment_pieces(plan):
+                handle.write(piece)
+                sha256.update(piece.encode("utf-8"))
+        digest = sha256.hexdigest()
         click.echo(
-            f"wrote all {len(plan.items)} endpoints to {attachment}: attach it to the ticket "
+            f"wrote all {counted.items} endpoints to {attachment}: attach it to the ticket "
             "with the plan (--ticket-endpoints all lists them in the Markdown instead)",
             err=True,
         )
-    click.echo(render_markdown(plan, plan_path, limit, attachment), nl=False)
+    text = render_markdown(
+        plan, plan_path, limit, attachment, counted=counted, attachment_sha256=digest
+    )
+    click.echo(text, nl=False)
 
 
 @main.command("status")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from click.core import ParameterSource
 from migrate.cli.app import Failure
 from migrate.cli.output import output_stream
 from migrate.core.plan import Plan, PlanError, json_pieces, parse_plan, verify
+from migrate.core.plan_stream import StreamedPlan
 from migrate.store import files, fleet
 
 
@@ -34,21 +36,36 @@ def plan_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 PLAN_LIMIT = 256 * files.MIB
 
 
-def write_plan_file(plan: Plan, out: str | None) -> None:
+def write_plan_file(plan: Plan | StreamedPlan, out: str | None) -> None:
     """Write the plan (None: stdout), refusing one larger than apply reads.
 
     A regular file is written whole or not at all, so an oversized plan is refused
     while it is written and leaves nothing behind. Stdout, a pipe or a device
-    cannot take back what it was sent: there the size is counted first.
+    cannot take back what it was sent: there the size is counted first. A streamed
+    plan whose items alone are over the limit is refused before either.
     """
+    if isinstance(plan, StreamedPlan):
+        pieces: Callable[[], Iterator[str]] = plan.pieces
+        changes = plan.planned
+        _check_size(plan.size_floor, changes)  # before a byte is written or counted
+    else:
+        pieces, changes = functools.partial(json_pieces, plan), len(plan.items)
     if out is None or not _regular_target(out):
-        _check_size(sum(len(piece.encode("utf-8")) for piece in json_pieces(plan)), plan)
+        _check_size(sum(len(piece.encode("utf-8")) for piece in pieces()), changes)
     with output_stream(out) as handle:
         written = 0
-        for piece in json_pieces(plan):
+        for piece in pieces():
             written += len(piece.encode("utf-8"))
-            _check_size(written, plan)
+            _check_size(written, changes)
             handle.write(piece)
+
+
+def spill_directory(out: str | None) -> str | None:
+    """Where a plan's items wait while it is made: beside the plan file (the disk it goes
+    to, not a /tmp that may be memory), else (stdout, a pipe, a device) $TMPDIR."""
+    if out is None or not _regular_target(out):
+        return None
+    return str(Path(out).parent)
 
 
 def _regular_target(path: str) -> bool:
@@ -59,10 +76,10 @@ def _regular_target(path: str) -> bool:
         return True  # does not exist yet: files.writing creates it whole
 
 
-def _check_size(size: int, plan: Plan) -> None:
+def _check_size(size: int, changes: int) -> None:
     if size > PLAN_LIMIT:
         raise Failure(
-            f"the plan of {len(plan.items):,} changes is over "
+            f"the plan of {changes:,} changes is over "
             f"{PLAN_LIMIT // files.MIB} MiB, the most apply reads: plan the fleet "
             "in parts (--owner, --name or --model), each its own change"
         )

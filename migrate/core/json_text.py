@@ -2,18 +2,38 @@
 
 A plan of a large fleet is hundreds of megabytes as text: digesting, signing
 and writing it piece by piece holds no copy of the whole. The pieces join to
-exactly the text json.dumps gives, so digests made either way agree.
+exactly the text json.dumps gives, so digests made either way agree. A
+top-level list may also be `Elements`: texts made on demand, each time the
+document is digested or written, so that not even its values are held.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Elements:
+    """A top-level list given as its elements' texts, made anew on every pass.
+
+    `canonical()` yields each element as canonical_json gives it; `indented()`
+    as json.dumps(element, indent=2, sort_keys=True, ensure_ascii=False) does,
+    at depth 0. Both in the same order.
+    """
+
+    canonical: Callable[[], Iterable[str]]
+    indented: Callable[[], Iterable[str]]
 
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def indented_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
@@ -27,6 +47,11 @@ def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
             for element in value[1:]:
                 yield "," + canonical_json(element)
             yield "]"
+        elif isinstance(value, Elements):
+            yield "["
+            for m, text in enumerate(value.canonical()):
+                yield ("," if m else "") + text
+            yield "]"
         else:
             yield canonical_json(value)
     yield "}"
@@ -39,8 +64,7 @@ def indented_pieces(doc: dict[str, Any]) -> Iterator[str]:
     """
 
     def dumps(value: Any, depth: int) -> str:
-        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-        return text.replace("\n", "\n" + "  " * depth)
+        return indented_json(value).replace("\n", "\n" + "  " * depth)
 
     yield "{"
     for n, key in enumerate(sorted(doc)):
@@ -51,6 +75,13 @@ def indented_pieces(doc: dict[str, Any]) -> Iterator[str]:
             for m, element in enumerate(value):
                 yield ("," if m else "") + "\n    " + dumps(element, 2)
             yield "\n  ]"
+        elif isinstance(value, Elements):
+            # An empty list is "[]" on one line, as json.dumps writes it: known only at its end.
+            empty = True
+            for text in value.indented():
+                yield ("[" if empty else ",") + "\n    " + text.replace("\n", "\n    ")
+                empty = False
+            yield "[]" if empty else "\n  ]"
         else:
             yield dumps(value, 1)
     yield "\n}"

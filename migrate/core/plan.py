@@ -179,7 +179,8 @@ def read_policy(policy: Any, overrides: Any = None, source: str = "plan") -> Ite
     return ItemPolicy(params, overrides)
 
 
-def _item(d: Decision, stage: int, policy: ItemPolicy) -> PlanItem:
+def item_of(d: Decision, stage: int, policy: ItemPolicy | None) -> PlanItem:
+    """A change's plan item; PlanError when the decision lacks what apply needs."""
     if d.bundle_id is None or d.command_after is None or not d.fingerprint:
         raise PlanError(
             f"endpoint {d.endpoint_name}: decision lacks bundle, command or fingerprint"
@@ -204,6 +205,16 @@ def _item(d: Decision, stage: int, policy: ItemPolicy) -> PlanItem:
     )
 
 
+def excluded_entry(change: staging.Staged) -> dict[str, Any]:
+    """A change left out (--exclude-large) as the plan's `excluded` lists it."""
+    return {
+        "endpoint_id": change.endpoint_id,
+        "endpoint_name": change.endpoint_name,
+        "reason": "large or flagged (--exclude-large): "
+        + (", ".join(change.flags) or f"size {change.param_count_b or 'unknown'}"),
+    }
+
+
 def assign_stages(
     changing: Sequence[Decision],
     specs: Sequence[StageSpec],
@@ -215,17 +226,8 @@ def assign_stages(
     items: list[PlanItem] = []
     for number, (name, members) in enumerate(groups, 1):
         stages.append(Stage(number, name, len(members)))
-        items.extend(_item(d, number, policy) for d in members)
-    excluded = [
-        {
-            "endpoint_id": d.endpoint_id,
-            "endpoint_name": d.endpoint_name,
-            "reason": "large or flagged (--exclude-large): "
-            + (", ".join(d.flags) or f"size {d.param_count_b or 'unknown'}"),
-        }
-        for d in left_out
-    ]
-    return stages, items, excluded
+        items.extend(item_of(d, number, policy) for d in members)
+    return stages, items, [excluded_entry(d) for d in left_out]
 
 
 def build_plan(
@@ -288,11 +290,21 @@ SIGNATURE_PREFIX = "hmac-sha256:"
 MIN_KEY_BYTES = 32
 
 
-def _mac(plan: Plan, key: bytes) -> str:
+def check_key(key: bytes) -> None:
+    """Raise PlanError unless `key` can sign plans (checked before a long scan, too)."""
     if len(key) < MIN_KEY_BYTES:
         raise PlanError(f"the plan key must be at least {MIN_KEY_BYTES} bytes long")
-    doc = {**plan.body(), "digest": plan.digest}
+
+
+def signature_of(body: dict[str, Any], digest: str, key: bytes) -> str:
+    """The HMAC of a plan's body (see Plan.body) with its digest: what `signature` holds."""
+    check_key(key)
+    doc = {**body, "digest": digest}
     return SIGNATURE_PREFIX + hashed(doc, hmac.new(key, digestmod=hashlib.sha256)).hexdigest()
+
+
+def _mac(plan: Plan, key: bytes) -> str:
+    return signature_of(plan.body(), plan.digest, key)
 
 
 def sign(plan: Plan, key: bytes) -> Plan:
@@ -321,9 +333,14 @@ def to_json(plan: Plan) -> str:
 
 def json_pieces(plan: Plan) -> Iterator[str]:
     """The file's text in pieces, to write a large plan without holding its text."""
-    doc = {**plan.body(), "digest": plan.digest}
-    if plan.signature:
-        doc["signature"] = plan.signature
+    return file_pieces(plan.body(), plan.digest, plan.signature)
+
+
+def file_pieces(body: dict[str, Any], digest: str, signature: str) -> Iterator[str]:
+    """A plan file's text in pieces, from its body (see Plan.body), digest and signature."""
+    doc = {**body, "digest": digest}
+    if signature:
+        doc["signature"] = signature
     yield from indented_pieces(doc)
     yield "\n"
 
@@ -341,7 +358,8 @@ _ITEM_FIELDS = {
 }
 
 
-def _check_item(raw: Any, n: int, policy: ItemPolicy) -> PlanItem:
+def item_from_dict(raw: Any, n: int, policy: ItemPolicy) -> PlanItem:
+    """Item `n` of a plan file, checked; PlanError naming what is wrong."""
     if not isinstance(raw, dict):
         raise PlanError(f"plan item {n} is not an object")
     for name, kind in _ITEM_FIELDS.items():
@@ -433,7 +451,7 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
             Stage(int(s["number"]), str(s["name"]), int(s["endpoints"])) for s in doc["stages"]
         )
         policy = read_policy(doc["policy"], doc.get("overrides"), source)
-        items = tuple(_check_item(raw, n, policy) for n, raw in enumerate(doc["items"], 1))
+        items = tuple(item_from_dict(raw, n, policy) for n, raw in enumerate(doc["items"], 1))
         plan = Plan(
             created_at=str(doc["created_at"]),
             created_by=str(doc["created_by"]),

@@ -95,7 +95,24 @@ def parse_stages(text: str) -> list[StageSpec]:
 
 def goes_last(change: Staged) -> bool:
     """Large (>= 70B or unknown size) or risk-flagged: its own, final stage."""
-    return is_large_or_unknown(change.param_count_b) or goes_last_by_flags(change.flags)
+    return goes_last_by(change.param_count_b, change.flags)
+
+
+def goes_last_by(param_count_b: int | None, flags: Sequence[str]) -> bool:
+    """goes_last, of a change's size and flags alone."""
+    return is_large_or_unknown(param_count_b) or goes_last_by_flags(flags)
+
+
+def model_rank(
+    model_count: int, param_count_b: int | None, model_name: str | None
+) -> tuple[int, float, str]:
+    """Where a model's changes go in risk_order: most common model first (its behaviour is
+    best known), then smaller; changes of the same rank go by name."""
+    return (
+        -model_count,
+        param_count_b if param_count_b is not None else math.inf,
+        model_name or "",
+    )
 
 
 def risk_order(changes: Sequence[T]) -> list[T]:
@@ -104,33 +121,47 @@ def risk_order(changes: Sequence[T]) -> list[T]:
     return sorted(
         changes,
         key=lambda c: (
-            -counts[c.model_name],
-            c.param_count_b if c.param_count_b is not None else math.inf,
-            c.model_name or "",
+            *model_rank(counts[c.model_name], c.param_count_b, c.model_name),
             c.endpoint_name,
             c.endpoint_id,
         ),
     )
 
 
-def assign(
-    changing: Sequence[T], specs: Sequence[StageSpec], exclude_large: bool
-) -> tuple[list[tuple[str, list[T]]], list[T]]:
-    """(stage name, its changes) in order, and the large or flagged ones left out.
+def stage_sizes(
+    regular: int, last: int, specs: Sequence[StageSpec], exclude_large: bool
+) -> list[tuple[str, int]]:
+    """(stage name, how many changes) in order, for `regular` changes in risk order followed
+    by the `last` ones (large or flagged); the `last` ones fill the final stage, unless left out.
 
     A stage that resolves to nothing is dropped, not left empty; what the spec
     did not reach goes into a last regular stage, never silently nowhere.
     """
-    regular = risk_order([c for c in changing if not goes_last(c)])
-    last = risk_order([c for c in changing if goes_last(c)])
-    groups: list[tuple[str, list[T]]] = []
+    sizes: list[tuple[str, int]] = []
     done = 0
     for index, spec in enumerate(specs):
-        target = max(done, spec.target(len(regular)))
+        target = max(done, spec.target(regular))
         name = "canary" if index == 0 and spec.count is not None else spec.text
-        groups.append((name, regular[done:target]))
+        sizes.append((name, target - done))
         done = target
-    groups.append(("rest", regular[done:]))
+    sizes.append(("rest", regular - done))
     if not exclude_large:
-        groups.append((LARGE_STAGE_NAME, last))
-    return [(name, members) for name, members in groups if members], (last if exclude_large else [])
+        sizes.append((LARGE_STAGE_NAME, last))
+    return [(name, size) for name, size in sizes if size]
+
+
+def assign(
+    changing: Sequence[T], specs: Sequence[StageSpec], exclude_large: bool
+) -> tuple[list[tuple[str, list[T]]], list[T]]:
+    """(stage name, its changes) in order, and the large or flagged ones left out (see
+    stage_sizes)."""
+    regular = risk_order([c for c in changing if not goes_last(c)])
+    last = risk_order([c for c in changing if goes_last(c)])
+    # The regular stages take every regular change, so the large stage starts where they end.
+    ordered = regular if exclude_large else regular + last
+    groups: list[tuple[str, list[T]]] = []
+    done = 0
+    for name, size in stage_sizes(len(regular), len(last), specs, exclude_large):
+        groups.append((name, ordered[done : done + size]))
+        done += size
+    return groups, (last if exclude_large else [])

@@ -1,8 +1,14 @@
-"""Making a plan from the database: who the database is, then the scan's changes, staged."""
+"""Making a plan from the database: who the database is, then the scan's changes, staged.
+
+`plan_from` holds the plan in memory (reconcile's few changes); `streamed_plan`
+keeps each change's item in a temporary file while the scan runs, so that
+`plan` over a fleet of any size holds little more than the scan itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from migrate.core.overrides import Overrides
 from migrate.core.plan import Plan, build_plan
+from migrate.core.plan_stream import RECORD_PARTS, StreamedPlan, stream_plan
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES
@@ -18,6 +25,7 @@ from migrate.scan.scanner import scan
 from migrate.store import fleet
 from migrate.store.connection import read_only
 from migrate.store.identity import database_identity
+from migrate.store.spill import Spill
 
 
 def plan_from(
@@ -50,7 +58,8 @@ def plan_from(
     )
 
 
-def make_plan(
+@contextmanager
+def streamed_plan(
     engine: Engine,
     *,
     schema: str,
@@ -63,25 +72,36 @@ def make_plan(
     exclude_large: bool = False,
     statement_timeout_s: int = 60,
     jobs: int = 1,
-) -> Plan:
-    """Scan the fleet and plan every change it finds."""
-    decisions = scan(
-        engine,
-        schema=schema,
-        filters=filters,
-        params=params,
-        overrides=overrides,
-        statement_timeout_s=statement_timeout_s,
-        jobs=jobs,
-    )
-    return plan_from(
-        engine,
-        decisions,
-        schema=schema,
-        policy=params.as_dict(),
-        filters=filters_doc,
-        overrides=overrides_path,
-        stage_spec=stage_spec,
-        exclude_large=exclude_large,
-        statement_timeout_s=statement_timeout_s,
-    )
+    spill_dir: str | None = None,
+) -> Iterator[StreamedPlan]:
+    """Scan the fleet and plan every change it finds; the plan is usable inside the block.
+
+    Its items wait in a nameless temporary file in `spill_dir` (None: $TMPDIR),
+    gone when the block ends, however it ends (migrate.store.spill).
+    """
+    with Spill(RECORD_PARTS, spill_dir, what="the plan's items") as spill:
+        with read_only(engine, statement_timeout_s) as conn:
+            identity = database_identity(conn)
+        decisions = scan(
+            engine,
+            schema=schema,
+            filters=filters,
+            params=params,
+            overrides=overrides,
+            statement_timeout_s=statement_timeout_s,
+            jobs=jobs,
+        )
+        yield stream_plan(
+            decisions,
+            spill,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            created_by=actor.operator(),
+            tool_version=actor.tool_version(),
+            database=identity,
+            schema=schema,
+            policy=params.as_dict(),
+            filters=filters_doc,
+            overrides=overrides_path,
+            stage_spec=stage_spec,
+            exclude_large=exclude_large,
+        )

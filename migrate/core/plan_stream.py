@@ -1,0 +1,216 @@
+"""A plan made from a stream of decisions without holding its items: the same file. Pure.
+
+build_plan (migrate.core.plan) holds every change; at 160,000 changes that is
+gigabytes of decisions and items. Here each change's item is rendered as it
+comes (in both JSON forms the file needs, with its stage left out: that is
+known only when every change is in) and handed to `texts`, storage the shell
+provides (migrate.store.spill: a temporary file), with the endpoint's name and
+id; memory keeps eight bytes a change (migrate.core.change_keys), which reads
+names back to put the changes in order. At the end the stages are cut, and the
+digest, the signature and the file's text are made by reading the items back
+in plan order, once for each, over exactly the text `to_json(build_plan(...))`
+writes: a plan file is the same bytes whichever way it was made, and reads
+back with parse_plan as any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple, Protocol
+
+from migrate.core import staging
+from migrate.core.change_keys import ChangeKeys
+from migrate.core.json_text import Elements, canonical_json, hashed, indented_json
+from migrate.core.plan import (
+    CHANGING_ACTIONS,
+    Plan,
+    PlanError,
+    PlanItem,
+    Stage,
+    excluded_entry,
+    file_pieces,
+    item_from_dict,
+    item_of,
+    read_policy,
+    signature_of,
+)
+from migrate.core.records import Decision
+from migrate.core.staging import DEFAULT_STAGES
+
+# The one key of an item not known while the scan runs.
+_STAGE = "stage"
+
+
+class ItemText(NamedTuple):
+    """An item's JSON text with its stage left out: prefix + str(stage) + suffix is the
+    item as canonical_json writes it, and as json.dumps(indent=2, sort_keys=True) does."""
+
+    canonical_prefix: str
+    canonical_suffix: str
+    indented_prefix: str
+    indented_suffix: str
+
+
+def item_text(d: Decision) -> ItemText:
+    """The text of a change's plan item; PlanError when the decision lacks what apply needs."""
+    data = item_of(d, 0, None).to_dict()
+    del data[_STAGE]
+    # Keys are written sorted: the stage goes between those before it and those after.
+    head = {k: v for k, v in data.items() if k < _STAGE}
+    tail = {k: v for k, v in data.items() if k > _STAGE}
+    c_head, c_tail = canonical_json(head), canonical_json(tail)
+    i_head, i_tail = indented_json(head), indented_json(tail)
+    return ItemText(
+        (c_head[:-1] + "," if head else "{") + f'"{_STAGE}":',
+        "," + c_tail[1:] if tail else "}",
+        (i_head[:-2] + ",\n" if head else "{\n") + f'  "{_STAGE}": ',
+        ",\n" + i_tail[2:] if tail else "\n}",
+    )
+
+
+# What is stored of each change, in this order: for an item, its ItemText; for a change
+# left out, its `excluded` entry as canonical text, "", indented text, ""; then, for
+# both, the endpoint's name and id, which ChangeKeys sorts by.
+RECORD_PARTS = len(ItemText._fields) + 2
+_NAME = len(ItemText._fields)
+
+
+class Texts(Protocol):
+    """Where changes' records wait between the scan and the file (migrate.store.spill.Spill)."""
+
+    def append(self, parts: Sequence[str]) -> int: ...
+    def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class StreamedPlan:
+    """A plan whose items are read back from `texts` each time they are needed.
+
+    `header` is the plan without items or excluded changes: its stages,
+    summary, digest and signature are the whole plan's. `size_floor`: the
+    items' indented text alone, in characters; the file has at least as many
+    bytes, so a plan too large to write is known before it is written.
+    """
+
+    header: Plan
+    keys: ChangeKeys
+    texts: Texts
+    size_floor: int = 0
+
+    @property
+    def planned(self) -> int:
+        return self.keys.planned
+
+    def body(self) -> dict[str, Any]:
+        """Plan.body() of the whole plan, its lists made on demand (see json_text.Elements)."""
+        doc = self.header.body()
+        doc["items"] = Elements(self._canonical_items, self._indented_items)
+        doc["excluded"] = Elements(lambda: self._excluded(0), lambda: self._excluded(2))
+        return doc
+
+    def _excluded(self, part: int) -> Iterator[str]:
+        for place in self.keys.excluded():
+            yield self.texts.read(place, part, part + 1)[0]
+
+    def _texts(self, start: int) -> Iterator[str]:
+        for stage, place in self.keys.items():
+            prefix, suffix = self.texts.read(place, start, start + 2)
+            yield prefix + str(stage) + suffix
+
+    def _canonical_items(self) -> Iterator[str]:
+        return self._texts(0)
+
+    def _indented_items(self) -> Iterator[str]:
+        return self._texts(2)
+
+    def read_items(self) -> Iterator[PlanItem]:
+        """The items, in plan order, one at a time (for the ticket)."""
+        policy = read_policy(self.header.policy, self.header.overrides)
+        for n, text in enumerate(self._canonical_items(), 1):
+            yield item_from_dict(json.loads(text), n, policy)
+
+    def read_excluded(self) -> Iterator[dict[str, Any]]:
+        return map(json.loads, self._excluded(0))
+
+    def pieces(self) -> Iterator[str]:
+        """The file's text in pieces: to_json(build_plan(...)) of the same decisions."""
+        return file_pieces(self.body(), self.header.digest, self.header.signature)
+
+
+def seal(plan: StreamedPlan) -> StreamedPlan:
+    """The plan with its digest computed (one pass over the items)."""
+    digest = "sha256:" + hashed(plan.body(), hashlib.sha256()).hexdigest()
+    return replace(plan, header=replace(plan.header, digest=digest))
+
+
+def sign(plan: StreamedPlan, key: bytes) -> StreamedPlan:
+    """The sealed plan with its HMAC, as migrate.core.plan.sign makes it (one more pass)."""
+    signature = signature_of(plan.body(), plan.header.digest, key)
+    return replace(plan, header=replace(plan.header, signature=signature))
+
+
+def stream_plan(
+    decisions: Iterable[Decision],
+    texts: Texts,
+    *,
+    created_at: str,
+    created_by: str,
+    tool_version: str,
+    database: dict[str, Any],
+    schema: str,
+    policy: dict[str, Any],
+    filters: dict[str, Any],
+    overrides: str | None,
+    stage_spec: str = DEFAULT_STAGES,
+    exclude_large: bool = False,
+) -> StreamedPlan:
+    """build_plan's plan, sealed, with every item's text in `texts` rather than in memory.
+
+    The stages and the policy are checked before the first decision is read.
+    """
+    try:
+        specs = staging.parse_stages(stage_spec)
+    except staging.StageSpecError as exc:
+        raise PlanError(str(exc)) from None
+    read_policy(policy, overrides)
+    keys = ChangeKeys(specs, exclude_large)
+    actions: Counter[str] = Counter()
+    size_floor = 0
+    for d in decisions:
+        actions[d.action] += 1
+        if d.action not in CHANGING_ACTIONS:
+            continue
+        if keys.left_out(d.param_count_b, d.flags):
+            entry = excluded_entry(d)
+            parts: tuple[str, ...] = (canonical_json(entry), "", indented_json(entry), "")
+        else:
+            parts = item_text(d)
+            size_floor += len(parts[2]) + len(parts[3])
+        place = texts.append((*parts, d.endpoint_name, d.endpoint_id))
+        keys.add(d.model_name, d.param_count_b, d.flags, place)
+    sizes = keys.finish(lambda place: texts.read(place, _NAME, _NAME + 2))
+    header = Plan(
+        created_at=created_at,
+        created_by=created_by,
+        tool_version=tool_version,
+        database=dict(database),
+        schema=schema,
+        policy=dict(policy),
+        filters=dict(filters),
+        overrides=overrides,
+        stage_spec=stage_spec,
+        exclude_large=exclude_large,
+        summary={
+            "endpoints_scanned": sum(actions.values()),
+            "actions": dict(sorted(actions.items())),
+            "planned": keys.planned,
+            "excluded": keys.left_out_count,
+        },
+        stages=tuple(Stage(n, name, size) for n, (name, size) in enumerate(sizes, 1)),
+        items=(),
+    )
+    return seal(StreamedPlan(header, keys, texts, size_floor))

@@ -1,0 +1,107 @@
+"""Text kept on disk between a scan and the file made from it, so the process does not hold it.
+
+A plan's items are known one by one as the scan streams, but their order only
+at its end. Each is appended here as it comes and read back, by the place
+`append` returned, as often as the plan file's digest, signature and text need.
+The file has no name (tempfile.TemporaryFile: unlinked at once, or O_TMPFILE),
+so it is gone when the process ends, however it ends: an error, Ctrl-C or a
+SIGKILL leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from collections.abc import Sequence
+from types import TracebackType
+from typing import IO
+
+from migrate.store.files import FileError, shown
+
+# Enough for a whole record of the common case in one read (a plan item in both forms is
+# about 4 KB); a longer one takes a second read.
+_READ_AHEAD = 16 * 1024
+
+
+class Spill:
+    """Records of `width` strings each, appended, then read back by place, any part of one.
+
+    Strings may hold lone surrogates (surrogatepass), so what comes back is what went in.
+    Every failure (no space left, an unwritable directory) is a FileError.
+    """
+
+    def __init__(self, width: int, directory: str | None = None, *, what: str = "data") -> None:
+        self._header = struct.Struct(f"<{width}I")
+        self._width = width
+        self._where = f"{shown(directory or tempfile.gettempdir())} for {what}"
+        try:
+            self._file: IO[bytes] = tempfile.TemporaryFile(
+                dir=directory, prefix=".bundle-migrate-spill-"
+            )
+        except OSError as exc:
+            raise FileError(
+                f"cannot make a temporary file in {self._where}: {exc.strerror}"
+            ) from None
+        self._end = 0
+        self._unflushed = False
+
+    def append(self, parts: Sequence[str]) -> int:
+        """Store one record; its place, for `read`."""
+        blobs = [part.encode("utf-8", "surrogatepass") for part in parts]
+        record = self._header.pack(*(len(blob) for blob in blobs)) + b"".join(blobs)
+        try:
+            self._file.write(record)
+        except OSError as exc:
+            raise self._error(exc) from None
+        place = self._end
+        self._end += len(record)
+        self._unflushed = True
+        return place
+
+    def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]:
+        """Parts start..stop (all by default) of the record at `place`."""
+        stop = self._width if stop is None else stop
+        try:
+            if self._unflushed:
+                self._file.flush()
+                self._unflushed = False
+            fd = self._file.fileno()
+            data = os.pread(fd, _READ_AHEAD, place)
+            lengths = self._header.unpack_from(data)
+            first = self._header.size + sum(lengths[:start])
+            end = first + sum(lengths[start:stop])
+            if len(data) < end:
+                data += os.pread(fd, end - len(data), place + len(data))
+        except OSError as exc:
+            raise self._error(exc) from None
+        parts = []
+        for length in lengths[start:stop]:
+            parts.append(data[first : first + length].decode("utf-8", "surrogatepass"))
+            first += length
+        return parts
+
+    @property
+    def size(self) -> int:
+        """Bytes stored so far."""
+        return self._end
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            pass  # a last buffer that would not flush: nobody reads a nameless file again
+
+    def __enter__(self) -> Spill:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _error(self, exc: OSError) -> FileError:
+        return FileError(f"cannot use a temporary file in {self._where}: {exc.strerror}")

@@ -1,0 +1,198 @@
+"""A plan made from a stream (its items kept out of memory) is build_plan's file, byte for byte."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from migrate.core import change_keys
+from migrate.core.plan import (
+    CHANGING_ACTIONS,
+    PlanError,
+    build_plan,
+    parse_plan,
+    sign,
+    to_json,
+)
+from migrate.core.plan_stream import RECORD_PARTS, item_text, stream_plan
+from migrate.core.plan_stream import sign as sign_streamed
+from migrate.core.records import Decision
+from tests.support.plans import IDENTITY, decision
+
+KEY = b"k" * 32
+
+HEADER: dict[str, Any] = {
+    "created_at": "2026-07-01T00:00:00+00:00",
+    "created_by": "alice",
+    "tool_version": "0.1.0",
+    "database": IDENTITY,
+    "schema": "hosted_model_inference",
+    "policy": {"threshold": 0.95, "recorded": "keep"},
+    "filters": {"owner": None},
+    "overrides": None,
+}
+
+
+class Memory:
+    """Texts kept in a list: the storage contract without a file."""
+
+    def __init__(self) -> None:
+        self.records: list[list[str]] = []
+
+    def append(self, parts: Sequence[str]) -> int:
+        self.records.append(list(parts))
+        return len(self.records) - 1
+
+    def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]:
+        return self.records[place][start:stop]
+
+
+def streamed_text(decisions: list[Decision], texts: Any, key: bytes | None, **kw: Any) -> str:
+    plan = stream_plan(iter(decisions), texts, **HEADER, **kw)
+    if key is not None:
+        plan = sign_streamed(plan, key)
+    return "".join(plan.pieces())
+
+
+def whole_text(decisions: list[Decision], key: bytes | None, **kw: Any) -> str:
+    plan = build_plan(decisions, **HEADER, **kw)
+    return to_json(sign(plan, key) if key is not None else plan)
+
+
+# Few names, models and sizes, so that ties, shared models and equal ranks are common.
+names = st.sampled_from(["a", "b", "chat-1", "chat-10", "chat-2", "Z", "é", "a\0b", ""])
+FLAGS = (
+    "multinode",
+    "recorded-eager",
+    "not-ready",
+    "large-model-loses-eager",
+    "unknown-model-size",
+)
+flags = st.lists(
+    st.sampled_from(FLAGS),
+    max_size=2,
+    unique=True,
+)
+json_leaves = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@st.composite
+def decisions(draw: st.DrawFn) -> Decision:
+    name = draw(names)
+    changing = draw(st.booleans())
+    action = draw(
+        st.sampled_from(CHANGING_ACTIONS if changing else ("keep-eager", "no-change", "skip"))
+    )
+    return decision(
+        name,
+        draw(st.sampled_from(["llama-3-8b", "mistral-7b", "", None, "qwen3-235b-a22b"])),
+        draw(st.sampled_from([None, 0, 1, 8, 70, 235])),
+        endpoint_id=draw(st.sampled_from([f"end_{name}", "end_same", "end_\U0001f600"])),
+        action=action,
+        flags=draw(flags),
+        reason=draw(st.text(max_size=20)),
+        command_after=draw(st.text(max_size=60)),
+        streaming_command_after=draw(st.none() | st.text(max_size=20)),
+        args_after=draw(st.none() | st.dictionaries(st.text(max_size=8), json_values, max_size=4)),
+        provenance=draw(st.sampled_from([None, "injected", "recorded"])),
+        basis_fingerprint=draw(st.sampled_from([None, "", "sha256:b"])),
+    )
+
+
+fleets = st.lists(decisions(), max_size=40)
+stage_specs = st.sampled_from(["1,10%,50%,100%", "1", "2,3", "100%", "1,5,50%", "3,25%,30%"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(fleets, stage_specs, st.booleans(), st.sampled_from([None, KEY]))
+def test_a_streamed_plan_is_the_file_build_plan_writes(
+    fleet: list[Decision], spec: str, exclude_large: bool, key: bytes | None
+) -> None:
+    kw = {"stage_spec": spec, "exclude_large": exclude_large}
+    assert streamed_text(fleet, Memory(), key, **kw) == whole_text(fleet, key, **kw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fleets, stage_specs, st.booleans())
+def test_ranks_sorted_in_chunks_and_merged_come_out_as_one_sort(
+    fleet: list[Decision], spec: str, exclude_large: bool
+) -> None:
+    kw = {"stage_spec": spec, "exclude_large": exclude_large}
+    with mock.patch.object(change_keys, "CHUNK", 3):
+        assert streamed_text(fleet, Memory(), None, **kw) == whole_text(fleet, None, **kw)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleets, st.booleans(), st.sampled_from([None, KEY]))
+def test_through_the_spill_file_too(
+    fleet: list[Decision], exclude_large: bool, key: bytes | None
+) -> None:
+    from migrate.store.spill import Spill
+
+    kw = {"exclude_large": exclude_large}
+    with Spill(RECORD_PARTS) as spill:
+        assert streamed_text(fleet, spill, key, **kw) == whole_text(fleet, key, **kw)
+
+
+def test_items_and_exclusions_read_back_as_the_plan_holds_them() -> None:
+    fleet = [
+        decision("a"),
+        decision("b", "llama-3-70b", 70, flags=["large-model-loses-eager"]),
+        decision("c", streaming_command_after="x", args_after={"k": [1, {"z": None}]}),
+        decision("d", None, None),
+    ]
+    for exclude_large in (False, True):
+        whole = build_plan(fleet, **HEADER, exclude_large=exclude_large)
+        streamed = stream_plan(iter(fleet), Memory(), **HEADER, exclude_large=exclude_large)
+        assert list(streamed.read_items()) == list(whole.items)
+        assert list(streamed.read_excluded()) == list(whole.excluded)
+        assert streamed.header.stages == whole.stages and streamed.planned == len(whole.items)
+        assert parse_plan("".join(streamed.pieces())) == whole
+
+
+def test_every_item_text_is_json_dumps_of_its_dict() -> None:
+    import json
+
+    from migrate.core.json_text import canonical_json
+
+    d = decision("a", args_after={"stage": 3, "n": {"stage": [1]}}, streaming_command_after="s")
+    text = item_text(d)
+    data = build_plan([d], **HEADER).items[0].to_dict()
+    stage = str(data["stage"])
+    assert text.canonical_prefix + stage + text.canonical_suffix == canonical_json(data)
+    indented = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    assert text.indented_prefix + stage + text.indented_suffix == indented
+
+
+def test_bad_stages_and_policies_are_refused_before_the_scan() -> None:
+    def never() -> Any:
+        raise AssertionError("a decision was read")
+        yield
+
+    with pytest.raises(PlanError, match="--stages"):
+        stream_plan(never(), Memory(), **HEADER, stage_spec="1,x")
+    with pytest.raises(PlanError, match="policy.recorded"):
+        stream_plan(never(), Memory(), **{**HEADER, "policy": {"threshold": 0.95}})
+
+
+def test_a_change_apply_could_not_use_is_refused() -> None:
+    with pytest.raises(PlanError, match="lacks bundle, command or fingerprint"):
+        stream_plan(iter([decision("a", command_after=None)]), Memory(), **HEADER)
+
+
+@settings(max_examples=100, deadline=None)
+@given(fleets, st.booleans())
+def test_the_size_floor_is_never_above_the_file(fleet: list[Decision], exclude_large: bool) -> None:
+    plan = stream_plan(iter(fleet), Memory(), **HEADER, exclude_large=exclude_large)
+    size = len("".join(plan.pieces()).encode("utf-8"))
+    assert plan.size_floor <= size
