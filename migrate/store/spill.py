@@ -34,15 +34,19 @@ class Spill:
     def __init__(self, width: int, directory: str | None = None, *, what: str = "data") -> None:
         self._header = struct.Struct(f"<{width}I")
         self._width = width
-        self._where = f"{shown(directory or tempfile.gettempdir())} for {what}"
+        self._where = f"{shown(directory)} for {what}" if directory else f"$TMPDIR for {what}"
         try:
+            if directory is None:
+                self._where = f"{shown(tempfile.gettempdir())} for {what}"
             self._file: IO[bytes] = tempfile.TemporaryFile(
                 dir=directory, prefix=".bundle-migrate-spill-"
             )
         except OSError as exc:
-            raise FileError(
-                f"cannot make a temporary file in {self._where}: {exc.strerror}"
-            ) from None
+            # gettempdir() raises FileNotFoundError when no candidate is writable
+            # (a read-only container): say so in one line, and where it looked.
+            why = exc.strerror or str(exc)
+            hint = "" if directory else " (set TMPDIR to a writable directory)"
+            raise FileError(f"cannot make a temporary file in {self._where}: {why}{hint}") from None
         self._end = 0
         self._unflushed = False
 

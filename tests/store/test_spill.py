@@ -35,3 +35,17 @@ def test_records_come_back_whole_or_in_parts_in_any_order(tmp_path: Path) -> Non
 def test_a_directory_it_cannot_use_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(FileError, match=r"cannot make a temporary file in .*missing for items: "):
         Spill(2, str(tmp_path / "missing"), what="items")
+
+
+def test_no_usable_temporary_directory_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    # What a read-only container gives: no candidate directory is writable. (The
+    # standard library looks for one the first time it is asked, then keeps it.)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(tmp_path / "gone")])
+    with pytest.raises(FileError, match=r"(?i)no usable temporary directory.*set TMPDIR") as err:
+        Spill(2, None, what="the plan's items")
+    assert "the plan's items" in str(err.value)
