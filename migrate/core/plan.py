@@ -230,6 +230,24 @@ def assign_stages(
     return stages, items, [excluded_entry(d) for d in left_out]
 
 
+def stage_specs(stage_spec: str) -> list[StageSpec]:
+    """--stages read, or a PlanError saying why it cannot be."""
+    try:
+        return staging.parse_stages(stage_spec)
+    except staging.StageSpecError as exc:
+        raise PlanError(str(exc)) from None
+
+
+def plan_summary(actions: Counter[str], planned: int, excluded: int) -> dict[str, Any]:
+    """A plan's `summary`: what the scan decided, and how many changes the plan holds."""
+    return {
+        "endpoints_scanned": sum(actions.values()),
+        "actions": dict(sorted(actions.items())),
+        "planned": planned,
+        "excluded": excluded,
+    }
+
+
 def build_plan(
     decisions: Iterable[Decision],
     *,
@@ -244,10 +262,7 @@ def build_plan(
     stage_spec: str = DEFAULT_STAGES,
     exclude_large: bool = False,
 ) -> Plan:
-    try:
-        specs = staging.parse_stages(stage_spec)
-    except staging.StageSpecError as exc:
-        raise PlanError(str(exc)) from None
+    specs = stage_specs(stage_spec)
     actions: Counter[str] = Counter()
     changing: list[Decision] = []
     for d in decisions:
@@ -256,12 +271,7 @@ def build_plan(
             changing.append(d)
     rule = read_policy(policy, overrides)
     stages, items, excluded = assign_stages(changing, specs, exclude_large, rule)
-    summary = {
-        "endpoints_scanned": sum(actions.values()),
-        "actions": dict(sorted(actions.items())),
-        "planned": len(items),
-        "excluded": len(excluded),
-    }
+    summary = plan_summary(actions, len(items), len(excluded))
     plan = Plan(
         created_at=created_at,
         created_by=created_by,

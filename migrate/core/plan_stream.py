@@ -22,21 +22,21 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
-from migrate.core import staging
 from migrate.core.change_keys import ChangeKeys
 from migrate.core.json_text import Elements, canonical_json, hashed, indented_json
 from migrate.core.plan import (
     CHANGING_ACTIONS,
     Plan,
-    PlanError,
     PlanItem,
     Stage,
     excluded_entry,
     file_pieces,
     item_from_dict,
     item_of,
+    plan_summary,
     read_policy,
     signature_of,
+    stage_specs,
 )
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES
@@ -172,10 +172,7 @@ def stream_plan(
 
     The stages and the policy are checked before the first decision is read.
     """
-    try:
-        specs = staging.parse_stages(stage_spec)
-    except staging.StageSpecError as exc:
-        raise PlanError(str(exc)) from None
+    specs = stage_specs(stage_spec)
     read_policy(policy, overrides)
     keys = ChangeKeys(specs, exclude_large)
     actions: Counter[str] = Counter()
@@ -204,12 +201,7 @@ def stream_plan(
         overrides=overrides,
         stage_spec=stage_spec,
         exclude_large=exclude_large,
-        summary={
-            "endpoints_scanned": sum(actions.values()),
-            "actions": dict(sorted(actions.items())),
-            "planned": keys.planned,
-            "excluded": keys.left_out_count,
-        },
+        summary=plan_summary(actions, keys.planned, keys.left_out_count),
         stages=tuple(Stage(n, name, size) for n, (name, size) in enumerate(sizes, 1)),
         items=(),
     )

@@ -19,18 +19,7 @@ from migrate.core.plan_stream import RECORD_PARTS, sign, stream_plan
 from migrate.core.records import Decision
 from migrate.rollout.ticket import attachment_digest, attachment_pieces, render_markdown
 from migrate.store.spill import Spill
-from tests.support.plans import IDENTITY, decision
-
-HEADER = {
-    "created_at": "2026-07-01T00:00:00+00:00",
-    "created_by": "alice",
-    "tool_version": "0.1.0",
-    "database": IDENTITY,
-    "schema": "hosted_model_inference",
-    "policy": {"threshold": 0.95, "recorded": "keep"},
-    "filters": {},
-    "overrides": None,
-}
+from tests.support.plans import HEADER, decision
 
 
 def fleet(n: int) -> Iterator[Decision]:

@@ -22,20 +22,12 @@ from migrate.core.plan import (
 from migrate.core.plan_stream import RECORD_PARTS, item_text, stream_plan
 from migrate.core.plan_stream import sign as sign_streamed
 from migrate.core.records import Decision
-from tests.support.plans import IDENTITY, decision
+from tests.support.plans import HEADER as PLAN_HEADER
+from tests.support.plans import decision
 
 KEY = b"k" * 32
 
-HEADER: dict[str, Any] = {
-    "created_at": "2026-07-01T00:00:00+00:00",
-    "created_by": "alice",
-    "tool_version": "0.1.0",
-    "database": IDENTITY,
-    "schema": "hosted_model_inference",
-    "policy": {"threshold": 0.95, "recorded": "keep"},
-    "filters": {"owner": None},
-    "overrides": None,
-}
+HEADER: dict[str, Any] = {**PLAN_HEADER, "filters": {"owner": None}}
 
 
 class Memory:

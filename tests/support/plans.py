@@ -37,19 +37,21 @@ def decision(name: str, model: str = "llama-3-8b", size: int | None = 8, **kw: A
     return Decision(**defaults)
 
 
+# What build_plan and stream_plan take besides the decisions: a fixed plan header.
+HEADER: dict[str, Any] = {
+    "created_at": "2026-07-01T00:00:00+00:00",
+    "created_by": "alice",
+    "tool_version": "0.1.0",
+    "database": IDENTITY,
+    "schema": "hosted_model_inference",
+    "policy": {"threshold": 0.95, "recorded": "keep"},
+    "filters": {},
+    "overrides": None,
+}
+
+
 def plan_of(decisions: list[Decision], **kw: Any) -> Plan:
-    args: dict[str, Any] = {
-        "created_at": "2026-07-01T00:00:00+00:00",
-        "created_by": "alice",
-        "tool_version": "0.1.0",
-        "database": IDENTITY,
-        "schema": "hosted_model_inference",
-        "policy": {"threshold": 0.95, "recorded": "keep"},
-        "filters": {},
-        "overrides": None,
-    }
-    args.update(kw)
-    return build_plan(decisions, **args)
+    return build_plan(decisions, **{**HEADER, **kw})
 
 
 # xid -----------------------------------------------------------------------------
