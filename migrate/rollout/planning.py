@@ -28,6 +28,18 @@ from migrate.store.identity import database_identity
 from migrate.store.spill import Spill
 
 
+def _stamp(engine: Engine, statement_timeout_s: int) -> dict[str, Any]:
+    """Who and when made a plan, and of which database: the header fields a scan does not give."""
+    with read_only(engine, statement_timeout_s) as conn:
+        identity = database_identity(conn)
+    return {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_by": actor.operator(),
+        "tool_version": actor.tool_version(),
+        "database": identity,
+    }
+
+
 def plan_from(
     engine: Engine,
     decisions: Iterable[Decision],
@@ -41,14 +53,9 @@ def plan_from(
     statement_timeout_s: int = 60,
 ) -> Plan:
     """A plan of these decisions' changes, stamped with the database, the operator and the time."""
-    with read_only(engine, statement_timeout_s) as conn:
-        identity = database_identity(conn)
     return build_plan(
         decisions,
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        created_by=actor.operator(),
-        tool_version=actor.tool_version(),
-        database=identity,
+        **_stamp(engine, statement_timeout_s),
         schema=schema,
         policy=policy,
         filters=filters,
@@ -80,8 +87,7 @@ def streamed_plan(
     gone when the block ends, however it ends (migrate.store.spill).
     """
     with Spill(RECORD_PARTS, spill_dir, what="the plan's items") as spill:
-        with read_only(engine, statement_timeout_s) as conn:
-            identity = database_identity(conn)
+        stamp = _stamp(engine, statement_timeout_s)
         decisions = scan(
             engine,
             schema=schema,
@@ -94,10 +100,7 @@ def streamed_plan(
         yield stream_plan(
             decisions,
             spill,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            created_by=actor.operator(),
-            tool_version=actor.tool_version(),
-            database=identity,
+            **stamp,
             schema=schema,
             policy=params.as_dict(),
             filters=filters_doc,
