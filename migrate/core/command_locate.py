@@ -51,6 +51,7 @@ _LOOSE_MENTION = re.compile(
     + "|".join(_loosely(module) for module in ("vllm_server", "vllm_startup_wrapper"))
     + f")(?!{_DROPPED}[\\w.])"
 )
+_LOOSE_VLLM_S = re.compile(_loosely("vllm_s"))
 
 
 class _Located(NamedTuple):
@@ -263,11 +264,9 @@ def _mentions(text: str) -> int:
     """
     count = len(_MODULE_MENTION.findall(text))
     if count < 2 and ("\\" in text or "'" in text or '"' in text):
-        # Each loose mention holds its own "vllm_s" once the quotes and backslashes
-        # are dropped: with no more of those than strict mentions, the slow search
-        # could find no more either.
-        dropped = text.replace("\\\n", "").replace("\\", "").replace("'", "").replace('"', "")
-        if dropped.count("vllm_s") > count:
+        # Each loose mention holds its own loose "vllm_s": with no more of those than
+        # strict mentions, the slower search could find no more either.
+        if len(_LOOSE_VLLM_S.findall(text)) > count:
             count = max(count, len(_LOOSE_MENTION.findall(text)))
     return count
 

@@ -61,6 +61,11 @@ _SEEDS = [
     "false",
     "2>&1x true",
     "f() { 'python' -m vllm_server --port 1; }",
+    # Double quotes at top level: the key keeps their text, so the reading is reused.
+    'export CHAT_TEMPLATE=$(echo "e3sgYm9z" | base64 --decode)',
+    '"exit" 4',
+    'set "-e"; "false"',
+    'echo "x=0123456789abcdef0123456789abcdef0123" "exec"',
 ]
 # The vLLM start wrapped so that the cut before it is no place where bash ends a
 # command: the kept reading of the text before it must not be used.
@@ -80,8 +85,12 @@ _COLLIDING = [
     ("true 2>&'1'", "true 2>&'1x'"),  # a redirection bash cannot make, under set -e
     ("set '-u'", "set '-x;'"),  # a set that fails, under set -e
 ]
-# ... and a pair that differs outside strings: a key must tell them apart.
-_APART = [("set +e;set -a;set -Z", "set +e;set -e;set -Z")]
+# ... and pairs that differ outside single-quoted strings: a key must tell them apart.
+_APART = [
+    ("set +e;set -a;set -Z", "set +e;set -e;set -Z"),
+    ('"true" 1', '"exit" 1'),  # double quotes are kept in the key
+    ('set +e;set "-u";set -Z', 'set +e;set "-e";set -Z'),
+]
 _PLAIN_STRING = re.compile(r"'[^']*'")
 _HEX = re.compile(r"(?<==)[0-9a-f]{32,}")
 
