@@ -10,7 +10,7 @@ import click
 from migrate.cli.app import handle_errors, main, pending_exit
 from migrate.cli.options import ScanOptions, detailed_exitcode_option, scan_options
 from migrate.cli.output import output_stream, terminal_width, wide_option, with_progress
-from migrate.scan.report import FORMATS, WRITERS, write_table
+from migrate.scan.report import FORMATS, RENDERERS, WRITERS, write_table
 from migrate.scan.scanner import scan
 
 
@@ -62,6 +62,7 @@ def scan_command(
         engine,
         **opts.scan_kwargs(params, overrides),
         on_total=lambda n: total.__setitem__(0, n),
+        render=RENDERERS.get(fmt),
     )
     try:
         with output_stream(output) as out:

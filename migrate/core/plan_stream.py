@@ -22,11 +22,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
+from migrate.core import staging
 from migrate.core.change_keys import ChangeKeys
 from migrate.core.json_text import Elements, canonical_json, hashed, indented_json
 from migrate.core.plan import (
     CHANGING_ACTIONS,
     Plan,
+    PlanError,
     PlanItem,
     Stage,
     excluded_entry,
@@ -77,6 +79,34 @@ def item_text(d: Decision) -> ItemText:
 # both, the endpoint's name and id, which ChangeKeys sorts by.
 RECORD_PARTS = len(ItemText._fields) + 2
 _NAME = len(ItemText._fields)
+
+
+class Planned(NamedTuple):
+    """What stream_plan takes of one decision: made where the decision is made (the
+    scan's render, in a worker for a big fleet), so that the main process only stores
+    text. ``parts``: the change's stored texts (see RECORD_PARTS), None for no change."""
+
+    action: str
+    model_name: str | None
+    param_count_b: int | None
+    flags: tuple[str, ...]
+    left_out: bool
+    parts: tuple[str, ...] | None
+
+
+def planned(d: Decision, exclude_large: bool = False) -> Planned:
+    """The decision as stream_plan takes it; PlanError when a change lacks what apply needs."""
+    flags = tuple(d.flags)
+    if d.action not in CHANGING_ACTIONS:
+        return Planned(d.action, d.model_name, d.param_count_b, flags, False, None)
+    left_out = exclude_large and staging.goes_last_by(d.param_count_b, flags)
+    if left_out:
+        entry = excluded_entry(d)
+        texts: tuple[str, ...] = (canonical_json(entry), "", indented_json(entry), "")
+    else:
+        texts = item_text(d)
+    parts = (*texts, d.endpoint_name, d.endpoint_id)
+    return Planned(d.action, d.model_name, d.param_count_b, flags, left_out, parts)
 
 
 class Texts(Protocol):
@@ -154,7 +184,7 @@ def sign(plan: StreamedPlan, key: bytes) -> StreamedPlan:
 
 
 def stream_plan(
-    decisions: Iterable[Decision],
+    decisions: Iterable[Decision | Planned],
     texts: Texts,
     *,
     created_at: str,
@@ -171,6 +201,7 @@ def stream_plan(
     """build_plan's plan, sealed, with every item's text in `texts` rather than in memory.
 
     The stages and the policy are checked before the first decision is read.
+    ``decisions`` may come as :func:`planned` made them with this ``exclude_large``.
     """
     specs = stage_specs(stage_spec)
     read_policy(policy, overrides)
@@ -178,17 +209,16 @@ def stream_plan(
     actions: Counter[str] = Counter()
     size_floor = 0
     for d in decisions:
-        actions[d.action] += 1
-        if d.action not in CHANGING_ACTIONS:
+        p = d if isinstance(d, Planned) else planned(d, exclude_large)
+        actions[p.action] += 1
+        if p.parts is None:
             continue
-        if keys.left_out(d.param_count_b, d.flags):
-            entry = excluded_entry(d)
-            parts: tuple[str, ...] = (canonical_json(entry), "", indented_json(entry), "")
-        else:
-            parts = item_text(d)
-            size_floor += len(parts[2]) + len(parts[3])
-        place = texts.append((*parts, d.endpoint_name, d.endpoint_id))
-        keys.add(d.model_name, d.param_count_b, d.flags, place)
+        if p.left_out != keys.left_out(p.param_count_b, p.flags):
+            raise PlanError("a change was rendered for another --exclude-large than the plan's")
+        if not p.left_out:
+            size_floor += len(p.parts[2]) + len(p.parts[3])
+        place = texts.append(p.parts)
+        keys.add(p.model_name, p.param_count_b, p.flags, place)
     sizes = keys.finish(lambda place: texts.read(place, _NAME, _NAME + 2))
     header = Plan(
         created_at=created_at,

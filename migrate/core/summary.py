@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from migrate.core.classify import ACTIONS
-from migrate.core.records import Decision
+
+
+class Counted(Protocol):
+    """What a summary counts of a decision (a Decision, or a report's line made of one)."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def flags(self) -> Iterable[str]: ...
+    @property
+    def inference_framework(self) -> str | None: ...
 
 
 @dataclass
@@ -19,7 +30,7 @@ class Summary:
     flags: Counter[str] = field(default_factory=Counter)
     frameworks: Counter[str] = field(default_factory=Counter)
 
-    def add(self, decision: Decision) -> None:
+    def add(self, decision: Counted) -> None:
         self.total += 1
         self.actions[decision.action] += 1
         self.flags.update(decision.flags)

@@ -7,6 +7,7 @@ keeps each change's item in a temporary file while the scan runs, so that
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from migrate.core.overrides import Overrides
 from migrate.core.plan import Plan, build_plan
-from migrate.core.plan_stream import RECORD_PARTS, StreamedPlan, stream_plan
+from migrate.core.plan_stream import RECORD_PARTS, StreamedPlan, planned, stream_plan
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES
@@ -96,6 +97,7 @@ def streamed_plan(
             overrides=overrides,
             statement_timeout_s=statement_timeout_s,
             jobs=jobs,
+            render=functools.partial(planned, exclude_large=exclude_large),
         )
         yield stream_plan(
             decisions,

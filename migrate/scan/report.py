@@ -14,10 +14,11 @@ import json
 import tempfile
 import textwrap
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from tabulate import tabulate
 
+from migrate.core.classify import ADD, DROP
 from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.flags import RISK_FLAGS
 from migrate.core.records import Decision
@@ -25,6 +26,7 @@ from migrate.core.summary import Summary
 from migrate.scan.tables import Column, render
 
 FORMATS = ("table", "markdown", "json", "csv")
+CHANGING = (DROP, ADD)
 JSON_FIELDS = (
     "endpoint_id",
     "endpoint_name",
@@ -54,22 +56,49 @@ def as_json(decision: Decision) -> dict[str, Any]:
     return data
 
 
-def _shown(decision: Decision, only_changes: bool) -> bool:
+class JsonLine(NamedTuple):
+    """A decision as the JSON report lists it, and what the summary counts of it."""
+
+    action: str
+    flags: tuple[str, ...]
+    inference_framework: str | None
+    text: str
+
+    @property
+    def changes(self) -> bool:
+        return self.action in CHANGING
+
+
+def json_line(decision: Decision) -> JsonLine:
+    """Made where the decision is made (scan's ``render``): a worker, for a big fleet."""
+    return JsonLine(
+        decision.action,
+        tuple(decision.flags),
+        decision.inference_framework,
+        json.dumps(as_json(decision)),
+    )
+
+
+def _shown(decision: Decision | JsonLine, only_changes: bool) -> bool:
     return decision.changes or not only_changes
 
 
 def write_json(
-    decisions: Iterable[Decision], out: IO[str], meta: dict[str, Any], only_changes: bool = False
+    decisions: Iterable[Decision | JsonLine],
+    out: IO[str],
+    meta: dict[str, Any],
+    only_changes: bool = False,
 ) -> Summary:
     summary = Summary()
     out.write(f'{{"format_version": {FORMAT_VERSION},\n "scan": ')
     out.write(json.dumps(meta, sort_keys=True, default=json_default) + ',\n "endpoints": [')
     first = True
     for d in decisions:
-        summary.add(d)
-        if not _shown(d, only_changes):
+        line = d if isinstance(d, JsonLine) else json_line(d)
+        summary.add(line)
+        if not _shown(line, only_changes):
             continue
-        out.write(("\n  " if first else ",\n  ") + json.dumps(as_json(d)))
+        out.write(("\n  " if first else ",\n  ") + line.text)
         first = False
     out.write('\n ],\n "summary": ' + json.dumps(summary.as_dict()) + "\n}\n")
     return summary
@@ -232,6 +261,8 @@ def write_markdown(
     return summary
 
 
+# Formats whose writer takes what a worker made of each decision (scan's render).
+RENDERERS = {"json": json_line}
 WRITERS = {
     "json": write_json,
     "csv": write_csv,

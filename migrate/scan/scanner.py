@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from migrate.core.overrides import Overrides
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
-from migrate.scan.workers import decide
+from migrate.scan.workers import R, as_decided, decide
 from migrate.store import fleet
 from migrate.store.connection import DEFAULT_STATEMENT_TIMEOUT_S, read_only
 
@@ -24,10 +24,13 @@ def scan(
     statement_timeout_s: int = DEFAULT_STATEMENT_TIMEOUT_S,
     on_total: Callable[[int], None] | None = None,
     jobs: int = 1,
-) -> Iterator[Decision]:
+    render: Callable[[Decision], R] | None = None,
+) -> Iterator[R]:
     """Decisions for every LLM endpoint, in name order, from one read-only snapshot.
 
     ``jobs`` above 1 reads commands on that many worker processes (see workers).
+    ``render``: what is made of each decision, where it is made (see workers.decide);
+    None: the decision itself.
     """
     params = params or PolicyParams()
     filters = filters or fleet.Filters()
@@ -35,4 +38,6 @@ def scan(
         query = fleet.endpoint_query(conn, schema, filters)
         if on_total is not None:
             on_total(fleet.count(conn, query))
-        yield from decide(fleet.stream_rows(conn, query), params, overrides, jobs)
+        yield from decide(
+            fleet.stream_rows(conn, query), params, overrides, jobs, render or as_decided
+        )

@@ -3,7 +3,10 @@
 Reading commands is CPU work in Python, so one process is bound by one core
 while the database sends rows faster than that. The main process keeps the
 cursor and the output; workers decode the rows (JSON comes as text, cheap to
-send) and classify them, a pure function of a record.
+send) and classify them, a pure function of a record. What the caller makes of
+each decision (a report's line, a plan's item) a worker makes too, with the
+caller's ``render``: the main process then only writes text, and a decision
+(its edited command: kilobytes) is not sent back for that.
 At most a few chunks are in flight, so memory stays flat however many
 endpoints there are, and decisions come out in the cursor's order.
 
@@ -21,12 +24,12 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from migrate.core.classify import classify
 from migrate.core.overrides import Overrides
@@ -45,6 +48,7 @@ MAX_AUTO_JOBS = 4
 # imports made is frozen out of its walks.
 RARE_COLLECTIONS = (100_000, 50, 1000)
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+R = TypeVar("R")
 
 
 class WorkerError(RuntimeError):
@@ -91,13 +95,21 @@ def auto_jobs() -> int:
     return min(available_cpus(), MAX_AUTO_JOBS)
 
 
+def as_decided(decision: Decision) -> Decision:
+    """The render that keeps the decision itself."""
+    return decision
+
+
 _params: PolicyParams | None = None
 _overrides: Overrides | None = None
+_render: Callable[[Decision], Any] = as_decided
 
 
-def _start(params: PolicyParams, overrides: Overrides | None) -> None:
-    global _params, _overrides
-    _params, _overrides = params, overrides
+def _start(
+    params: PolicyParams, overrides: Overrides | None, render: Callable[[Decision], Any]
+) -> None:
+    global _params, _overrides, _render
+    _params, _overrides, _render = params, overrides, render
     # Ctrl-C reaches the whole process group: the main process alone decides what
     # it means (it stops the pool), so workers print no traceback of their own. They
     # were started with SIGINT blocked (see _submit), so none came during start-up.
@@ -139,8 +151,11 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _decide_chunk(keys: tuple[str, ...], chunk: list[tuple[object, ...]]) -> list[Decision]:
-    return [classify(record_from_values(keys, values), _params, _overrides) for values in chunk]
+def _decide_chunk(keys: tuple[str, ...], chunk: list[tuple[object, ...]]) -> list[Any]:
+    render, params, overrides = _render, _params, _overrides
+    return [
+        render(classify(record_from_values(keys, values), params, overrides)) for values in chunk
+    ]
 
 
 def _ready() -> None:
@@ -152,33 +167,42 @@ def decide(
     params: PolicyParams,
     overrides: Overrides | None,
     jobs: int = 1,
-) -> Iterator[Decision]:
-    """classify() of every row's record, in order, on up to ``jobs`` processes."""
+    render: Callable[[Decision], R] = as_decided,  # type: ignore[assignment]
+) -> Iterator[R]:
+    """render(classify()) of every row's record, in order, on up to ``jobs`` processes.
+
+    ``render`` goes to the workers, so it must pickle: a module-level function,
+    or a functools.partial of one.
+    """
     with rare_collections():
-        yield from _decide(rows, params, overrides, jobs)
+        yield from _decide(rows, params, overrides, jobs, render)
 
 
 def _decide(
-    rows: RowStream, params: PolicyParams, overrides: Overrides | None, jobs: int
-) -> Iterator[Decision]:
+    rows: RowStream,
+    params: PolicyParams,
+    overrides: Overrides | None,
+    jobs: int,
+    render: Callable[[Decision], R],
+) -> Iterator[R]:
     stream = rows.values
     if jobs <= 1:
         for values in stream:
-            yield classify(rows.record(values), params, overrides)
+            yield render(classify(rows.record(values), params, overrides))
         return
     pool: ProcessPoolExecutor | None = None
-    pending: deque[Future[list[Decision]]] = deque()
+    pending: deque[Future[list[R]]] = deque()
     try:
         for i, values in enumerate(islice(stream, IN_PROCESS_FIRST)):
             if i == IN_PROCESS_FIRST // 2:
                 # The fleet is not small: start the workers while this process goes on.
-                pool = _pool(jobs, params, overrides)
+                pool = _pool(jobs, params, overrides, render)
                 for _ in range(jobs):
                     _submit(pool, _ready)
-            yield classify(rows.record(values), params, overrides)
+            yield render(classify(rows.record(values), params, overrides))
         chunk = list(islice(stream, CHUNK))
         if chunk and pool is None:
-            pool = _pool(jobs, params, overrides)
+            pool = _pool(jobs, params, overrides, render)
         while chunk:
             assert pool is not None
             pending.append(_submit(pool, _decide_chunk, rows.keys, packed(rows.keys, chunk)))
@@ -214,10 +238,15 @@ def _submit(pool: ProcessPoolExecutor, fn: Any, *args: Any) -> Future[Any]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _pool(jobs: int, params: PolicyParams, overrides: Overrides | None) -> ProcessPoolExecutor:
+def _pool(
+    jobs: int,
+    params: PolicyParams,
+    overrides: Overrides | None,
+    render: Callable[[Decision], Any],
+) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start,
-        initargs=(params, overrides),
+        initargs=(params, overrides, render),
     )

@@ -6,6 +6,7 @@ workers themselves are real spawned processes.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -19,6 +20,7 @@ from migrate.cli import main
 from migrate.cli.options import Jobs
 from migrate.core.overrides import parse_overrides
 from migrate.core.policy import PolicyParams
+from migrate.rollout import planning
 from migrate.sandbox import synth
 from migrate.sandbox.seed import seed_fleet
 from migrate.scan import workers
@@ -101,20 +103,57 @@ def test_stopping_early_leaves_no_worker_behind(seeded, small_pool) -> None:
     assert not multiprocessing.active_children()
 
 
-def test_cli_scan_with_jobs_matches_one_process(seeded, small_pool, monkeypatch) -> None:
+# JSON lines are made by the workers themselves (scan's render); CSV from decisions.
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_cli_scan_with_jobs_matches_one_process(seeded, small_pool, monkeypatch, fmt) -> None:
     monkeypatch.setenv("BUNDLE_MIGRATE_DATABASE_URL", seeded.url)
     runner = CliRunner()
     outputs = []
     for jobs in ("1", "2"):
         result = runner.invoke(
             main,
-            ["scan", "--schema", seeded.schema, "--format", "csv", "--jobs", jobs],
+            ["scan", "--schema", seeded.schema, "--format", fmt, "--jobs", jobs],
             catch_exceptions=False,
         )
         assert result.exit_code == 0, result.output
         outputs.append(result.stdout)
-    assert outputs[0] == outputs[1]
-    assert outputs[0].count("\n") > FLEET_SIZE // 2
+    if fmt == "json":
+        docs = [json.loads(text) for text in outputs]
+        assert docs[0]["scan"].pop("generated_at") and docs[1]["scan"].pop("generated_at")
+        assert docs[0] == docs[1]
+        assert len(docs[0]["endpoints"]) == docs[0]["summary"]["endpoints"] > FLEET_SIZE // 2
+    else:
+        assert outputs[0] == outputs[1]
+        assert outputs[0].count("\n") > FLEET_SIZE // 2
+
+
+@pytest.mark.parametrize("exclude_large", [False, True])
+def test_a_plan_made_on_workers_is_the_plan_made_in_one_process(
+    seeded, small_pool, monkeypatch, tmp_path, exclude_large: bool
+) -> None:
+    # The items are made on the workers (scan's render); only the stamp may differ.
+    stamp = {"created_at": "2026-12-03T00:00:00+00:00", "created_by": "test", "tool_version": "0"}
+    monkeypatch.setattr(planning, "_stamp", lambda *_: {**stamp, "database": {"name": "x"}})
+    texts = []
+    for jobs in (1, 2):
+        with planning.streamed_plan(
+            seeded.engine,
+            schema=seeded.schema,
+            filters=fleet_rows.Filters(),
+            filters_doc={},
+            params=PolicyParams(),
+            overrides=None,
+            overrides_path=None,
+            stage_spec="1,10%,100%",
+            exclude_large=exclude_large,
+            jobs=jobs,
+            spill_dir=str(tmp_path),
+        ) as plan:
+            texts.append("".join(plan.pieces()))
+    assert texts[0] == texts[1]
+    doc = json.loads(texts[0])
+    assert len(doc["items"]) > 20
+    assert bool(doc["excluded"]) == exclude_large
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "many", "65"])
@@ -186,7 +225,7 @@ def test_deciding_makes_the_collector_rare_then_gives_it_back(seeded) -> None:
 
 
 def test_workers_collect_rarely(seeded, small_pool) -> None:
-    with workers._pool(1, PolicyParams(), None) as pool:
+    with workers._pool(1, PolicyParams(), None, workers.as_decided) as pool:
         threshold, frozen = pool.submit(_collector).result()
     assert threshold == workers.RARE_COLLECTIONS
     assert frozen > 0
