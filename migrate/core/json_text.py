@@ -33,7 +33,64 @@ def canonical_json(value: Any) -> str:
 
 
 def indented_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    """json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False), exactly.
+
+    With ``indent`` json.dumps runs its pure-Python encoder (the C one only
+    writes compact text): here the layout is written by hand, strings by the C
+    encoder, and other scalars as json writes them.
+    """
+    try:
+        return _indented(value, "\n")
+    except _Unusual:
+        return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+class _Unusual(Exception):
+    """A value json.dumps lays out its own way (keys that are not strings, other types)."""
+
+
+_string = json.encoder.encode_basestring  # ensure_ascii=False's (the C one where there is one)
+_INF = float("inf")
+
+
+def _indented(value: Any, newline: str) -> str:
+    if type(value) is str:
+        return _string(value)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        if not all(type(key) is str for key in value):
+            raise _Unusual
+        inner = newline + "  "
+        return (
+            "{"
+            + inner
+            + ("," + inner).join(
+                _string(key) + ": " + _indented(value[key], inner) for key in sorted(value)
+            )
+            + newline
+            + "}"
+        )
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        inner = newline + "  "
+        return "[" + inner + ("," + inner).join(_indented(v, inner) for v in value) + newline + "]"
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return int.__repr__(value)
+    if type(value) is float:
+        if value != value:
+            return "NaN"
+        if value in (_INF, -_INF):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    raise _Unusual
 
 
 def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
