@@ -31,6 +31,7 @@ from migrate.rollout.redeploy import BUSY, Redeploy, stopped_by_api
 from migrate.rollout.stage_runner import run_stage
 from migrate.rollout.target import check_target
 from migrate.rollout.transaction import Hook, Settings
+from migrate.scan.collector import rare_collections
 from migrate.store import journal as jr
 from migrate.store import redeploys, rows
 from migrate.store.connection import DatabaseError, read_only
@@ -194,7 +195,8 @@ def run_apply(
         )
         status = "failed"
         try:
-            _execute(engine, plan, options, reporter, hook, lock, summary)
+            with rare_collections():
+                _execute(engine, plan, options, reporter, hook, lock, summary)
             status = "failed" if summary.failures else "stopped" if summary.stopped else "finished"
         except KeyboardInterrupt:
             status = "interrupted"

@@ -27,7 +27,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -35,18 +34,13 @@ from migrate.core.classify import classify
 from migrate.core.overrides import Overrides
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
+from migrate.scan.collector import RARE_COLLECTIONS, rare_collections
 from migrate.store.endpoint_rows import RowStream, packed, record_from_values
 
 CHUNK = 256
 # Below this many endpoints, starting interpreters costs more than it saves.
 IN_PROCESS_FIRST = 2048
 MAX_AUTO_JOBS = 4
-# Left at its defaults, the cyclic collector walks every object the reader keeps
-# (its last readings, the setups it has read) again and again: a quarter of a
-# scan's CPU at 100k endpoints, measured. Reading makes few objects that outlive a
-# row, and almost none in cycles, so while deciding it runs rarely, and what the
-# imports made is frozen out of its walks.
-RARE_COLLECTIONS = (100_000, 50, 1000)
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 R = TypeVar("R")
 
@@ -119,19 +113,6 @@ def _start(
     _die_with_parent()
     gc.freeze()
     gc.set_threshold(*RARE_COLLECTIONS)
-
-
-@contextmanager
-def rare_collections() -> Iterator[None]:
-    """The collector as in a worker for a while, then as it was."""
-    previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*RARE_COLLECTIONS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
 
 
 def _die_with_parent() -> None:
