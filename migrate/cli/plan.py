@@ -21,6 +21,7 @@ from migrate.cli.options import (
 from migrate.cli.output import output_stream, terminal_width, wide_option
 from migrate.cli.planfile import (
     KEY_ENV,
+    check_plan_target,
     load_plan_file,
     plan_errors,
     plan_key,
@@ -136,6 +137,7 @@ def plan_command(
     params = opts.policy()
     overrides = opts.overrides()
     target = None if out == "-" else out
+    check_plan_target(target)
     url, engine = opts.connect()
     try:
         with streamed_plan(

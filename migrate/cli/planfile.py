@@ -60,6 +60,24 @@ def write_plan_file(plan: Plan | StreamedPlan, out: str | None) -> None:
             handle.write(piece)
 
 
+def check_plan_target(out: str | None) -> None:
+    """Refuse, before the scan, a plan file path that cannot be written (None: stdout).
+
+    Said in terms of --out: the temporary file the items wait in goes beside the
+    plan, so it would otherwise be the first to fail, naming a directory only.
+    """
+    if out is None:
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise Failure(f"--out {out} is a directory: give the plan file's path in it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise Failure(f"cannot write the plan to {out}: the directory {parent} does not exist")
+    if _regular_target(out) and not os.access(parent, os.W_OK | os.X_OK):
+        raise Failure(f"cannot write the plan to {out}: the directory {parent} is not writable")
+
+
 def spill_directory(out: str | None) -> str | None:
     """Where a plan's items wait while it is made: beside the plan file (the disk it goes
     to, not a /tmp that may be memory), else (stdout, a pipe, a device) $TMPDIR."""

@@ -154,13 +154,14 @@ def test_an_unwritable_plan_directory_fails_before_the_scan(
         raise AssertionError("scanned although the plan cannot be written")
 
     monkeypatch.setattr("migrate.rollout.planning.scan", no_scan)
-    result = invoke(
-        "plan",
-        "--out",
-        str(tmp_path / "missing" / "plan.json"),
-        env={"BUNDLE_MIGRATE_DATABASE_URL": me_db.url},
+    missing = tmp_path / "missing" / "plan.json"
+    result = invoke("plan", "--out", str(missing), env={"BUNDLE_MIGRATE_DATABASE_URL": me_db.url})
+    assert_one_line_error(
+        result, f"cannot write the plan to {missing}", f"directory {missing.parent} does not exist"
     )
-    assert_one_line_error(result, "cannot make a temporary file in", "for the plan's items")
+    result = invoke("plan", "--out", str(tmp_path), env={"BUNDLE_MIGRATE_DATABASE_URL": me_db.url})
+    assert_one_line_error(result, f"--out {tmp_path} is a directory")
+    assert not list(tmp_path.iterdir())  # nothing written, not even a temporary file
 
 
 def test_a_short_key_is_refused_before_the_scan(
