@@ -18,15 +18,14 @@ from typing import IO, Any, NamedTuple
 
 from tabulate import tabulate
 
-from migrate.core.classify import ADD, DROP
 from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.flags import RISK_FLAGS
+from migrate.core.plan import CHANGING_ACTIONS
 from migrate.core.records import Decision
 from migrate.core.summary import Summary
 from migrate.scan.tables import Column, render
 
 FORMATS = ("table", "markdown", "json", "csv")
-CHANGING = (DROP, ADD)
 JSON_FIELDS = (
     "endpoint_id",
     "endpoint_name",
@@ -66,7 +65,7 @@ class JsonLine(NamedTuple):
 
     @property
     def changes(self) -> bool:
-        return self.action in CHANGING
+        return self.action in CHANGING_ACTIONS
 
 
 def json_line(decision: Decision) -> JsonLine:
