@@ -257,7 +257,28 @@ class Cli(click.Group):
         except SystemExit as exc:  # the commands exit with their status
             code = exc.code
             status = code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_ERROR)
+        if status != EXIT_OK:
+            _forget_handled_interrupts()
         sys.exit(_flushed(status))
+
+
+def _forget_handled_interrupts() -> None:
+    """Exit with our status, not by SIGINT, after an interrupt we handled.
+
+    CPython (3.11) notes a KeyboardInterrupt that leaves code run by exec() of a
+    string as unhandled even when a caller catches it, and under ``python -m``
+    then ends the process by SIGINT instead of with its exit status. A Ctrl-C or
+    SIGTERM while a command's modules import lands there (dataclasses and named
+    tuples are made that way): the demo, interrupted so, was killed by SIGINT
+    after it had said "interrupted" and stopped its sandbox. Every interrupt is
+    handled by the time a command has its status, so the note is cleared.
+    """
+    try:
+        import ctypes
+
+        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass  # another interpreter, or one without the note: nothing to clear
 
 
 def _flushed(status: int) -> int:
