@@ -35,7 +35,7 @@ from migrate.core.overrides import Overrides
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
 from migrate.scan.collector import RARE_COLLECTIONS, rare_collections
-from migrate.store.endpoint_rows import RowStream, packed, record_from_values
+from migrate.store.endpoint_rows import RowStream, record_from_json
 
 CHUNK = 256
 # Below this many endpoints, starting interpreters costs more than it saves.
@@ -132,11 +132,9 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _decide_chunk(keys: tuple[str, ...], chunk: list[tuple[object, ...]]) -> list[Any]:
+def _decide_chunk(keys: tuple[str, ...], chunk: list[str]) -> list[Any]:
     render, params, overrides = _render, _params, _overrides
-    return [
-        render(classify(record_from_values(keys, values), params, overrides)) for values in chunk
-    ]
+    return [render(classify(record_from_json(keys, row), params, overrides)) for row in chunk]
 
 
 def _ready() -> None:
@@ -186,7 +184,7 @@ def _decide(
             pool = _pool(jobs, params, overrides, render)
         while chunk:
             assert pool is not None
-            pending.append(_submit(pool, _decide_chunk, rows.keys, packed(rows.keys, chunk)))
+            pending.append(_submit(pool, _decide_chunk, rows.keys, chunk))
             if len(pending) >= 2 * jobs:
                 yield from pending.popleft().result()
             chunk = list(islice(stream, CHUNK))

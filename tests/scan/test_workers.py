@@ -81,7 +81,7 @@ def test_workers_decide_as_one_process_does_in_the_same_order(seeded, small_pool
 def test_a_killed_worker_is_one_clear_error(seeded, small_pool, chunks_in: int) -> None:
     listed = rows(seeded)
 
-    def killing() -> Iterator[tuple[object, ...]]:
+    def killing() -> Iterator[str]:
         for i, values in enumerate(listed.values):
             if i == workers.IN_PROCESS_FIRST + chunks_in * workers.CHUNK:
                 children = multiprocessing.active_children()
@@ -229,18 +229,3 @@ def test_workers_collect_rarely(seeded, small_pool) -> None:
         threshold, frozen = pool.submit(_collector).result()
     assert threshold == workers.RARE_COLLECTIONS
     assert frozen > 0
-
-
-def test_packed_rows_read_as_the_rows_do_and_carry_a_shared_command_once(seeded) -> None:
-    import pickle
-
-    from migrate.store.endpoint_rows import packed, record_from_values
-
-    streamed = rows(seeded)
-    listed = list(streamed.values)
-    sent = pickle.loads(pickle.dumps(packed(streamed.keys, listed)))
-    assert [record_from_values(streamed.keys, v) for v in sent] == [
-        record_from_values(streamed.keys, v) for v in listed
-    ]
-    # The synthetic fleet has bundles streaming with their command, and others not.
-    assert len(pickle.dumps(sent)) < 0.8 * len(pickle.dumps(listed))
