@@ -14,11 +14,12 @@ Columns:
 
 - ``endpoints``: endpoints seeded (about 85 % are vLLM).
 - ``seed s``: writing the synthetic fleet (bundles and endpoints, COPY).
-- ``COPY s``: the floor. ``COPY (SELECT ...) TO STDOUT`` of exactly the query the
-  scan runs (``migrate.store.fleet.endpoint_query`` with no filter, compiled with
-  literal binds: same joined endpoint and bundle columns, WHERE and ORDER BY),
-  every block read by psycopg in this process. No tool reading these rows can
-  beat it by much.
+- ``COPY s``: the floor. ``COPY (SELECT ...) TO STDOUT`` of the rows the scan
+  reads (``migrate.store.fleet.endpoint_query`` with no filter, compiled with
+  literal binds: the same joined endpoint and bundle columns, WHERE and ORDER BY),
+  every block read by psycopg in this process. The scan itself asks the server
+  for the same columns as one JSON text a row (``fleet.stream_rows``); the floor
+  stays the plain columns, what anyone would copy.
 - ``COPY MiB``: how much text that COPY moved.
 - ``naive SQL s``: what an on-call engineer would type instead: the names of
   endpoints whose current bundle's command contains ``--enforce-eager`` (a LIKE
