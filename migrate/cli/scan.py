@@ -58,10 +58,12 @@ def scan_command(
     url, engine = opts.connect()
     meta = opts.meta(url, params)
     total = [0]
+    # The count is a query over the whole fleet, run only for the progress bar.
+    on_total = (lambda n: total.__setitem__(0, n)) if sys.stderr.isatty() else None
     decisions = scan(
         engine,
         **opts.scan_kwargs(params, overrides),
-        on_total=lambda n: total.__setitem__(0, n),
+        on_total=on_total,
         render=RENDERERS.get(fmt),
     )
     try:

@@ -323,3 +323,18 @@ def test_a_cut_over_that_is_no_date_is_refused(fleet, bad: str) -> None:
     result = cli("--database-url", db.url, "--args-recorded-since", bad)
     assert result.exit_code == 1
     assert "--args-recorded-since" in result.output and "YYYY-MM-DD" in result.output
+
+
+def test_no_count_query_when_nobody_watches_the_progress(fleet, monkeypatch) -> None:
+    """The count runs over the whole fleet only to size the progress bar, which is drawn
+    only on a terminal: a scan piped into a file or a job's log does not ask for it."""
+    from migrate.store import fleet as fleet_rows
+
+    def no_count(*args: object, **kwargs: object) -> int:
+        raise AssertionError("the count query ran with no progress bar to feed")
+
+    monkeypatch.setattr(fleet_rows, "count", no_count)
+    db, specs = fleet
+    result = cli("--database-url", db.url, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["endpoints"] == len(llm_specs(specs))
