@@ -75,9 +75,17 @@ _Map = tuple[list[int], list[int]]
 
 
 def _arguments(
-    text: str, spans: Sequence[tuple[int, int]], to_outer: _Map | None
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    to_outer: _Map | None,
+    texts: Sequence[str] = (),
 ) -> tuple[tuple[str, ...], tuple[Arg, ...]]:
-    """Positionals and ``--flag [values]`` groups of the words after the module."""
+    """Positionals and ``--flag [values]`` groups of the words after the module.
+
+    ``texts``: the words' texts, when the caller knows them all (no expansion in any).
+    """
+    if texts:
+        return _known_arguments(text, spans, to_outer, texts)
     positionals: list[str] = []
     built: list[list] = []  # [flag, values, start, end, inline]
     plain = _PLAIN.fullmatch
@@ -131,6 +139,34 @@ def _arguments(
             raise _indirect(raw, "sets the GPU memory utilization from an expansion")
         last[1].append(raw)
         last[3] = end
+    args = tuple([Arg(f, tuple(v), s, e, i) for f, v, s, e, i in built])
+    return tuple(positionals), args
+
+
+def _known_arguments(
+    text: str, spans: Sequence[tuple[int, int]], to_outer: _Map | None, texts: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[Arg, ...]]:
+    """:func:`_arguments` of words whose texts are known: read as it reads such words."""
+    positionals: list[str] = []
+    built: list[list] = []  # [flag, values, start, end, inline]
+    for (a, b), word in zip(spans, texts, strict=True):
+        raw = text[a:b]
+        if to_outer is None:
+            start, end = a, b
+        else:
+            start, end = to_outer[0][a], to_outer[1][b - 1]
+        if word.startswith("--"):
+            if "=" in word:
+                name, value = word.split("=", 1)
+                inline = _split_inline(raw, name)
+                built.append([name, [inline or shellwords.requote(value)], start, end, True])
+            else:
+                built.append([word, [], start, end, False])
+        elif built:
+            built[-1][1].append(raw)
+            built[-1][3] = end
+        else:
+            positionals.append(raw)
     args = tuple([Arg(f, tuple(v), s, e, i) for f, v, s, e, i in built])
     return tuple(positionals), args
 

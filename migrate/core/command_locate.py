@@ -54,6 +54,42 @@ _LOOSE_MENTION = re.compile(
 _LOOSE_VLLM_S = re.compile(_loosely("vllm_s"))
 
 
+# In a plain command (parse read it as ordinary words, blanks between), what may
+# put a blank inside a word or make a word more than its characters: escapes,
+# expansions, redirection-like and brace characters, tabs, double blanks.
+_NOT_SPLIT_BY_SPACES = re.compile(r"""[\\$`<>{\t]|  """)
+
+
+def _split_words(text: str, command: shell.Command) -> tuple[list[tuple[int, int]], list[str]]:
+    """The spans and texts of a plain command's words, found by splitting at spaces;
+    ([], []) when that would not be bash's reading (then the word reader reads them).
+
+    Three in four of a fleet's servers are started by such commands (``--host "::"``,
+    ``--host '::'`` included): no word there is looked into twice. A word quotes with
+    one kind of quote only, and its quotes pair up within it, so no quoted part holds
+    a blank; inside them bash reads nothing but text here (no escape, no expansion
+    anywhere), so a word's text is its characters without the quotes.
+    """
+    chunk = text[command.start : command.end]
+    if not command.plain or _NOT_SPLIT_BY_SPACES.search(chunk):
+        return [], []
+    spans: list[tuple[int, int]] = []
+    texts: list[str] = []
+    at = command.start
+    for raw in chunk.split(" "):
+        quote = '"' if '"' in raw else "'" if "'" in raw else ""
+        if quote:
+            if raw.count(quote) % 2 or (quote == '"' and "'" in raw):
+                return [], []  # a quoted blank ("a b"), or one quote inside the other
+            texts.append(raw.replace(quote, ""))
+        else:
+            texts.append(raw)
+        end = at + len(raw)
+        spans.append((at, end))
+        at = end + 1
+    return spans, texts
+
+
 class _Located(NamedTuple):
     """An invocation found in a (possibly nested) script, and where it stands there."""
 
@@ -114,9 +150,14 @@ class _Texts(Sequence[str | None]):
         return known[i]
 
 
-def _module_of(text: str, spans: Sequence[tuple[int, int]]) -> tuple[str, int] | None:
-    """``(module, index of the first argument word)`` when these words start a vLLM server."""
-    words = _Texts(text, spans)
+def _module_of(
+    text: str, spans: Sequence[tuple[int, int]], texts: Sequence[str] = ()
+) -> tuple[str, int] | None:
+    """``(module, index of the first argument word)`` when these words start a vLLM server.
+
+    ``texts``: the words' texts, when known (see _split_words).
+    """
+    words: Sequence[str | None] = texts or _Texts(text, spans)
     i = _after_wrappers(words)
     n = len(words)
     interpreter = words[i] if i < n else None
@@ -154,13 +195,15 @@ def _invocation(
     spans: tuple[tuple[int, int], ...],
     matched: tuple[str, int],
     to_outer: _Map | None,
+    texts: Sequence[str] = (),
 ) -> VllmInvocation:
     """The vLLM server ``command`` starts (offsets in the stored script).
 
-    ``spans``: its words from the program on; ``matched``: what _module_of found in them.
+    ``spans``: its words from the program on; ``matched``: what _module_of found in
+    them; ``texts``: their texts, when known.
     """
     module, first = matched
-    positionals, args = _arguments(text, spans[first:], to_outer)
+    positionals, args = _arguments(text, spans[first:], to_outer, texts[first:])
     _check_enforce_eager(args)
     if to_outer is None:
         return VllmInvocation(
@@ -218,11 +261,15 @@ def _find(text: str, parsed: shell.Script, to_outer: _Map | None) -> list[_Locat
         base = name.rsplit("/", 1)[-1]
         if base not in _WRAPPERS and base not in _SHELL_NAMES and not _PYTHON.fullmatch(base):
             continue
-        read = shell.command_words(text, command)
-        spans = read.words[read.assignments :]
-        matched = _module_of(text, spans)
+        split, texts = _split_words(text, command)
+        if split:
+            spans: Sequence[tuple[int, int]] = tuple(split)
+        else:
+            read = shell.command_words(text, command)
+            spans = read.words[read.assignments :]
+        matched = _module_of(text, spans, texts)
         if matched is not None:
-            invocation = _invocation(text, command, spans, matched, to_outer)
+            invocation = _invocation(text, command, spans, matched, to_outer, texts)
             found.append(_Located(invocation, command.context, command.bad_redirect))
             continue
         at = _nested_script(text, spans)
