@@ -88,7 +88,7 @@ def parse(text: str, start: int = 0) -> Script:
     read what comes before, which ends with whole commands, another way).
     """
     parser = _Parser(text)
-    end, _ = parser.compound_list(start, 0, _NO_STOP)
+    end, _ = parser.compound_list(parser.plain_commands(start), 0, _NO_STOP)
     if end < parser.n:
         raise parser.unexpected(end)
     commands = tuple(Command(*record) for record in parser.records)
