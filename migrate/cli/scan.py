@@ -65,6 +65,7 @@ def scan_command(
         **opts.scan_kwargs(params, overrides),
         on_total=on_total,
         render=RENDERERS.get(fmt),
+        fingerprint=False,  # no report shows them; only a plan needs them
     )
     try:
         with output_stream(output) as out:

@@ -73,10 +73,16 @@ def classify(
     record: EndpointRecord,
     params: policy.PolicyParams | None = None,
     overrides: Overrides | None = None,
+    fingerprint: bool = True,
 ) -> Decision:
+    """The decision for one endpoint.
+
+    ``fingerprint``: give a change the fingerprints apply checks (a plan needs
+    them); a report, which shows none, passes False and a change's stay None.
+    """
     llm = record.llm
     estimate = modelsize.estimate(_text(llm.get("model_name")), _text(llm.get("checkpoint_path")))
-    decision = _judge(record, params or policy.PolicyParams(), overrides, estimate)
+    decision = _judge(record, params or policy.PolicyParams(), overrides, estimate, fingerprint)
     if decision.action == SKIP:
         _flag_from_stored_args(decision, llm, estimate.total_b)
     _note_size(decision, estimate)
@@ -127,6 +133,7 @@ def _judge(
     params: policy.PolicyParams,
     overrides: Overrides | None,
     estimate: modelsize.SizeEstimate,
+    fingerprint: bool,
 ) -> Decision:
     llm = record.llm
     model_name = _text(llm.get("model_name"))
@@ -282,7 +289,8 @@ def _judge(
         decision.args_after = _args_after(stored_args, eager_after)
         # Only a change goes into a plan, so only a change needs what apply checks
         # against; hashing every endpoint's metadata would tax each scan.
-        decision.fingerprint, decision.basis_fingerprint = fingerprints(record)
+        if fingerprint:
+            decision.fingerprint, decision.basis_fingerprint = fingerprints(record)
     return decision
 
 

@@ -25,12 +25,14 @@ def scan(
     on_total: Callable[[int], None] | None = None,
     jobs: int = 1,
     render: Callable[[Decision], R] | None = None,
+    fingerprint: bool = True,
 ) -> Iterator[R]:
     """Decisions for every LLM endpoint, in name order, from one read-only snapshot.
 
     ``jobs`` above 1 reads commands on that many worker processes (see workers).
     ``render``: what is made of each decision, where it is made (see workers.decide);
-    None: the decision itself.
+    None: the decision itself. ``fingerprint``: False for a report, which shows no
+    fingerprints (see classify).
     """
     params = params or PolicyParams()
     filters = filters or fleet.Filters()
@@ -39,5 +41,10 @@ def scan(
         if on_total is not None:
             on_total(fleet.count(conn, query))
         yield from decide(
-            fleet.stream_rows(conn, query), params, overrides, jobs, render or as_decided
+            fleet.stream_rows(conn, query),
+            params,
+            overrides,
+            jobs,
+            render or as_decided,
+            fingerprint,
         )

@@ -97,13 +97,17 @@ def as_decided(decision: Decision) -> Decision:
 _params: PolicyParams | None = None
 _overrides: Overrides | None = None
 _render: Callable[[Decision], Any] = as_decided
+_fingerprint = True
 
 
 def _start(
-    params: PolicyParams, overrides: Overrides | None, render: Callable[[Decision], Any]
+    params: PolicyParams,
+    overrides: Overrides | None,
+    render: Callable[[Decision], Any],
+    fingerprint: bool,
 ) -> None:
-    global _params, _overrides, _render
-    _params, _overrides, _render = params, overrides, render
+    global _params, _overrides, _render, _fingerprint
+    _params, _overrides, _render, _fingerprint = params, overrides, render, fingerprint
     # Ctrl-C reaches the whole process group: the main process alone decides what
     # it means (it stops the pool), so workers print no traceback of their own. They
     # were started with SIGINT blocked (see _submit), so none came during start-up.
@@ -133,8 +137,11 @@ def _die_with_parent() -> None:
 
 
 def _decide_chunk(keys: tuple[str, ...], chunk: list[str]) -> list[Any]:
-    render, params, overrides = _render, _params, _overrides
-    return [render(classify(record_from_json(keys, row), params, overrides)) for row in chunk]
+    render, params, overrides, fingerprint = _render, _params, _overrides, _fingerprint
+    return [
+        render(classify(record_from_json(keys, row), params, overrides, fingerprint))
+        for row in chunk
+    ]
 
 
 def _ready() -> None:
@@ -147,14 +154,15 @@ def decide(
     overrides: Overrides | None,
     jobs: int = 1,
     render: Callable[[Decision], R] = as_decided,  # type: ignore[assignment]
+    fingerprint: bool = True,
 ) -> Iterator[R]:
     """render(classify()) of every row's record, in order, on up to ``jobs`` processes.
 
     ``render`` goes to the workers, so it must pickle: a module-level function,
-    or a functools.partial of one.
+    or a functools.partial of one. ``fingerprint``: see classify.
     """
     with rare_collections():
-        yield from _decide(rows, params, overrides, jobs, render)
+        yield from _decide(rows, params, overrides, jobs, render, fingerprint)
 
 
 def _decide(
@@ -163,11 +171,12 @@ def _decide(
     overrides: Overrides | None,
     jobs: int,
     render: Callable[[Decision], R],
+    fingerprint: bool,
 ) -> Iterator[R]:
     stream = rows.values
     if jobs <= 1:
         for values in stream:
-            yield render(classify(rows.record(values), params, overrides))
+            yield render(classify(rows.record(values), params, overrides, fingerprint))
         return
     pool: ProcessPoolExecutor | None = None
     pending: deque[Future[list[R]]] = deque()
@@ -175,13 +184,13 @@ def _decide(
         for i, values in enumerate(islice(stream, IN_PROCESS_FIRST)):
             if i == IN_PROCESS_FIRST // 2:
                 # The fleet is not small: start the workers while this process goes on.
-                pool = _pool(jobs, params, overrides, render)
+                pool = _pool(jobs, params, overrides, render, fingerprint)
                 for _ in range(jobs):
                     _submit(pool, _ready)
-            yield render(classify(rows.record(values), params, overrides))
+            yield render(classify(rows.record(values), params, overrides, fingerprint))
         chunk = list(islice(stream, CHUNK))
         if chunk and pool is None:
-            pool = _pool(jobs, params, overrides, render)
+            pool = _pool(jobs, params, overrides, render, fingerprint)
         while chunk:
             assert pool is not None
             pending.append(_submit(pool, _decide_chunk, rows.keys, chunk))
@@ -222,10 +231,11 @@ def _pool(
     params: PolicyParams,
     overrides: Overrides | None,
     render: Callable[[Decision], Any],
+    fingerprint: bool,
 ) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start,
-        initargs=(params, overrides, render),
+        initargs=(params, overrides, render, fingerprint),
     )

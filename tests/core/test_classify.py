@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -254,6 +255,15 @@ def test_auto_override_adding_eager_clears_a_contradicting_stored_false() -> Non
 def test_only_changes_carry_fingerprints() -> None:
     assert classify(endpoint(gen_c("0.95"), model="llama-3-70b")).fingerprint is None
     assert classify(endpoint(gen_c())).fingerprint is not None
+
+
+def test_a_decision_for_a_report_is_the_same_without_fingerprints() -> None:
+    record = endpoint(gen_c())
+    planned = classify(record)
+    reported = classify(record, fingerprint=False)
+    assert planned.changes and planned.fingerprint and planned.basis_fingerprint
+    assert reported.fingerprint is None and reported.basis_fingerprint is None
+    assert asdict(reported) == {**asdict(planned), "fingerprint": None, "basis_fingerprint": None}
 
 
 # Stored booleans (issue 12 item 7): model engine's pydantic coercion, nothing else.

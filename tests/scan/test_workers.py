@@ -76,6 +76,17 @@ def test_workers_decide_as_one_process_does_in_the_same_order(seeded, small_pool
     assert not multiprocessing.active_children()
 
 
+def test_a_report_scan_skips_fingerprints_on_workers_too(seeded, small_pool) -> None:
+    planned = [asdict(d) for d in scan(seeded.engine, schema=seeded.schema, jobs=1)]
+    reported = [
+        asdict(d) for d in scan(seeded.engine, schema=seeded.schema, jobs=3, fingerprint=False)
+    ]
+    changes = [d for d in planned if d["fingerprint"]]
+    assert len(changes) > workers.CHUNK
+    assert all(d["fingerprint"] is None for d in reported)
+    assert reported == [{**d, "fingerprint": None, "basis_fingerprint": None} for d in planned]
+
+
 # Early, the pool learns of the death from a result; later, from the next submit.
 @pytest.mark.parametrize("chunks_in", [1, 4, 12])
 def test_a_killed_worker_is_one_clear_error(seeded, small_pool, chunks_in: int) -> None:
@@ -225,7 +236,7 @@ def test_deciding_makes_the_collector_rare_then_gives_it_back(seeded) -> None:
 
 
 def test_workers_collect_rarely(seeded, small_pool) -> None:
-    with workers._pool(1, PolicyParams(), None, workers.as_decided) as pool:
+    with workers._pool(1, PolicyParams(), None, workers.as_decided, True) as pool:
         threshold, frozen = pool.submit(_collector).result()
     assert threshold == workers.RARE_COLLECTIONS
     assert frozen > 0
