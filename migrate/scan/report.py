@@ -74,8 +74,50 @@ def json_line(decision: Decision) -> JsonLine:
         decision.action,
         tuple(decision.flags),
         decision.inference_framework,
-        json.dumps(as_json(decision)),
+        _json_text(decision),
     )
+
+
+# json.dumps(as_json(decision)), written by hand around the C string encoder: the
+# general encoder's work around the values costs more than encoding them (median
+# 10.1 us a line, 8.4 by hand).
+_STRING = json.encoder.encode_basestring_ascii
+_KEYED = tuple((name, json.dumps(name) + ": ") for name in JSON_FIELDS + EXTRA_FIELDS)
+_INF = float("inf")
+
+
+def _json_text(decision: Decision) -> str:
+    # Strings and nulls, most of the values, without a call each.
+    return (
+        "{"
+        + ", ".join(
+            [
+                key + (_STRING(v) if type(v) is str else "null" if v is None else _json_value(v))
+                for name, key in _KEYED
+                for v in (getattr(decision, name),)
+            ]
+        )
+        + "}"
+    )
+
+
+def _json_value(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _STRING(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value == value and value not in (_INF, -_INF):
+        return float.__repr__(value)
+    if kind is list and all(type(item) is str for item in value):
+        return "[" + ", ".join(map(_STRING, value)) + "]"
+    return json.dumps(value)  # anything else (a stored framework may be any JSON)
 
 
 def _shown(decision: Decision | JsonLine, only_changes: bool) -> bool:
