@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple, Protocol
 
 from migrate.core import staging
@@ -58,20 +58,54 @@ class ItemText(NamedTuple):
 
 
 def item_text(d: Decision) -> ItemText:
-    """The text of a change's plan item; PlanError when the decision lacks what apply needs."""
+    """The text of a change's plan item; PlanError when the decision lacks what apply needs.
+
+    Written by hand: each value is encoded once for both forms, and a streaming
+    command that is the command itself once for both keys (the commands are most
+    of the text; canonical_json and indented_json of the item encoded each four
+    times: 25 us a change, now 12). Objects are theirs, re-indented for the depth.
+    """
     data = item_of(d, 0, None).to_dict()
-    del data[_STAGE]
+    canonical: list[str] = []
+    indented: list[str] = []
+    last: Any = None
+    last_text = ""
+    for key, c_name, i_name in _KEYS_WRITTEN:
+        value = data[key]
+        kind = type(value)
+        if kind is str:
+            if value is not last:  # a streaming command is mostly the command itself
+                last, last_text = value, _string(value)
+            c_value = i_value = last_text
+        elif value is None:
+            c_value = i_value = "null"
+        elif kind is int:
+            c_value = i_value = int.__repr__(value)
+        elif kind is list and all(type(v) is str for v in value):
+            texts = [_string(v) for v in value]
+            c_value = "[" + ",".join(texts) + "]"
+            i_value = "[\n    " + ",\n    ".join(texts) + "\n  ]" if texts else "[]"
+        else:
+            c_value = canonical_json(value)
+            i_value = indented_json(value).replace("\n", "\n  ")
+        canonical.append(c_name + c_value)
+        indented.append(i_name + i_value)
     # Keys are written sorted: the stage goes between those before it and those after.
-    head = {k: v for k, v in data.items() if k < _STAGE}
-    tail = {k: v for k, v in data.items() if k > _STAGE}
-    c_head, c_tail = canonical_json(head), canonical_json(tail)
-    i_head, i_tail = indented_json(head), indented_json(tail)
+    # (Both sides of it have keys: see _HEAD.)
     return ItemText(
-        (c_head[:-1] + "," if head else "{") + f'"{_STAGE}":',
-        "," + c_tail[1:] if tail else "}",
-        (i_head[:-2] + ",\n" if head else "{\n") + f'  "{_STAGE}": ',
-        ",\n" + i_tail[2:] if tail else "\n}",
+        "{" + ",".join(canonical[:_HEAD]) + f',"{_STAGE}":',
+        "," + ",".join(canonical[_HEAD:]) + "}",
+        "{\n  " + ",\n  ".join(indented[:_HEAD]) + f',\n  "{_STAGE}": ',
+        ",\n  " + ",\n  ".join(indented[_HEAD:]) + "\n}",
     )
+
+
+_string = json.encoder.encode_basestring  # as both forms write a string (ensure_ascii=False)
+_ITEM_KEYS = frozenset(f.name for f in fields(PlanItem)) - {_STAGE, "policy"}
+# Each key with its name as the canonical and the indented form write it, sorted.
+_KEYS_WRITTEN = tuple((key, _string(key) + ":", _string(key) + ": ") for key in sorted(_ITEM_KEYS))
+_HEAD = sum(key < _STAGE for key in _ITEM_KEYS)
+assert 0 < _HEAD < len(_ITEM_KEYS)
 
 
 # What is stored of each change, in this order: for an item, its ItemText; for a change

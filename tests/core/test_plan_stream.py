@@ -7,7 +7,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from migrate.core import change_keys
@@ -152,12 +152,23 @@ def test_items_and_exclusions_read_back_as_the_plan_holds_them() -> None:
         assert parse_plan("".join(streamed.pieces())) == whole
 
 
-def test_every_item_text_is_json_dumps_of_its_dict() -> None:
+@settings(max_examples=500, deadline=None)
+@given(decisions().filter(lambda d: d.changes), st.sampled_from(["drawn", "same", "equal"]))
+@example(
+    decision("a", args_after={"stage": 3, "n": {"stage": [1]}}, streaming_command_after="s"),
+    "drawn",
+)
+@example(decision("b", None, None, flags=[], command_after='é\n"\\\x00'), "same")
+def test_every_item_text_is_json_dumps_of_its_dict(d: Decision, streaming: str) -> None:
     import json
 
     from migrate.core.json_text import canonical_json
 
-    d = decision("a", args_after={"stage": 3, "n": {"stage": [1]}}, streaming_command_after="s")
+    # The streaming command: as drawn, the command itself, or an equal copy of it.
+    if streaming == "same":
+        d.streaming_command_after = d.command_after
+    elif streaming == "equal":
+        d.streaming_command_after = "".join(list(d.command_after or ""))
     text = item_text(d)
     data = build_plan([d], **HEADER).items[0].to_dict()
     stage = str(data["stage"])
