@@ -139,8 +139,7 @@ def _arguments(
             raise _indirect(raw, "sets the GPU memory utilization from an expansion")
         last[1].append(raw)
         last[3] = end
-    args = tuple([Arg(f, tuple(v), s, e, i) for f, v, s, e, i in built])
-    return tuple(positionals), args
+    return tuple(positionals), _args(built)
 
 
 def _known_arguments(
@@ -149,26 +148,31 @@ def _known_arguments(
     """:func:`_arguments` of words whose texts are known: read as it reads such words."""
     positionals: list[str] = []
     built: list[list] = []  # [flag, values, start, end, inline]
+    last: list | None = None
     for (a, b), word in zip(spans, texts, strict=True):
-        raw = text[a:b]
-        if to_outer is None:
-            start, end = a, b
-        else:
-            start, end = to_outer[0][a], to_outer[1][b - 1]
-        if word.startswith("--"):
+        start, end = (a, b) if to_outer is None else (to_outer[0][a], to_outer[1][b - 1])
+        if word[:2] == "--":
             if "=" in word:
                 name, value = word.split("=", 1)
-                inline = _split_inline(raw, name)
-                built.append([name, [inline or shellwords.requote(value)], start, end, True])
+                inline = _split_inline(text[a:b], name)
+                last = [name, [inline or shellwords.requote(value)], start, end, True]
             else:
-                built.append([word, [], start, end, False])
-        elif built:
-            built[-1][1].append(raw)
-            built[-1][3] = end
+                last = [word, [], start, end, False]
+            built.append(last)
+        elif last is not None:
+            last[1].append(text[a:b])
+            last[3] = end
         else:
-            positionals.append(raw)
-    args = tuple([Arg(f, tuple(v), s, e, i) for f, v, s, e, i in built])
-    return tuple(positionals), args
+            positionals.append(text[a:b])
+    return tuple(positionals), _args(built)
+
+
+_tuple_new = tuple.__new__
+
+
+def _args(built: list[list]) -> tuple[Arg, ...]:
+    """The groups as Args, each made as Arg._make makes one (Arg() is a Python call)."""
+    return tuple([_tuple_new(Arg, (f, tuple(v), s, e, i)) for f, v, s, e, i in built])
 
 
 def _ambiguous(reason: str) -> CommandError:
