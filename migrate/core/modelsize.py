@@ -221,6 +221,9 @@ def _path_names(checkpoint_path: str) -> list[str]:
     return [p for p in reversed(path.split("/")) if p]
 
 
+# Endpoints of one model share its name and often its checkpoint path: an estimate
+# (immutable) is made once for each pair among the last ones asked for.
+@functools.lru_cache(maxsize=4096)
 def estimate(model_name: str | None, checkpoint_path: str | None = None) -> SizeEstimate:
     """Total parameters (best estimate) and model engine's reading of the same name."""
     engine = model_engine_param_count_b(model_name)
