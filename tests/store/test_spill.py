@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
 
+from migrate.store import spill as spill_module
 from migrate.store.files import FileError
 from migrate.store.spill import Spill
 
@@ -30,6 +32,35 @@ def test_records_come_back_whole_or_in_parts_in_any_order(tmp_path: Path) -> Non
         assert spill.read(later) == ["l", "a", "t", "e"]
         assert os.listdir(tmp_path) == []  # the file has no name
     assert os.listdir(tmp_path) == []
+
+
+def test_records_across_and_beyond_the_read_block_come_back(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    sizes = [rng.choice([0, 1, 700, 4_000, 40_000]) for _ in range(300)] + [3 * spill_module._BLOCK]
+    records = [[str(i), "é" * (n // 2), "x" * n] for i, n in enumerate(sizes)]
+    with Spill(3, str(tmp_path)) as spill:
+        places = []
+        for n, record in enumerate(records):
+            places.append(spill.append(record))
+            if n % 37 == 0:  # reads between appends: the block kept may end at the old end
+                back = rng.randrange(n + 1)
+                assert spill.read(places[back]) == records[back]
+        assert spill.size > 4 * spill_module._BLOCK
+        order = list(range(len(records)))
+        for shuffled in (False, True):
+            if shuffled:
+                rng.shuffle(order)
+            for k in order:
+                assert spill.read(places[k], 2) == records[k][2:]
+                assert spill.read(places[k], 0, 1) == records[k][:1]
+
+
+@pytest.mark.parametrize("over", [-1, 0, 1])
+def test_a_record_ending_at_the_block_edge_comes_back_whole(tmp_path: Path, over: int) -> None:
+    with Spill(1, str(tmp_path)) as spill:
+        text = "y" * (spill_module._BLOCK + over - 4)  # a 4-byte header before it
+        place = spill.append([text])
+        assert spill.read(place) == [text]
 
 
 def test_a_directory_it_cannot_use_is_one_line(tmp_path: Path) -> None:
