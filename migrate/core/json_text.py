@@ -76,21 +76,31 @@ def _indented(value: Any, newline: str) -> str:
             return "[]"
         inner = newline + "  "
         return "[" + inner + ("," + inner).join(_indented(v, inner) for v in value) + newline + "]"
+    text = scalar_text(value)
+    if text is None:
+        raise _Unusual
+    return text
+
+
+def scalar_text(value: Any) -> str | None:
+    """How json.dumps writes null, a boolean, an int or a float (NaN and the infinities
+    as it does); None for any other value, subclasses included."""
     if value is None:
         return "null"
     if value is True:
         return "true"
     if value is False:
         return "false"
-    if type(value) is int:
+    kind = type(value)
+    if kind is int:
         return int.__repr__(value)
-    if type(value) is float:
+    if kind is float:
         if value != value:
             return "NaN"
         if value in (_INF, -_INF):
             return "Infinity" if value > 0 else "-Infinity"
         return float.__repr__(value)
-    raise _Unusual
+    return None
 
 
 def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:

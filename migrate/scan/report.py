@@ -20,6 +20,7 @@ from tabulate import tabulate
 
 from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.flags import RISK_FLAGS
+from migrate.core.json_text import scalar_text
 from migrate.core.plan import CHANGING_ACTIONS
 from migrate.core.records import Decision
 from migrate.core.summary import Summary
@@ -83,7 +84,6 @@ def json_line(decision: Decision) -> JsonLine:
 # 10.1 us a line, 8.4 by hand).
 _STRING = json.encoder.encode_basestring_ascii
 _KEYED = tuple((name, json.dumps(name) + ": ") for name in JSON_FIELDS + EXTRA_FIELDS)
-_INF = float("inf")
 
 
 def _json_text(decision: Decision) -> str:
@@ -102,20 +102,12 @@ def _json_text(decision: Decision) -> str:
 
 
 def _json_value(value: Any) -> str:
-    kind = type(value)
-    if kind is str:
+    if type(value) is str:
         return _STRING(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float and value == value and value not in (_INF, -_INF):
-        return float.__repr__(value)
-    if kind is list and all(type(item) is str for item in value):
+    text = scalar_text(value)
+    if text is not None:
+        return text
+    if type(value) is list and all(type(item) is str for item in value):
         return "[" + ", ".join(map(_STRING, value)) + "]"
     return json.dumps(value)  # anything else (a stored framework may be any JSON)
 
