@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from migrate.core import command_locate, command_reading, shell
 from migrate.core.command_model import CommandError
-from migrate.sandbox import synth
+from tests.support import script_fuzz
 
 
 @contextmanager
@@ -149,14 +149,7 @@ def test_the_fleets_commands_read_alike_both_ways() -> None:
         taken += bool(found[0])
         return found
 
-    scripts = sorted(
-        {
-            synth.build_script(version)
-            for spec in synth.random_fleet(1500, seed=23)
-            for version in (*spec.superseded, spec)
-            if version.is_vllm
-        }
-    )
+    scripts = script_fuzz.fleet_scripts(1500, seed=23, vllm_only=True)
     command_locate._split_words = counting
     try:
         fast = [read(s) for s in scripts]

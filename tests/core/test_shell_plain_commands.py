@@ -9,6 +9,7 @@ the same commands, pipelines and syntax errors.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from migrate.core import shell
 from migrate.core.shell_parser import _Parser
-from migrate.sandbox import synth
+from tests.support import script_fuzz
 
 
 @contextmanager
@@ -122,14 +123,22 @@ def test_plain_commands_read_as_the_grammar_reads(script: str) -> None:
 
 
 def test_the_fleets_scripts_read_alike_both_ways() -> None:
-    scripts = sorted(
-        {
-            synth.build_script(version)
-            for spec in synth.random_fleet(1500, seed=29)
-            for version in (*spec.superseded, spec)
-            if version.is_llm
-        }
-    )
+    scripts = script_fuzz.fleet_scripts(1500, seed=29, vllm_only=False)
+    fast = [read(s) for s in scripts]
+    with grammar_only():
+        slow = [read(s) for s in scripts]
+    assert fast == slow
+
+
+def test_fuzzed_scripts_and_their_mutations_read_alike_both_ways() -> None:
+    # Every shell construct around a start (script_fuzz), then damaged as a fuzzer
+    # damages it: the fast path must stop wherever the grammar would read otherwise.
+    rng = random.Random(31)
+    scripts = []
+    for _ in range(4000):
+        text = script_fuzz.script(rng)
+        scripts.append(text)
+        scripts.append(script_fuzz.mutate(rng, text))
     fast = [read(s) for s in scripts]
     with grammar_only():
         slow = [read(s) for s in scripts]

@@ -18,6 +18,7 @@ import json
 import random
 import shlex
 
+from migrate.sandbox import synth
 from migrate.sandbox.synth import modelcache
 
 _DOWNLOADS = [
@@ -277,3 +278,17 @@ def mutate(rng: random.Random, text: str) -> str:
             piece = text[at : at + length]
             text = text[:at] + text[at + length :] if kind < 0.8 else text[:at] + piece + text[at:]
     return text
+
+
+def fleet_scripts(size: int, seed: int, *, vllm_only: bool) -> list[str]:
+    """The distinct scripts of a synthetic fleet's bundles, superseded ones included,
+    sorted: what a scan of that fleet reads. ``vllm_only``: only vLLM endpoints', else
+    every LLM endpoint's."""
+    return sorted(
+        {
+            synth.build_script(version)
+            for spec in synth.random_fleet(size, seed=seed)
+            for version in (*spec.superseded, spec)
+            if (version.is_vllm if vllm_only else version.is_llm)
+        }
+    )
