@@ -82,79 +82,57 @@ def _arguments(
 ) -> tuple[tuple[str, ...], tuple[Arg, ...]]:
     """Positionals and ``--flag [values]`` groups of the words after the module.
 
-    ``texts``: the words' texts, when the caller knows them all (no expansion in any).
+    ``texts``: the words' texts, when the caller knows them all (no expansion in any);
+    otherwise each word is read here first.
     """
-    if texts:
-        return _known_arguments(text, spans, to_outer, texts)
-    positionals: list[str] = []
-    built: list[list] = []  # [flag, values, start, end, inline]
-    plain = _PLAIN.fullmatch
-    for a, b in spans:
-        raw = text[a:b]
-        if plain(raw):
-            word, info = raw, None
-        else:
-            info = shellwords.info(raw)
-            word = info.text
-        if to_outer is None:
-            start, end = a, b
-        else:
-            start, end = to_outer[0][a], to_outer[1][b - 1]
-        if word is not None:
-            if word.startswith("--"):
-                if "=" in word:
-                    name, value = word.split("=", 1)
-                    inline = _split_inline(raw, name)
-                    # The "=" came from an escape: a re-quoted value keeps texts() exact.
-                    built.append([name, [inline or shellwords.requote(value)], start, end, True])
-                else:
-                    built.append([word, [], start, end, False])
-            elif built:
-                built[-1][1].append(raw)
-                built[-1][3] = end
+    words: Sequence[str | None] = texts
+    expansions: dict[tuple[int, int], shellwords.WordInfo] = {}
+    if not texts:
+        plain = _PLAIN.fullmatch
+        read: list[str | None] = []
+        for a, b in spans:
+            raw = text[a:b]
+            if plain(raw):
+                read.append(raw)
             else:
-                positionals.append(raw)
-            continue
-        assert info is not None
-        if info.prefix.startswith("--") and "=" in info.prefix:
-            name = info.prefix.split("=", 1)[0]
-            inline = _split_inline(raw, name)
-            if inline is None or name == GPU_MEMORY_UTILIZATION:
-                raise _indirect(raw, "sets a value from an expansion")
-            built.append([name, [inline], start, end, True])
-            continue
-        last = built[-1] if built else None
-        open_slot = last is not None and not last[4] and last[0] in _ONE_VALUE and not last[1]
-        # A word that starts with "-" is an option to argparse, never a value.
-        open_slot = open_slot and not info.prefix.startswith("-")
-        if last is None or not open_slot or not info.expanded or info.substituted:
-            if not info.expanded:
-                why = "is made by brace expansion"
-            elif info.substituted:
-                why = "is the output of a command substitution"
-            else:
-                why = "comes from an expansion where a flag may stand"
-            raise _indirect(raw, why)
-        if last[0] == GPU_MEMORY_UTILIZATION:
-            raise _indirect(raw, "sets the GPU memory utilization from an expansion")
-        last[1].append(raw)
-        last[3] = end
-    return tuple(positionals), _args(built)
-
-
-def _known_arguments(
-    text: str, spans: Sequence[tuple[int, int]], to_outer: _Map | None, texts: Sequence[str]
-) -> tuple[tuple[str, ...], tuple[Arg, ...]]:
-    """:func:`_arguments` of words whose texts are known: read as it reads such words."""
+                info = expansions[a, b] = shellwords.info(raw)
+                read.append(info.text)
+        words = read
     positionals: list[str] = []
     built: list[list] = []  # [flag, values, start, end, inline]
     last: list | None = None
-    for (a, b), word in zip(spans, texts, strict=True):
+    for (a, b), word in zip(spans, words, strict=True):
         start, end = (a, b) if to_outer is None else (to_outer[0][a], to_outer[1][b - 1])
-        if word[:2] == "--":
+        if word is None:  # made by an expansion at run time
+            raw, info = text[a:b], expansions[a, b]
+            if info.prefix.startswith("--") and "=" in info.prefix:
+                name = info.prefix.split("=", 1)[0]
+                inline = _split_inline(raw, name)
+                if inline is None or name == GPU_MEMORY_UTILIZATION:
+                    raise _indirect(raw, "sets a value from an expansion")
+                last = [name, [inline], start, end, True]
+                built.append(last)
+                continue
+            open_slot = last is not None and not last[4] and last[0] in _ONE_VALUE and not last[1]
+            # A word that starts with "-" is an option to argparse, never a value.
+            open_slot = open_slot and not info.prefix.startswith("-")
+            if last is None or not open_slot or not info.expanded or info.substituted:
+                if not info.expanded:
+                    why = "is made by brace expansion"
+                elif info.substituted:
+                    why = "is the output of a command substitution"
+                else:
+                    why = "comes from an expansion where a flag may stand"
+                raise _indirect(raw, why)
+            if last[0] == GPU_MEMORY_UTILIZATION:
+                raise _indirect(raw, "sets the GPU memory utilization from an expansion")
+            last[1].append(raw)
+            last[3] = end
+        elif word[:2] == "--":
             if "=" in word:
                 name, value = word.split("=", 1)
                 inline = _split_inline(text[a:b], name)
+                # The "=" came from an escape: a re-quoted value keeps texts() exact.
                 last = [name, [inline or shellwords.requote(value)], start, end, True]
             else:
                 last = [word, [], start, end, False]
