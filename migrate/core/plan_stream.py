@@ -24,7 +24,13 @@ from typing import Any, NamedTuple, Protocol
 
 from migrate.core import staging
 from migrate.core.change_keys import ChangeKeys
-from migrate.core.json_text import Elements, canonical_json, hashed, indented_json
+from migrate.core.json_text import (
+    Elements,
+    canonical_json,
+    hashed,
+    indented_json,
+    scalar_text,
+)
 from migrate.core.plan import (
     CHANGING_ACTIONS,
     Plan,
@@ -77,10 +83,8 @@ def item_text(d: Decision) -> ItemText:
             if value is not last:  # a streaming command is mostly the command itself
                 last, last_text = value, _string(value)
             c_value = i_value = last_text
-        elif value is None:
-            c_value = i_value = "null"
-        elif kind is int:
-            c_value = i_value = int.__repr__(value)
+        elif (scalar := scalar_text(value)) is not None:
+            c_value = i_value = scalar
         elif kind is list and all(type(v) is str for v in value):
             texts = [_string(v) for v in value]
             c_value = "[" + ",".join(texts) + "]"
