@@ -102,8 +102,7 @@ def _json_text(decision: Decision) -> str:
 
 
 def _json_value(value: Any) -> str:
-    if type(value) is str:
-        return _STRING(value)
+    """A value that is not a string (_json_text writes those)."""
     text = scalar_text(value)
     if text is not None:
         return text
