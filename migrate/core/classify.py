@@ -82,7 +82,9 @@ def classify(
     """
     llm = record.llm
     estimate = modelsize.estimate(_text(llm.get("model_name")), _text(llm.get("checkpoint_path")))
-    decision = _judge(record, params or policy.PolicyParams(), overrides, estimate, fingerprint)
+    decision = _judge(
+        record, llm, params or policy.PolicyParams(), overrides, estimate, fingerprint
+    )
     if decision.action == SKIP:
         _flag_from_stored_args(decision, llm, estimate.total_b)
     _note_size(decision, estimate)
@@ -130,12 +132,12 @@ def _note_size(decision: Decision, estimate: modelsize.SizeEstimate) -> None:
 
 def _judge(
     record: EndpointRecord,
+    llm: dict[str, Any],
     params: policy.PolicyParams,
     overrides: Overrides | None,
     estimate: modelsize.SizeEstimate,
     fingerprint: bool,
 ) -> Decision:
-    llm = record.llm
     model_name = _text(llm.get("model_name"))
     size = estimate.total_b
     bundle = record.bundle
@@ -311,6 +313,15 @@ def _args_after(stored_args: dict[str, Any] | None, eager_after: bool) -> dict[s
     return None
 
 
+_PREFIXES = {
+    policy.INJECTED: "flag injected by the old rule",
+    policy.RECORDED: "recorded flag treated as injected (--recorded drop)",
+    policy.HAND_ADDED: "flag without utilization, treated as automatic by override",
+    policy.EXPLICIT_TRUE: "caller's value ignored by override",
+    policy.EXPLICIT_FALSE: "caller's value ignored by override",
+}
+
+
 def _reason(
     kind: str,
     explicit: bool | None,
@@ -336,13 +347,7 @@ def _reason(
         if eager_now:
             return "caller asked for enforce_eager: true"
         return "caller asked for enforce_eager: true but the command lacks the flag"
-    prefix = {
-        policy.INJECTED: "flag injected by the old rule",
-        policy.RECORDED: "recorded flag treated as injected (--recorded drop)",
-        policy.HAND_ADDED: "flag without utilization, treated as automatic by override",
-        policy.EXPLICIT_TRUE: "caller's value ignored by override",
-        policy.EXPLICIT_FALSE: "caller's value ignored by override",
-    }.get(kind, "no flag")
+    prefix = _PREFIXES.get(kind, "no flag")
     if eager_after:
         verb = "keeps" if eager_now else "adds"
         return f"{prefix}; utilization {u} >= {t} {verb} eager as the OOM guard"

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from migrate.core import shellwords
@@ -158,8 +159,10 @@ class VllmInvocation:
 
     def get(self, flag: str) -> Arg | None:
         # argparse keeps the last occurrence of a repeated option, so do we.
-        found = self.all(flag)
-        return found[-1] if found else None
+        for arg in reversed(self.args):
+            if arg.flag == flag:
+                return arg
+        return None
 
     def all(self, flag: str) -> tuple[Arg, ...]:
         return tuple(arg for arg in self.args if arg.flag == flag)
@@ -169,18 +172,15 @@ class VllmInvocation:
 
     @_kept
     def enforce_eager(self) -> bool:
-        return any(
-            arg.flag == ENFORCE_EAGER and not arg.values and not arg.inline for arg in self.args
-        )
+        for arg in self.args:
+            if arg.flag == ENFORCE_EAGER and not arg.values and not arg.inline:
+                return True
+        return False
 
     @_kept
     def gpu_memory_utilization(self) -> Decimal | None:
         text = self._single_text(GPU_MEMORY_UTILIZATION)
-        # vLLM reads it with float(), which ignores surrounding whitespace: a CRLF
-        # script's "0.9\r" is 0.9 to the server.
-        if text is None or not _DECIMAL.fullmatch(text.strip()):
-            return None
-        return Decimal(text.strip())
+        return None if text is None else _decimal(text)
 
     @property
     def tensor_parallel_size(self) -> int | None:
@@ -209,16 +209,14 @@ class VllmInvocation:
 
     def _single_text(self, flag: str) -> str | None:
         arg = self.get(flag)
-        if arg is None:
+        if arg is None or len(arg.values) != 1:
             return None
-        texts = arg.texts()
-        return texts[0] if len(texts) == 1 else None
+        value = arg.values[0]  # what arg.texts() gives, for one value
+        return value if _PLAIN.fullmatch(value) else shellwords.unquote(value)
 
     def _int(self, flag: str) -> int | None:
         text = self._single_text(flag)
-        if text is None or not _INTEGER.fullmatch(text.strip()):
-            return None
-        return int(text.strip())
+        return None if text is None else _integer(text)
 
 
 class _ArgsByKey(Mapping[str, tuple[str, ...]]):
@@ -245,6 +243,23 @@ class _ArgsByKey(Mapping[str, tuple[str, ...]]):
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+# A fleet writes a handful of utilizations and sizes: each text is read once.
+@lru_cache(maxsize=256)
+def _decimal(text: str) -> Decimal | None:
+    # vLLM reads it with float(), which ignores surrounding whitespace: a CRLF
+    # script's "0.9\r" is 0.9 to the server.
+    stripped = text.strip()
+    return Decimal(stripped) if _DECIMAL.fullmatch(stripped) else None
+
+
+@lru_cache(maxsize=256)
+def _integer(text: str) -> int | None:
+    stripped = text.strip()
+    return int(stripped) if _INTEGER.fullmatch(stripped) else None
+
+
 # A word bash passes on exactly as written: nothing quoted, escaped or expanded.
 _PLAIN = re.compile(r"""[^\\'"$`<>{]*""")
 
