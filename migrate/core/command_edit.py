@@ -14,6 +14,8 @@ again (:func:`_verify`). An edit that fails is never returned; the
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
+from operator import itemgetter
 
 from migrate.core import shell
 from migrate.core.command_model import (
@@ -95,8 +97,11 @@ def _verify_stretch(before: VllmInvocation, edited: str, lo: int, hi: int, inser
     """
     spans = before.word_spans
     delta = len(inserted) - (hi - lo)
-    k_prev = max(k for k, (a, b) in enumerate(spans) if b <= lo)
-    k_next = min((k for k, (a, b) in enumerate(spans) if a >= hi), default=len(spans))
+    # Words are in order and never overlap, so their starts and ends both ascend.
+    k_prev = bisect_right(spans, lo, key=_END) - 1  # the last word ending by lo
+    k_next = bisect_left(spans, hi, key=_START)  # the first word starting from hi
+    if k_prev < 0:
+        raise _failed("The edit does not line up with the command's words.")
     removed_words = k_next - k_prev - 1
     if removed_words != (0 if inserted else 1):
         raise _failed("The edit does not line up with the command's words.")
@@ -123,6 +128,7 @@ def _verify_stretch(before: VllmInvocation, edited: str, lo: int, hi: int, inser
         raise _failed("The edit did not insert --enforce-eager.")
 
 
+_START, _END = itemgetter(0), itemgetter(1)
 _TRAILING_BLANKS = re.compile(r"(?:[ \t]|\\\n)+\Z")
 _LEADING_BLANKS = re.compile(r"\A(?:[ \t]|\\\n)+")
 _NESTED_LEADING_BLANKS = re.compile(r"\A(?:[ \t]|\\+\n)+")
