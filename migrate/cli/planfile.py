@@ -51,13 +51,19 @@ def write_plan_file(plan: Plan | StreamedPlan, out: str | None) -> None:
     else:
         pieces, changes = functools.partial(json_pieces, plan), len(plan.items)
     if out is None or not _regular_target(out):
-        _check_size(sum(len(piece.encode("utf-8")) for piece in pieces()), changes)
+        _check_size(sum(map(_utf8_size, pieces())), changes)
     with output_stream(out) as handle:
         written = 0
         for piece in pieces():
-            written += len(piece.encode("utf-8"))
+            written += _utf8_size(piece)
             _check_size(written, changes)
             handle.write(piece)
+
+
+def _utf8_size(text: str) -> int:
+    # isascii() reads a flag CPython keeps, so a plan (nearly all ASCII) is not
+    # encoded once to be counted and again to be written.
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def check_plan_target(out: str | None) -> None:
