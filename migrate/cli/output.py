@@ -6,15 +6,14 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, TypeVar
 
 import click
 
 from migrate.store import files
 from migrate.store.files import FileError
 
-if TYPE_CHECKING:
-    from migrate.core.records import Decision
+T = TypeVar("T")
 
 
 def terminal_width(default: int = 120) -> int:
@@ -88,8 +87,13 @@ def discard_stdout() -> None:
         os.close(null)
 
 
-def with_progress(decisions: Iterable[Decision], total: list[int]) -> Iterator[Decision]:
-    """A progress bar on stderr, only when a person is watching it."""
+def with_progress(
+    decisions: Iterable[T], total: list[int], weight: Callable[[T], int] | None = None
+) -> Iterator[T]:
+    """A progress bar on stderr, only when a person is watching it.
+
+    ``weight``: how many endpoints an item stands for (a chunk's count); None: one each.
+    """
     if not sys.stderr.isatty():
         yield from decisions
         return
@@ -101,7 +105,7 @@ def with_progress(decisions: Iterable[Decision], total: list[int]) -> Iterator[D
         length=total[0] or 1, label="scanning", file=sys.stderr, show_eta=True
     ) as bar:
         yield first
-        bar.update(1)
+        bar.update(weight(first) if weight else 1)
         for d in iterator:
             yield d
-            bar.update(1)
+            bar.update(weight(d) if weight else 1)

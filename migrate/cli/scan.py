@@ -10,7 +10,7 @@ import click
 from migrate.cli.app import handle_errors, main, pending_exit
 from migrate.cli.options import ScanOptions, detailed_exitcode_option, scan_options
 from migrate.cli.output import output_stream, terminal_width, wide_option, with_progress
-from migrate.scan.report import FORMATS, RENDERERS, WRITERS, write_table
+from migrate.scan.report import CHUNK_RENDERERS, FORMATS, WRITERS, JsonChunk, write_table
 from migrate.scan.scanner import scan
 
 
@@ -60,19 +60,21 @@ def scan_command(
     total = [0]
     # The count is a query over the whole fleet, run only for the progress bar.
     on_total = (lambda n: total.__setitem__(0, n)) if sys.stderr.isatty() else None
+    render_chunk = CHUNK_RENDERERS.get(fmt)
     decisions = scan(
         engine,
         **opts.scan_kwargs(params, overrides),
         on_total=on_total,
-        render=RENDERERS.get(fmt),
+        render_chunk=render_chunk and functools.partial(render_chunk, only_changes=only_changes),
         fingerprint=False,  # no report shows them; only a plan needs them
     )
+    weight = _chunk_size if render_chunk else None
     try:
         with output_stream(output) as out:
             writer = WRITERS[fmt]
             if fmt == "table":
                 writer = functools.partial(write_table, wide=wide, width=terminal_width())
-            summary = writer(with_progress(decisions, total), out, meta, only_changes)
+            summary = writer(with_progress(decisions, total, weight), out, meta, only_changes)
     finally:
         engine.dispose()
     if output:
@@ -82,3 +84,7 @@ def scan_command(
             err=True,
         )
     sys.exit(pending_exit(summary.changes > 0, detailed_exitcode))
+
+
+def _chunk_size(chunk: JsonChunk) -> int:
+    return chunk.summary.total

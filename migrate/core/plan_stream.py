@@ -147,6 +147,22 @@ def planned(d: Decision, exclude_large: bool = False) -> Planned:
     return Planned(d.action, d.model_name, d.param_count_b, flags, left_out, parts)
 
 
+class PlannedChunk(NamedTuple):
+    """Consecutive decisions as stream_plan takes them: each action counted, and the
+    changes' Planned (a chunk rendered on a worker sends nothing else back)."""
+
+    actions: Counter[str]
+    changes: tuple[Planned, ...]
+
+
+def planned_chunk(decisions: list[Decision], exclude_large: bool = False) -> PlannedChunk:
+    """The decisions as stream_plan takes them, made where they are made (scan's render_chunk)."""
+    return PlannedChunk(
+        Counter(d.action for d in decisions),
+        tuple(planned(d, exclude_large) for d in decisions if d.action in CHANGING_ACTIONS),
+    )
+
+
 class Texts(Protocol):
     """Where changes' records wait between the scan and the file (migrate.store.spill.Spill)."""
 
@@ -222,7 +238,7 @@ def sign(plan: StreamedPlan, key: bytes) -> StreamedPlan:
 
 
 def stream_plan(
-    decisions: Iterable[Decision | Planned],
+    decisions: Iterable[Decision | Planned | PlannedChunk],
     texts: Texts,
     *,
     created_at: str,
@@ -239,7 +255,8 @@ def stream_plan(
     """build_plan's plan, sealed, with every item's text in `texts` rather than in memory.
 
     The stages and the policy are checked before the first decision is read.
-    ``decisions`` may come as :func:`planned` made them with this ``exclude_large``.
+    ``decisions`` may come as :func:`planned` (or :func:`planned_chunk`) made them with
+    this ``exclude_large``.
     """
     specs = stage_specs(stage_spec)
     read_policy(policy, overrides)
@@ -247,16 +264,22 @@ def stream_plan(
     actions: Counter[str] = Counter()
     size_floor = 0
     for d in decisions:
-        p = d if isinstance(d, Planned) else planned(d, exclude_large)
-        actions[p.action] += 1
-        if p.parts is None:
-            continue
-        if p.left_out != keys.left_out(p.param_count_b, p.flags):
-            raise PlanError("a change was rendered for another --exclude-large than the plan's")
-        if not p.left_out:
-            size_floor += len(p.parts[2]) + len(p.parts[3])
-        place = texts.append(p.parts)
-        keys.add(p.model_name, p.param_count_b, p.flags, place)
+        if isinstance(d, PlannedChunk):
+            actions.update(d.actions)
+            changes: Iterable[Planned] = d.changes
+        else:
+            p = d if isinstance(d, Planned) else planned(d, exclude_large)
+            actions[p.action] += 1
+            changes = (p,)
+        for p in changes:
+            if p.parts is None:
+                continue
+            if p.left_out != keys.left_out(p.param_count_b, p.flags):
+                raise PlanError("a change was rendered for another --exclude-large than the plan's")
+            if not p.left_out:
+                size_floor += len(p.parts[2]) + len(p.parts[3])
+            place = texts.append(p.parts)
+            keys.add(p.model_name, p.param_count_b, p.flags, place)
     sizes = keys.finish(lambda place: texts.read(place, _NAME, _NAME + 2))
     header = Plan(
         created_at=created_at,

@@ -36,6 +36,13 @@ class Summary:
         self.flags.update(decision.flags)
         self.frameworks[decision.inference_framework or "unknown"] += 1
 
+    def merge(self, other: Summary) -> None:
+        """Count what ``other`` counted (the summary of a chunk of the same stream)."""
+        self.total += other.total
+        self.actions.update(other.actions)
+        self.flags.update(other.flags)
+        self.frameworks.update(other.frameworks)
+
     @property
     def changes(self) -> int:
         return self.actions["drop-eager"] + self.actions["add-eager"]

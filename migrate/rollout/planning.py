@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from migrate.core.overrides import Overrides
 from migrate.core.plan import Plan, build_plan
-from migrate.core.plan_stream import RECORD_PARTS, StreamedPlan, planned, stream_plan
+from migrate.core.plan_stream import RECORD_PARTS, StreamedPlan, planned_chunk, stream_plan
 from migrate.core.policy import PolicyParams
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES
@@ -97,7 +97,7 @@ def streamed_plan(
             overrides=overrides,
             statement_timeout_s=statement_timeout_s,
             jobs=jobs,
-            render=functools.partial(planned, exclude_large=exclude_large),
+            render_chunk=functools.partial(planned_chunk, exclude_large=exclude_large),
         )
         yield stream_plan(
             decisions,

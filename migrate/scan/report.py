@@ -21,7 +21,6 @@ from tabulate import tabulate
 from migrate.core.documents import FORMAT_VERSION, json_default
 from migrate.core.flags import RISK_FLAGS
 from migrate.core.json_text import scalar_text
-from migrate.core.plan import CHANGING_ACTIONS
 from migrate.core.records import Decision
 from migrate.core.summary import Summary
 from migrate.scan.tables import Column, render
@@ -56,27 +55,26 @@ def as_json(decision: Decision) -> dict[str, Any]:
     return data
 
 
-class JsonLine(NamedTuple):
-    """A decision as the JSON report lists it, and what the summary counts of it."""
+class JsonChunk(NamedTuple):
+    """Consecutive decisions as the JSON report has them: the counts of all, the text of those
+    shown (their lines as write_json separates them; "" when none is)."""
 
-    action: str
-    flags: tuple[str, ...]
-    inference_framework: str | None
+    summary: Summary
     text: str
 
-    @property
-    def changes(self) -> bool:
-        return self.action in CHANGING_ACTIONS
 
+def json_chunk(decisions: list[Decision], only_changes: bool = False) -> JsonChunk:
+    """Made where the decisions are made (scan's ``render_chunk``): a worker, for a big fleet.
 
-def json_line(decision: Decision) -> JsonLine:
-    """Made where the decision is made (scan's ``render``): a worker, for a big fleet."""
-    return JsonLine(
-        decision.action,
-        tuple(decision.flags),
-        decision.inference_framework,
-        _json_text(decision),
-    )
+    The main process then counts and writes a chunk at once, not each endpoint.
+    """
+    summary = Summary()
+    shown = []
+    for decision in decisions:
+        summary.add(decision)
+        if _shown(decision, only_changes):
+            shown.append(json_text(decision))
+    return JsonChunk(summary, _LINES.join(shown))
 
 
 # json.dumps(as_json(decision)), written by hand around the C string encoder: the
@@ -86,7 +84,8 @@ _STRING = json.encoder.encode_basestring_ascii
 _KEYED = tuple((name, json.dumps(name) + ": ") for name in JSON_FIELDS + EXTRA_FIELDS)
 
 
-def _json_text(decision: Decision) -> str:
+def json_text(decision: Decision) -> str:
+    """json.dumps(as_json(decision))."""
     # Strings and nulls, most of the values, without a call each.
     return (
         "{"
@@ -102,7 +101,7 @@ def _json_text(decision: Decision) -> str:
 
 
 def _json_value(value: Any) -> str:
-    """A value that is not a string (_json_text writes those)."""
+    """A value that is not a string (json_text writes those)."""
     text = scalar_text(value)
     if text is not None:
         return text
@@ -111,27 +110,30 @@ def _json_value(value: Any) -> str:
     return json.dumps(value)  # anything else (a stored framework may be any JSON)
 
 
-def _shown(decision: Decision | JsonLine, only_changes: bool) -> bool:
+def _shown(decision: Decision, only_changes: bool) -> bool:
     return decision.changes or not only_changes
 
 
+_LINES = ",\n  "  # between two endpoints of the JSON report
+
+
 def write_json(
-    decisions: Iterable[Decision | JsonLine],
+    decisions: Iterable[Decision | JsonChunk],
     out: IO[str],
     meta: dict[str, Any],
     only_changes: bool = False,
 ) -> Summary:
+    """The JSON report of the decisions, or of chunks json_chunk made with this only_changes."""
     summary = Summary()
     out.write(f'{{"format_version": {FORMAT_VERSION},\n "scan": ')
     out.write(json.dumps(meta, sort_keys=True, default=json_default) + ',\n "endpoints": [')
     first = True
     for d in decisions:
-        line = d if isinstance(d, JsonLine) else json_line(d)
-        summary.add(line)
-        if not _shown(line, only_changes):
-            continue
-        out.write(("\n  " if first else ",\n  ") + line.text)
-        first = False
+        chunk = d if isinstance(d, JsonChunk) else json_chunk([d], only_changes)
+        summary.merge(chunk.summary)
+        if chunk.text:
+            out.write(("\n  " if first else _LINES) + chunk.text)
+            first = False
     out.write('\n ],\n "summary": ' + json.dumps(summary.as_dict()) + "\n}\n")
     return summary
 
@@ -293,8 +295,9 @@ def write_markdown(
     return summary
 
 
-# Formats whose writer takes what a worker made of each decision (scan's render).
-RENDERERS = {"json": json_line}
+# Formats whose writer takes what a worker made of each chunk of decisions (scan's
+# render_chunk), given --only-changes.
+CHUNK_RENDERERS = {"json": json_chunk}
 WRITERS = {
     "json": write_json,
     "csv": write_csv,

@@ -4,11 +4,12 @@ Reading commands is CPU work in Python, so one process is bound by one core
 while the database sends rows faster than that. The main process keeps the
 cursor and the output; workers decode the rows (JSON comes as text, cheap to
 send) and classify them, a pure function of a record. What the caller makes of
-each decision (a report's line, a plan's item) a worker makes too, with the
-caller's ``render``: the main process then only writes text, and a decision
-(its edited command: kilobytes) is not sent back for that.
-At most a few chunks are in flight, so memory stays flat however many
-endpoints there are, and decisions come out in the cursor's order.
+the decisions a worker makes too: of each one with ``render`` (:func:`decide`),
+or of each chunk at once with ``render_chunk`` (:func:`decide_chunks`: a
+report's text and counts, a plan's encoded items), so the main process only
+writes what comes back, and a decision (its edited command: kilobytes) is not
+sent back for that. At most a few chunks are in flight, so memory stays flat
+however many endpoints there are, and results come out in the cursor's order.
 
 Workers are spawned, not forked: a fork would copy the open database
 connection into children that might close it on exit.
@@ -17,6 +18,7 @@ connection into children that might close it on exit.
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import math
 import multiprocessing
@@ -47,6 +49,7 @@ IN_PROCESS_FIRST = 2048
 MAX_AUTO_JOBS = 4
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 R = TypeVar("R")
+B = TypeVar("B")
 
 
 class WorkerError(RuntimeError):
@@ -100,14 +103,14 @@ def as_decided(decision: Decision) -> Decision:
 
 _params: PolicyParams | None = None
 _overrides: Overrides | None = None
-_render: Callable[[Decision], Any] = as_decided
+_render: Callable[[list[Decision]], Any] = list
 _fingerprint = True
 
 
 def _start(
     params: PolicyParams,
     overrides: Overrides | None,
-    render: Callable[[Decision], Any],
+    render: Callable[[list[Decision]], Any],
     fingerprint: bool,
 ) -> None:
     global _params, _overrides, _render, _fingerprint
@@ -140,12 +143,28 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _decide_chunk(keys: tuple[str, ...], chunk: list[str]) -> list[Any]:
-    render, params, overrides, fingerprint = _render, _params, _overrides, _fingerprint
-    return [
-        render(classify(record_from_json(keys, row), params, overrides, fingerprint))
-        for row in chunk
-    ]
+def _decide_chunk(keys: tuple[str, ...], chunk: list[str]) -> Any:
+    assert _params is not None  # set by _start
+    return _rendered(keys, chunk, _params, _overrides, _render, _fingerprint)
+
+
+def _rendered(
+    keys: tuple[str, ...],
+    chunk: list[str],
+    params: PolicyParams,
+    overrides: Overrides | None,
+    render_chunk: Callable[[list[Decision]], B],
+    fingerprint: bool,
+) -> B:
+    """render_chunk of the chunk's decisions, which a worker sends back."""
+    return render_chunk(
+        [classify(record_from_json(keys, row), params, overrides, fingerprint) for row in chunk]
+    )
+
+
+def render_each(render: Callable[[Decision], R], decisions: list[Decision]) -> list[R]:
+    """A chunk render made of a render of each decision (functools.partial it with one)."""
+    return [render(decision) for decision in decisions]
 
 
 def _ready() -> None:
@@ -165,8 +184,30 @@ def decide(
     ``render`` goes to the workers, so it must pickle: a module-level function,
     or a functools.partial of one. ``fingerprint``: see classify.
     """
+    each = functools.partial(render_each, render)
+    # Rows read here are decided one at a time: the first decision comes at once.
     with rare_collections():
-        yield from _decide(rows, params, overrides, jobs, render, fingerprint)
+        for rendered in _decide(rows, params, overrides, jobs, each, fingerprint, here=1):
+            yield from rendered
+
+
+def decide_chunks(
+    rows: RowStream,
+    params: PolicyParams,
+    overrides: Overrides | None,
+    jobs: int,
+    render_chunk: Callable[[list[Decision]], B],
+    fingerprint: bool = True,
+) -> Iterator[B]:
+    """render_chunk() of the decisions of every run of consecutive rows, runs in order.
+
+    What the main process gets of a chunk is then one object (a report's text
+    and its counts, say), not one per endpoint to unpickle, count and write.
+    The runs are at most CHUNK rows long; how the rows are cut is not part of
+    the result. ``render_chunk`` must pickle, as ``render`` does for decide.
+    """
+    with rare_collections():
+        yield from _decide(rows, params, overrides, jobs, render_chunk, fingerprint, here=CHUNK)
 
 
 def _decide(
@@ -174,35 +215,42 @@ def _decide(
     params: PolicyParams,
     overrides: Overrides | None,
     jobs: int,
-    render: Callable[[Decision], R],
+    render_chunk: Callable[[list[Decision]], B],
     fingerprint: bool,
-) -> Iterator[R]:
-    stream = rows.values
+    here: int,
+) -> Iterator[B]:
+    """The chunks rendered in order; ``here``: how many rows a chunk decided in this process has."""
+    stream, keys = rows.values, rows.keys
     if jobs <= 1:
-        for values in stream:
-            yield render(classify(rows.record(values), params, overrides, fingerprint))
+        while chunk := list(islice(stream, here)):
+            yield _rendered(keys, chunk, params, overrides, render_chunk, fingerprint)
         return
     pool: ProcessPoolExecutor | None = None
-    pending: deque[Future[list[R]]] = deque()
+    pending: deque[Future[B]] = deque()
     try:
-        for i, values in enumerate(islice(stream, IN_PROCESS_FIRST)):
-            if i == IN_PROCESS_FIRST // 2:
+        done = 0
+        while done < IN_PROCESS_FIRST:
+            chunk = list(islice(stream, min(here, IN_PROCESS_FIRST - done)))
+            if not chunk:
+                return
+            if pool is None and done >= IN_PROCESS_FIRST // 2:
                 # The fleet is not small: start the workers while this process goes on.
-                pool = _pool(jobs, params, overrides, render, fingerprint)
+                pool = _pool(jobs, params, overrides, render_chunk, fingerprint)
                 for _ in range(jobs):
                     _submit(pool, _ready)
-            yield render(classify(rows.record(values), params, overrides, fingerprint))
+            done += len(chunk)
+            yield _rendered(keys, chunk, params, overrides, render_chunk, fingerprint)
         chunk = list(islice(stream, CHUNK))
         if chunk and pool is None:
-            pool = _pool(jobs, params, overrides, render, fingerprint)
+            pool = _pool(jobs, params, overrides, render_chunk, fingerprint)
         while chunk:
             assert pool is not None
-            pending.append(_submit(pool, _decide_chunk, rows.keys, chunk))
+            pending.append(_submit(pool, _decide_chunk, keys, chunk))
             if len(pending) >= 2 * jobs:
-                yield from pending.popleft().result()
+                yield pending.popleft().result()
             chunk = list(islice(stream, CHUNK))
         while pending:
-            yield from pending.popleft().result()
+            yield pending.popleft().result()
     except BrokenProcessPool as err:
         # From a result, or from submit once the pool knows a worker is gone.
         raise WorkerError(
@@ -234,7 +282,7 @@ def _pool(
     jobs: int,
     params: PolicyParams,
     overrides: Overrides | None,
-    render: Callable[[Decision], Any],
+    render: Callable[[list[Decision]], Any],
     fingerprint: bool,
 ) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(

@@ -19,9 +19,16 @@ from migrate.core.plan import (
     sign,
     to_json,
 )
-from migrate.core.plan_stream import RECORD_PARTS, item_text, stream_plan
+from migrate.core.plan_stream import (
+    RECORD_PARTS,
+    item_text,
+    planned,
+    planned_chunk,
+    stream_plan,
+)
 from migrate.core.plan_stream import sign as sign_streamed
 from migrate.core.records import Decision
+from migrate.core.staging import goes_last_by
 from tests.support.plans import HEADER as PLAN_HEADER
 from tests.support.plans import decision
 
@@ -136,6 +143,33 @@ def test_through_the_spill_file_too(
         assert streamed_text(fleet, spill, key, **kw) == whole_text(fleet, key, **kw)
 
 
+@settings(max_examples=200, deadline=None)
+@given(fleets, st.booleans(), st.lists(st.integers(1, 7), max_size=12), st.data())
+def test_chunks_rendered_apart_make_the_same_plan(
+    fleet: list[Decision], exclude_large: bool, cuts: list[int], data: st.DataObject
+) -> None:
+    """As workers send a plan's changes: runs of decisions each made a PlannedChunk
+    (none empty), or single decisions made Planned, mixed with decisions as they are."""
+    kw = {"exclude_large": exclude_large}
+    pieces: list[Any] = []
+    rest = list(fleet)
+    for cut in cuts:
+        run, rest = rest[:cut], rest[cut:]
+        if run:
+            pieces.append(planned_chunk(run, exclude_large))
+    for d in rest:
+        pieces.append(data.draw(st.sampled_from([d, planned(d, exclude_large)])))
+    plan = stream_plan(iter(pieces), Memory(), **HEADER, **kw)
+    assert "".join(plan.pieces()) == whole_text(fleet, None, **kw)
+
+
+def test_a_chunk_planned_for_another_exclude_large_is_refused() -> None:
+    large = decision("a", "llama-3-70b", 70, flags=["large-model-loses-eager"])
+    chunk = planned_chunk([large], exclude_large=True)
+    with pytest.raises(PlanError, match="another --exclude-large"):
+        stream_plan(iter([chunk]), Memory(), **HEADER, exclude_large=False)
+
+
 def test_items_and_exclusions_read_back_as_the_plan_holds_them() -> None:
     fleet = [
         decision("a"),
@@ -199,3 +233,10 @@ def test_the_size_floor_is_never_above_the_file(fleet: list[Decision], exclude_l
     plan = stream_plan(iter(fleet), Memory(), **HEADER, exclude_large=exclude_large)
     size = len("".join(plan.pieces()).encode("utf-8"))
     assert plan.size_floor <= size
+    # It is the planned items' indented text: what apply's limit is first checked on.
+    items = [
+        item_text(d)
+        for d in fleet
+        if d.changes and not (exclude_large and goes_last_by(d.param_count_b, d.flags))
+    ]
+    assert plan.size_floor == sum(len(t.indented_prefix) + len(t.indented_suffix) for t in items)

@@ -1,4 +1,5 @@
-"""A scan's JSON line, written by hand, is exactly json.dumps(as_json(decision))."""
+"""A scan's JSON line, written by hand, is exactly json.dumps(as_json(decision)); a chunk of
+them is the lines write_json would write one by one, and the counts of every decision."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from migrate.core.records import Decision
-from migrate.scan.report import as_json, json_line
+from migrate.core.summary import Summary
+from migrate.scan.report import as_json, json_chunk, json_text
 
 # Text json escapes every way: quotes, backslashes, controls, non-ASCII, astral
 # characters and lone surrogates (stored JSON may hold them).
@@ -63,6 +65,43 @@ def _decision(**changes: Any) -> Decision:
 @example(_decision(param_count_b=True, gpu_memory_utilization=1e400, flags=("a",)))  # type: ignore[arg-type]
 @example(_decision(command_after="set -e;python -m vllm_server --x \"::\" 'é'\n"))
 def test_the_json_line_is_what_json_dumps_writes(decision: Decision) -> None:
-    line = json_line(decision)
-    assert line.text == json.dumps(as_json(decision))
-    assert (line.action, line.flags) == (decision.action, tuple(decision.flags))
+    assert json_text(decision) == json.dumps(as_json(decision))
+
+
+_ACTIONS = st.sampled_from(["drop-eager", "add-eager", "keep-eager", "no-change", "skip"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda d, action, flags, framework: _decision(
+                **{**vars(d), "action": action, "flags": flags, "inference_framework": framework}
+            ),
+            decisions(),
+            _ACTIONS,
+            st.lists(st.sampled_from(["multinode", "not-ready", "large-model-at-0.95"])),
+            st.sampled_from([None, "vllm", "sglang"]),
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_a_chunk_is_its_shown_lines_and_the_counts_of_all(
+    chunk: list[Decision], only_changes: bool
+) -> None:
+    made = json_chunk(chunk, only_changes)
+    shown = [d for d in chunk if d.changes or not only_changes]
+    assert made.text == ",\n  ".join(json.dumps(as_json(d)) for d in shown)
+    counted = Summary()
+    for d in chunk:
+        counted.add(d)
+    assert made.summary == counted
+    assert made.summary.total == len(chunk)
+    # Merged into a running summary, a chunk's counts add up as one by one.
+    running, each = Summary(), Summary()
+    for _ in range(2):
+        running.merge(made.summary)
+        for d in chunk:
+            each.add(d)
+    assert running == each
