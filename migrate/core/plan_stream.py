@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple, Protocol
 
-from migrate.core import staging
+from migrate.core import staging, text_record
 from migrate.core.change_keys import ChangeKeys
 from migrate.core.json_text import (
     Elements,
@@ -122,14 +122,17 @@ _NAME = len(ItemText._fields)
 class Planned(NamedTuple):
     """What stream_plan takes of one decision: made where the decision is made (the
     scan's render, in a worker for a big fleet), so that the main process only stores
-    text. ``parts``: the change's stored texts (see RECORD_PARTS), None for no change."""
+    bytes. ``record``: the change's stored texts (see RECORD_PARTS) as
+    text_record.encode makes them, None for no change; ``size_floor``: the characters
+    of its item's indented text (0 for a change left out)."""
 
     action: str
     model_name: str | None
     param_count_b: int | None
     flags: tuple[str, ...]
     left_out: bool
-    parts: tuple[str, ...] | None
+    record: bytes | None
+    size_floor: int = 0
 
 
 def planned(d: Decision, exclude_large: bool = False) -> Planned:
@@ -141,10 +144,12 @@ def planned(d: Decision, exclude_large: bool = False) -> Planned:
     if left_out:
         entry = excluded_entry(d)
         texts: tuple[str, ...] = (canonical_json(entry), "", indented_json(entry), "")
+        floor = 0
     else:
         texts = item_text(d)
-    parts = (*texts, d.endpoint_name, d.endpoint_id)
-    return Planned(d.action, d.model_name, d.param_count_b, flags, left_out, parts)
+        floor = len(texts[2]) + len(texts[3])
+    record = text_record.encode((*texts, d.endpoint_name, d.endpoint_id))
+    return Planned(d.action, d.model_name, d.param_count_b, flags, left_out, record, floor)
 
 
 class PlannedChunk(NamedTuple):
@@ -166,7 +171,7 @@ def planned_chunk(decisions: list[Decision], exclude_large: bool = False) -> Pla
 class Texts(Protocol):
     """Where changes' records wait between the scan and the file (migrate.store.spill.Spill)."""
 
-    def append(self, parts: Sequence[str]) -> int: ...
+    def append_record(self, record: bytes) -> int: ...
     def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]: ...
 
 
@@ -272,13 +277,12 @@ def stream_plan(
             actions[p.action] += 1
             changes = (p,)
         for p in changes:
-            if p.parts is None:
+            if p.record is None:
                 continue
             if p.left_out != keys.left_out(p.param_count_b, p.flags):
                 raise PlanError("a change was rendered for another --exclude-large than the plan's")
-            if not p.left_out:
-                size_floor += len(p.parts[2]) + len(p.parts[3])
-            place = texts.append(p.parts)
+            size_floor += p.size_floor
+            place = texts.append_record(p.record)
             keys.add(p.model_name, p.param_count_b, p.flags, place)
     sizes = keys.finish(lambda place: texts.read(place, _NAME, _NAME + 2))
     header = Plan(

@@ -11,12 +11,12 @@ SIGKILL leaves nothing behind.
 from __future__ import annotations
 
 import os
-import struct
 import tempfile
 from collections.abc import Sequence
 from types import TracebackType
 from typing import IO
 
+from migrate.core import text_record
 from migrate.store.files import FileError, shown
 
 # Records are read back a block at a time, and the last block is kept: a plan reads its
@@ -32,12 +32,13 @@ _WRITE_BUFFER = 1024 * 1024
 class Spill:
     """Records of `width` strings each, appended, then read back by place, any part of one.
 
-    Strings may hold lone surrogates (surrogatepass), so what comes back is what went in.
+    Records are migrate.core.text_record's: strings may hold lone surrogates, and what
+    comes back is what went in.
     Every failure (no space left, an unwritable directory) is a FileError.
     """
 
     def __init__(self, width: int, directory: str | None = None, *, what: str = "data") -> None:
-        self._header = struct.Struct(f"<{width}I")
+        self._header = text_record.header(width)
         self._width = width
         self._where = f"{shown(directory)} for {what}" if directory else f"$TMPDIR for {what}"
         try:
@@ -60,9 +61,13 @@ class Spill:
         self._block_at = 0
 
     def append(self, parts: Sequence[str]) -> int:
-        """Store one record; its place, for `read`."""
-        blobs = [part.encode("utf-8", "surrogatepass") for part in parts]
-        record = self._header.pack(*(len(blob) for blob in blobs)) + b"".join(blobs)
+        """Store one record of `width` strings; its place, for `read`."""
+        if len(parts) != self._width:
+            raise ValueError(f"a record of {len(parts)} strings in a spill of {self._width}")
+        return self.append_record(text_record.encode(parts))
+
+    def append_record(self, record: bytes) -> int:
+        """Store a record text_record.encode made of `width` strings; its place, for `read`."""
         try:
             self._file.write(record)
         except OSError as exc:

@@ -116,14 +116,14 @@ def test_a_fault_leaves_no_plan_and_no_temporary_file(
             raise KeyboardInterrupt
         raise FileError("cannot use a temporary file: No space left on device")
 
-    appended, read = spill.Spill.append, spill.Spill.read
+    appended, read = spill.Spill.append_record, spill.Spill.read
     calls = {"append": 0, "read": 0}
 
-    def append(self: spill.Spill, parts: Any) -> int:
+    def append(self: spill.Spill, record: bytes) -> int:
         calls["append"] += 1
         if when == "scanning" and calls["append"] == 5:
             fail()
-        return appended(self, parts)
+        return appended(self, record)
 
     def read_back(self: spill.Spill, place: int, start: int = 0, stop: int | None = None) -> Any:
         calls["read"] += 1
@@ -132,7 +132,7 @@ def test_a_fault_leaves_no_plan_and_no_temporary_file(
             fail()
         return read(self, place, start, stop)
 
-    monkeypatch.setattr(spill.Spill, "append", append)
+    monkeypatch.setattr(spill.Spill, "append_record", append)
     monkeypatch.setattr(spill.Spill, "read", read_back)
     result = invoke(
         "plan", "--out", str(out / "plan.json"), env={"BUNDLE_MIGRATE_DATABASE_URL": me_db.url}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 from unittest import mock
 
@@ -10,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from migrate.core import change_keys
+from migrate.core import change_keys, text_record
 from migrate.core.plan import (
     CHANGING_ACTIONS,
     PlanError,
@@ -43,8 +42,8 @@ class Memory:
     def __init__(self) -> None:
         self.records: list[list[str]] = []
 
-    def append(self, parts: Sequence[str]) -> int:
-        self.records.append(list(parts))
+    def append_record(self, record: bytes) -> int:
+        self.records.append(text_record.decode(record, RECORD_PARTS))
         return len(self.records) - 1
 
     def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]:

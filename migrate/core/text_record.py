@@ -1,0 +1,36 @@
+"""Strings stored as one record of bytes: their UTF-8 lengths, then their UTF-8 bytes. Pure.
+
+What a plan's spill file (migrate.store.spill) holds of each change. The record
+is made where the change is decided (a worker, for a big fleet): the process
+that keeps the spill then only writes bytes, and a change comes back from a
+worker as one bytes object, not as six strings to unpickle and encode.
+Lone surrogates (stored JSON may hold them) are kept (surrogatepass), so what
+comes back is what went in.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from functools import lru_cache
+
+
+@lru_cache(maxsize=8)
+def header(width: int) -> struct.Struct:
+    """The record's head: the byte length of each of its `width` strings."""
+    return struct.Struct(f"<{width}I")
+
+
+def encode(parts: Sequence[str]) -> bytes:
+    blobs = [part.encode("utf-8", "surrogatepass") for part in parts]
+    return header(len(blobs)).pack(*map(len, blobs)) + b"".join(blobs)
+
+
+def decode(record: bytes, width: int) -> list[str]:
+    """The strings of a record `encode` made of `width` strings."""
+    head = header(width)
+    parts, at = [], head.size
+    for length in head.unpack_from(record):
+        parts.append(record[at : at + length].decode("utf-8", "surrogatepass"))
+        at += length
+    return parts
