@@ -29,8 +29,13 @@ def encode(parts: Sequence[str]) -> bytes:
 def decode(record: bytes, width: int) -> list[str]:
     """The strings of a record `encode` made of `width` strings."""
     head = header(width)
-    parts, at = [], head.size
-    for length in head.unpack_from(record):
-        parts.append(record[at : at + length].decode("utf-8", "surrogatepass"))
+    return strings(record, head.size, head.unpack_from(record))
+
+
+def strings(data: bytes, at: int, lengths: Sequence[int]) -> list[str]:
+    """The strings whose encoded `lengths` follow one another in `data` from `at` on."""
+    parts = []
+    for length in lengths:
+        parts.append(data[at : at + length].decode("utf-8", "surrogatepass"))
         at += length
     return parts

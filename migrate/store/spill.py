@@ -96,11 +96,7 @@ class Spill:
                 first, end = first - at, end - at
         except OSError as exc:
             raise self._error(exc) from None
-        parts = []
-        for length in lengths[start:stop]:
-            parts.append(data[first : first + length].decode("utf-8", "surrogatepass"))
-            first += length
-        return parts
+        return text_record.strings(data, first, lengths[start:stop])
 
     def _load(self, place: int, needed: int) -> bytes:
         """The block from `place` on, at least `needed` bytes of it (less at the end)."""
