@@ -124,10 +124,7 @@ class Arg(NamedTuple):
         return self.texts()
 
     def texts(self) -> tuple[str, ...]:
-        plain = _PLAIN.fullmatch
-        return tuple(
-            [value if plain(value) else shellwords.unquote(value) for value in self.values]
-        )
+        return tuple([_value_text(value) for value in self.values])
 
 
 @dataclass(frozen=True)
@@ -211,8 +208,7 @@ class VllmInvocation:
         arg = self.get(flag)
         if arg is None or len(arg.values) != 1:
             return None
-        value = arg.values[0]  # what arg.texts() gives, for one value
-        return value if _PLAIN.fullmatch(value) else shellwords.unquote(value)
+        return _value_text(arg.values[0])
 
     def _int(self, flag: str) -> int | None:
         text = self._single_text(flag)
@@ -262,6 +258,11 @@ def _integer(text: str) -> int | None:
 
 # A word bash passes on exactly as written: nothing quoted, escaped or expanded.
 _PLAIN = re.compile(r"""[^\\'"$`<>{]*""")
+
+
+def _value_text(value: str) -> str:
+    """What the server receives for an argument value written as ``value`` (Arg.values)."""
+    return value if _PLAIN.fullmatch(value) else shellwords.unquote(value)
 
 
 def _text(raw: str) -> str | None:
