@@ -6,11 +6,13 @@ to it imports this and nothing heavier.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from migrate.core.records import BundleRecord, EndpointRecord
 
@@ -21,33 +23,89 @@ JSON_KEYS = ("e_endpoint_metadata", "b_bundle_metadata")
 COMMAND_KEY = "b_runnable_image_command"
 STREAMING_KEY = "b_streaming_enhanced_runnable_image_streaming_command"
 
+# Sent by the server for a streaming command equal to the command (never a real
+# value: that is an array or null), so a row carries that command once.
+SAME_AS_COMMAND = 0
+# timestamptz columns, which JSON writes as ISO 8601 text with the session's offset.
+TIME_KEYS = frozenset({"e_created_at", "e_last_updated_at", "b_created_at"})
+_parse_time = datetime.fromisoformat
+
+# Each record field's column label (fleet.endpoint_query), in the field order of the
+# records' constructors; None: the bundle, made of the other table.
+_BUNDLE_KEYS = (
+    "b_id",
+    "b_flavor",
+    COMMAND_KEY,
+    STREAMING_KEY,
+    "b_runnable_image_worker_command",
+    "b_created_at",
+    "b_bundle_metadata",
+)
+_ENDPOINT_KEYS = (
+    "e_id",
+    "e_name",
+    "e_owner",
+    "e_endpoint_status",
+    "e_endpoint_type",
+    "e_endpoint_metadata",
+    "e_current_bundle_id",
+    None,
+    "e_created_at",
+    "e_last_updated_at",
+)
+_REQUIRED = ("e_id", "e_name")
+_METADATA = _ENDPOINT_KEYS.index("e_endpoint_metadata")
+_BUNDLE = _ENDPOINT_KEYS.index(None)
+
+
+class _Layout(NamedTuple):
+    """Where a row of these labels keeps what a record needs: indices into its values,
+    where one past the row is the None that a column the row lacks reads as."""
+
+    bundle_id: int
+    bundle: Callable[[list[Any]], tuple[Any, ...]]
+    endpoint: Callable[[list[Any]], tuple[Any, ...]]
+    metadata: int
+    # What a JSON row says otherwise than a typed one (record_from_json).
+    streaming: int | None
+    command: int | None
+    times: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(keys: tuple[str, ...]) -> _Layout:
+    for key in _REQUIRED:
+        if key not in keys:
+            raise KeyError(key)
+    absent = len(keys)
+    index = {key: i for i, key in enumerate(keys)}
+    return _Layout(
+        index.get("b_id", absent),
+        itemgetter(*(index.get(key, absent) for key in _BUNDLE_KEYS)),
+        itemgetter(*(absent if key is None else index.get(key, absent) for key in _ENDPOINT_KEYS)),
+        index.get("e_endpoint_metadata", absent),
+        index.get(STREAMING_KEY),
+        index.get(COMMAND_KEY),
+        tuple(i for i, key in enumerate(keys) if key in TIME_KEYS),
+    )
+
+
+def _record(layout: _Layout, values: list[Any]) -> EndpointRecord:
+    """The record of a row's values laid out as ``layout`` says (the list is extended)."""
+    values.append(None)
+    bundle = None
+    if values[layout.bundle_id] is not None:
+        bundle = BundleRecord(*layout.bundle(values))
+    fields = list(layout.endpoint(values))
+    if not isinstance(fields[_METADATA], dict):
+        fields[_METADATA] = {}
+    fields[_BUNDLE] = bundle
+    return EndpointRecord(*fields)
+
 
 def record_from_row(row: Mapping[str, Any]) -> EndpointRecord:
     """A record from a row whose JSON columns are decoded (labels as in fleet.endpoint_query)."""
-    bundle = None
-    if row.get("b_id") is not None:
-        bundle = BundleRecord(
-            id=row["b_id"],
-            flavor=row.get("b_flavor"),
-            command=row.get("b_runnable_image_command"),
-            streaming_command=row.get("b_streaming_enhanced_runnable_image_streaming_command"),
-            worker_command=row.get("b_runnable_image_worker_command"),
-            created_at=row.get("b_created_at"),
-            bundle_metadata=row.get("b_bundle_metadata"),
-        )
-    metadata = row.get("e_endpoint_metadata")
-    return EndpointRecord(
-        id=row["e_id"],
-        name=row["e_name"],
-        owner=row.get("e_owner"),
-        status=row.get("e_endpoint_status"),
-        endpoint_type=row.get("e_endpoint_type"),
-        metadata=metadata if isinstance(metadata, dict) else {},
-        current_bundle_id=row.get("e_current_bundle_id"),
-        bundle=bundle,
-        created_at=row.get("e_created_at"),
-        last_updated_at=row.get("e_last_updated_at"),
-    )
+    return _record(_layout(tuple(row)), list(row.values()))
 
 
 @dataclass
@@ -66,21 +124,17 @@ class RowStream:
         return record_from_json(self.keys, values)
 
 
-# Sent by the server for a streaming command equal to the command (never a real
-# value: that is an array or null), so a row carries that command once.
-SAME_AS_COMMAND = 0
-# timestamptz columns, which JSON writes as ISO 8601 text with the session's offset.
-TIME_KEYS = frozenset({"e_created_at", "e_last_updated_at", "b_created_at"})
-_parse_time = datetime.fromisoformat
-
-
 def record_from_json(keys: tuple[str, ...], text: str) -> EndpointRecord:
     """The record of one row of fleet.stream_rows, as record_from_row makes from typed columns."""
-    row = dict(zip(keys, json.loads(text), strict=True))
-    if row.get(STREAMING_KEY) == SAME_AS_COMMAND:
-        row[STREAMING_KEY] = row[COMMAND_KEY]
-    for key in TIME_KEYS:
-        value = row.get(key)
+    values = json.loads(text)
+    if len(values) != len(keys):
+        raise ValueError(f"a row of {len(values)} values for {len(keys)} columns")
+    layout = _layout(keys)
+    at = layout.streaming
+    if at is not None and values[at] == SAME_AS_COMMAND:
+        values[at] = None if layout.command is None else values[layout.command]
+    for i in layout.times:
+        value = values[i]
         if value is not None:
-            row[key] = _parse_time(value)
-    return record_from_row(row)
+            values[i] = _parse_time(value)
+    return _record(layout, values)
