@@ -8,6 +8,9 @@ place its record was stored (places grow with arrival). Name and id stay in
 that record; `finish` reads them back to sort each rank's changes, at most
 CHUNK of them at a time, the sorted runs merged (an external sort), so what
 is held never grows with the fleet beyond those eight bytes.
+Changes that came in (name, id) order, as the scan reads them where the
+database sorts names as Python does (C collation), need no reading back: within
+a rank, their places are already in order, and the buckets are merged.
 
 The order and the stages come out exactly as staging.assign gives them for
 the same changes: the same rank per model (staging.model_rank), the same
@@ -58,14 +61,27 @@ class ChangeKeys:
         self._order = _places()
         self._sizes: list[tuple[str, int]] = []
         self._last = 0
+        # The (name, id) of the last change added, while every change so far came in
+        # plan order's (name, id) order; None once one did not, or came without its own.
+        self._in_order: tuple[str, str] | None = ("", "")
 
     def left_out(self, param_count_b: int | None, flags: Sequence[str]) -> bool:
         """Whether a change of this size and these flags is left out of the plan."""
         return self._exclude_large and staging.goes_last_by(param_count_b, flags)
 
     def add(
-        self, model_name: str | None, param_count_b: int | None, flags: Sequence[str], place: int
+        self,
+        model_name: str | None,
+        param_count_b: int | None,
+        flags: Sequence[str],
+        place: int,
+        order: tuple[str, str] | None = None,
     ) -> None:
+        """A change stored at `place`. `order`: its (name, id), when the caller knows them;
+        changes that come sorted by those (the scan reads them so from PostgreSQL, when its
+        collation sorts as Python does) are put in order without reading a name back."""
+        if self._in_order is not None:
+            self._in_order = order if order is not None and order >= self._in_order else None
         key = (model_name, param_count_b, tuple(flags))
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -99,6 +115,9 @@ class ChangeKeys:
 
     def _sorted(self, group: list[BucketKey], key_of: KeyOf) -> Iterator[int]:
         """The places of a rank's changes by (name, id), then arrival (staging.risk_order)."""
+        if self._in_order is not None:
+            # Places grow with arrival, here (name, id) order: each bucket is sorted already.
+            return heapq.merge(*(self._buckets.pop(key) for key in group))
         places = _places()
         for key in group:
             places.extend(self._buckets.pop(key))  # each bucket is read once: let it go

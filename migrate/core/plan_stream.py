@@ -124,7 +124,8 @@ class Planned(NamedTuple):
     scan's render, in a worker for a big fleet), so that the main process only stores
     bytes. ``record``: the change's stored texts (see RECORD_PARTS) as
     text_record.encode makes them, None for no change; ``size_floor``: the characters
-    of its item's indented text (0 for a change left out)."""
+    of its item's indented text (0 for a change left out); ``order``: the endpoint's
+    (name, id), which plan order sorts by."""
 
     action: str
     model_name: str | None
@@ -133,6 +134,7 @@ class Planned(NamedTuple):
     left_out: bool
     record: bytes | None
     size_floor: int = 0
+    order: tuple[str, str] | None = None
 
 
 def planned(d: Decision, exclude_large: bool = False) -> Planned:
@@ -148,8 +150,9 @@ def planned(d: Decision, exclude_large: bool = False) -> Planned:
     else:
         texts = item_text(d)
         floor = len(texts[2]) + len(texts[3])
-    record = text_record.encode((*texts, d.endpoint_name, d.endpoint_id))
-    return Planned(d.action, d.model_name, d.param_count_b, flags, left_out, record, floor)
+    order = (d.endpoint_name, d.endpoint_id)
+    record = text_record.encode((*texts, *order))
+    return Planned(d.action, d.model_name, d.param_count_b, flags, left_out, record, floor, order)
 
 
 class PlannedChunk(NamedTuple):
@@ -283,7 +286,7 @@ def stream_plan(
                 raise PlanError("a change was rendered for another --exclude-large than the plan's")
             size_floor += p.size_floor
             place = texts.append_record(p.record)
-            keys.add(p.model_name, p.param_count_b, p.flags, place)
+            keys.add(p.model_name, p.param_count_b, p.flags, place, p.order)
     sizes = keys.finish(lambda place: texts.read(place, _NAME, _NAME + 2))
     header = Plan(
         created_at=created_at,

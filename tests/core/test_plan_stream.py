@@ -130,6 +130,41 @@ def test_ranks_sorted_in_chunks_and_merged_come_out_as_one_sort(
         assert streamed_text(fleet, Memory(), None, **kw) == whole_text(fleet, None, **kw)
 
 
+class CountingMemory(Memory):
+    """Memory that counts the reads of a change's name and id (the sort's reads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name_reads = 0
+
+    def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]:
+        self.name_reads += start == RECORD_PARTS - 2
+        return super().read(place, start, stop)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fleets, stage_specs, st.booleans())
+def test_changes_that_come_by_name_are_put_in_order_without_reading_names(
+    fleet: list[Decision], spec: str, exclude_large: bool
+) -> None:
+    """The scan's rows come ORDER BY name, id: where PostgreSQL sorts as Python does,
+    the plan's order is the order of arrival within each rank."""
+    kw = {"stage_spec": spec, "exclude_large": exclude_large}
+    ordered = sorted(fleet, key=lambda d: (d.endpoint_name, d.endpoint_id))
+    memory = CountingMemory()
+    assert streamed_text(ordered, memory, None, **kw) == whole_text(ordered, None, **kw)
+    assert memory.name_reads == 0
+    # The first and the last change swapped: every name is read back to sort.
+    changing = [i for i, d in enumerate(ordered) if d.changes]
+    order = [(d.endpoint_name, d.endpoint_id) for d in ordered]
+    if changing and order[changing[0]] != order[changing[-1]]:
+        first, last = changing[0], changing[-1]
+        ordered[first], ordered[last] = ordered[last], ordered[first]
+        memory = CountingMemory()
+        assert streamed_text(ordered, memory, None, **kw) == whole_text(ordered, None, **kw)
+        assert memory.name_reads == len(changing)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleets, st.booleans(), st.sampled_from([None, KEY]))
 def test_through_the_spill_file_too(
