@@ -7,14 +7,15 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 from click.core import ParameterSource
 
 from migrate.cli.app import Failure
 from migrate.cli.output import output_stream
-from migrate.core.plan import Plan, PlanError, json_pieces, parse_plan, verify
+from migrate.core.json_text import Buffer
+from migrate.core.plan import Plan, PlanError, file_utf8_pieces, parse_plan, verify
 from migrate.core.plan_stream import StreamedPlan
 from migrate.store import files, fleet
 
@@ -43,27 +44,35 @@ def write_plan_file(plan: Plan | StreamedPlan, out: str | None) -> None:
     while it is written and leaves nothing behind. Stdout, a pipe or a device
     cannot take back what it was sent: there the size is counted first. A streamed
     plan whose items alone are over the limit is refused before either.
+    The plan goes out as UTF-8 bytes: a streamed plan's items as its spill holds
+    them, never decoded and encoded again.
     """
     if isinstance(plan, StreamedPlan):
-        pieces: Callable[[], Iterator[str]] = plan.pieces
+        pieces: Callable[[], Iterator[Buffer]] = plan.utf8_pieces
         changes = plan.planned
         _check_size(plan.size_floor, changes)  # before a byte is written or counted
     else:
-        pieces, changes = functools.partial(json_pieces, plan), len(plan.items)
+        body = plan.body()
+        pieces = functools.partial(file_utf8_pieces, body, plan.digest, plan.signature)
+        changes = len(plan.items)
     if out is None or not _regular_target(out):
-        _check_size(sum(map(_utf8_size, pieces())), changes)
+        _check_size(sum(map(len, pieces())), changes)
     with output_stream(out) as handle:
+        write = _binary_writer(handle)
         written = 0
         for piece in pieces():
-            written += _utf8_size(piece)
+            written += len(piece)
             _check_size(written, changes)
-            handle.write(piece)
+            write(piece)
 
 
-def _utf8_size(text: str) -> int:
-    # isascii() reads a flag CPython keeps, so a plan (nearly all ASCII) is not
-    # encoded once to be counted and again to be written.
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
+def _binary_writer(handle: IO[str]) -> Callable[[Buffer], object]:
+    """Write bytes to a text handle: to its binary buffer, after what it holds itself."""
+    handle.flush()
+    buffer = getattr(handle, "buffer", None)
+    if buffer is None:  # a text-only stream (a test's StringIO)
+        return lambda piece: handle.write(bytes(piece).decode("utf-8"))
+    return buffer.write
 
 
 def check_plan_target(out: str | None) -> None:

@@ -10,9 +10,12 @@ document is digested or written, so that not even its values are held.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+# Bytes, or a view of some: what the UTF-8 forms below hand on without copying.
+Buffer = bytes | memoryview
 
 
 @dataclass(frozen=True)
@@ -20,12 +23,18 @@ class Elements:
     """A top-level list given as its elements' texts, made anew on every pass.
 
     `canonical()` yields each element as canonical_json gives it; `indented()`
-    as json.dumps(element, indent=2, sort_keys=True, ensure_ascii=False) does,
-    at depth 0. Both in the same order.
+    as it stands in the indented document: json.dumps(element, indent=2,
+    sort_keys=True, ensure_ascii=False), every line after the first indented
+    four more spaces. Both in the same order. `canonical_utf8` and
+    `indented_utf8`, when given, yield the same texts as UTF-8, each element in
+    parts, for the passes that digest or write bytes (canonical_utf8_pieces,
+    indented_utf8_pieces): text that is stored as bytes is then never decoded.
     """
 
     canonical: Callable[[], Iterable[str]]
     indented: Callable[[], Iterable[str]]
+    canonical_utf8: Callable[[], Iterable[Sequence[Buffer]]] | None = None
+    indented_utf8: Callable[[], Iterable[Sequence[Buffer]]] | None = None
 
 
 def canonical_json(value: Any) -> str:
@@ -105,6 +114,15 @@ def scalar_text(value: Any) -> str | None:
 
 def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
     """canonical_json(doc) in pieces, a top-level list's elements one at a time."""
+    return _canonical(doc, utf8=False)  # type: ignore[return-value]
+
+
+def canonical_utf8_pieces(doc: dict[str, Any]) -> Iterator[Buffer]:
+    """canonical_json(doc) as UTF-8, in pieces (Elements' own bytes where they have them)."""
+    return _encoded(_canonical(doc, utf8=True))
+
+
+def _canonical(doc: dict[str, Any], utf8: bool) -> Iterator[str | Buffer]:
     yield "{"
     for n, key in enumerate(sorted(doc)):
         yield ("," if n else "") + canonical_json(key) + ":"
@@ -116,8 +134,15 @@ def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
             yield "]"
         elif isinstance(value, Elements):
             yield "["
-            for m, text in enumerate(value.canonical()):
-                yield ("," if m else "") + text
+            if utf8 and value.canonical_utf8 is not None:
+                separator = b""
+                for parts in value.canonical_utf8():
+                    yield separator
+                    yield from parts
+                    separator = b","
+            else:
+                for m, text in enumerate(value.canonical()):
+                    yield ("," if m else "") + text
             yield "]"
         else:
             yield canonical_json(value)
@@ -129,7 +154,15 @@ def indented_pieces(doc: dict[str, Any]) -> Iterator[str]:
 
     Re-indenting an element's text is safe: JSON writes no raw newline inside a string.
     """
+    return _indented_doc(doc, utf8=False)  # type: ignore[return-value]
 
+
+def indented_utf8_pieces(doc: dict[str, Any]) -> Iterator[Buffer]:
+    """indented_pieces(doc) as UTF-8 (Elements' own bytes where they have them)."""
+    return _encoded(_indented_doc(doc, utf8=True))
+
+
+def _indented_doc(doc: dict[str, Any], utf8: bool) -> Iterator[str | Buffer]:
     def dumps(value: Any, depth: int) -> str:
         return indented_json(value).replace("\n", "\n" + "  " * depth)
 
@@ -145,17 +178,28 @@ def indented_pieces(doc: dict[str, Any]) -> Iterator[str]:
         elif isinstance(value, Elements):
             # An empty list is "[]" on one line, as json.dumps writes it: known only at its end.
             empty = True
-            for text in value.indented():
-                yield ("[" if empty else ",") + "\n    " + text.replace("\n", "\n    ")
-                empty = False
+            if utf8 and value.indented_utf8 is not None:
+                for parts in value.indented_utf8():
+                    yield b"[\n    " if empty else b",\n    "
+                    yield from parts
+                    empty = False
+            else:
+                for text in value.indented():
+                    yield ("[" if empty else ",") + "\n    " + text
+                    empty = False
             yield "[]" if empty else "\n  ]"
         else:
             yield dumps(value, 1)
     yield "\n}"
 
 
+def _encoded(pieces: Iterator[str | Buffer]) -> Iterator[Buffer]:
+    for piece in pieces:
+        yield piece.encode("utf-8") if type(piece) is str else piece  # type: ignore[union-attr,misc]
+
+
 def hashed(doc: dict[str, Any], digest: Any) -> Any:
     """``digest`` (a hashlib or hmac object) fed canonical_json(doc), piece by piece."""
-    for piece in canonical_pieces(doc):
-        digest.update(piece.encode("utf-8"))
+    for piece in canonical_utf8_pieces(doc):
+        digest.update(piece)
     return digest

@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from migrate.core import staging
-from migrate.core.json_text import hashed, indented_pieces
+from migrate.core.json_text import Buffer, hashed, indented_pieces, indented_utf8_pieces
 from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES, StageSpec
@@ -179,12 +179,17 @@ def read_policy(policy: Any, overrides: Any = None, source: str = "plan") -> Ite
     return ItemPolicy(params, overrides)
 
 
-def item_of(d: Decision, stage: int, policy: ItemPolicy | None) -> PlanItem:
-    """A change's plan item; PlanError when the decision lacks what apply needs."""
+def check_change(d: Decision) -> None:
+    """PlanError when a change's decision lacks what apply needs."""
     if d.bundle_id is None or d.command_after is None or not d.fingerprint:
         raise PlanError(
             f"endpoint {d.endpoint_name}: decision lacks bundle, command or fingerprint"
         )
+
+
+def item_of(d: Decision, stage: int, policy: ItemPolicy | None) -> PlanItem:
+    """A change's plan item; PlanError when the decision lacks what apply needs."""
+    check_change(d)
     return PlanItem(
         endpoint_id=d.endpoint_id,
         endpoint_name=d.endpoint_name,
@@ -348,11 +353,21 @@ def json_pieces(plan: Plan) -> Iterator[str]:
 
 def file_pieces(body: dict[str, Any], digest: str, signature: str) -> Iterator[str]:
     """A plan file's text in pieces, from its body (see Plan.body), digest and signature."""
+    yield from indented_pieces(_file_doc(body, digest, signature))
+    yield "\n"
+
+
+def file_utf8_pieces(body: dict[str, Any], digest: str, signature: str) -> Iterator[Buffer]:
+    """file_pieces as UTF-8 (see json_text.indented_utf8_pieces): what is written."""
+    yield from indented_utf8_pieces(_file_doc(body, digest, signature))
+    yield b"\n"
+
+
+def _file_doc(body: dict[str, Any], digest: str, signature: str) -> dict[str, Any]:
     doc = {**body, "digest": digest}
     if signature:
         doc["signature"] = signature
-    yield from indented_pieces(doc)
-    yield "\n"
+    return doc
 
 
 _ITEM_FIELDS = {

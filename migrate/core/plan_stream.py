@@ -20,11 +20,13 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 
 from migrate.core import staging, text_record
 from migrate.core.change_keys import ChangeKeys
 from migrate.core.json_text import (
+    Buffer,
     Elements,
     canonical_json,
     hashed,
@@ -37,10 +39,11 @@ from migrate.core.plan import (
     PlanError,
     PlanItem,
     Stage,
+    check_change,
     excluded_entry,
     file_pieces,
+    file_utf8_pieces,
     item_from_dict,
-    item_of,
     plan_summary,
     read_policy,
     signature_of,
@@ -55,7 +58,9 @@ _STAGE = "stage"
 
 class ItemText(NamedTuple):
     """An item's JSON text with its stage left out: prefix + str(stage) + suffix is the
-    item as canonical_json writes it, and as json.dumps(indent=2, sort_keys=True) does."""
+    item as canonical_json writes it, and as it stands in the plan file's list of items:
+    json.dumps(indent=2, sort_keys=True) of it, every line after the first indented
+    four more spaces (json_text.Elements)."""
 
     canonical_prefix: str
     canonical_suffix: str
@@ -69,15 +74,17 @@ def item_text(d: Decision) -> ItemText:
     Written by hand: each value is encoded once for both forms, and a streaming
     command that is the command itself once for both keys (the commands are most
     of the text; canonical_json and indented_json of the item encoded each four
-    times: 25 us a change, now 12). Objects are theirs, re-indented for the depth.
+    times: 25 us a change, now 10). Objects are theirs, re-indented for the depth.
     """
-    data = item_of(d, 0, None).to_dict()
+    check_change(d)
+    values = _item_values(d)  # item_of(d).to_dict()'s values, read off the decision
     canonical: list[str] = []
     indented: list[str] = []
     last: Any = None
     last_text = ""
-    for key, c_name, i_name in _KEYS_WRITTEN:
-        value = data[key]
+    for (key, c_name, i_name), value in zip(_KEYS_WRITTEN, values, strict=True):
+        if key == _BASIS:
+            value = value or ""  # as item_of makes it
         kind = type(value)
         if kind is str:
             if value is not last:  # a streaming command is mostly the command itself
@@ -85,13 +92,13 @@ def item_text(d: Decision) -> ItemText:
             c_value = i_value = last_text
         elif (scalar := scalar_text(value)) is not None:
             c_value = i_value = scalar
-        elif kind is list and all(type(v) is str for v in value):
+        elif (kind is list or kind is tuple) and all(type(v) is str for v in value):
             texts = [_string(v) for v in value]
             c_value = "[" + ",".join(texts) + "]"
-            i_value = "[\n    " + ",\n    ".join(texts) + "\n  ]" if texts else "[]"
+            i_value = f"[{_VALUE}" + f",{_VALUE}".join(texts) + f"{_KEY}]" if texts else "[]"
         else:
             c_value = canonical_json(value)
-            i_value = indented_json(value).replace("\n", "\n  ")
+            i_value = indented_json(value).replace("\n", _KEY)
         canonical.append(c_name + c_value)
         indented.append(i_name + i_value)
     # Keys are written sorted: the stage goes between those before it and those after.
@@ -99,15 +106,25 @@ def item_text(d: Decision) -> ItemText:
     return ItemText(
         "{" + ",".join(canonical[:_HEAD]) + f',"{_STAGE}":',
         "," + ",".join(canonical[_HEAD:]) + "}",
-        "{\n  " + ",\n  ".join(indented[:_HEAD]) + f',\n  "{_STAGE}": ',
-        ",\n  " + ",\n  ".join(indented[_HEAD:]) + "\n}",
+        "{" + _KEY + f",{_KEY}".join(indented[:_HEAD]) + f',{_KEY}"{_STAGE}": ',
+        f",{_KEY}" + f",{_KEY}".join(indented[_HEAD:]) + _ITEM + "}",
     )
 
 
 _string = json.encoder.encode_basestring  # as both forms write a string (ensure_ascii=False)
+# Where the lines of an item in the file start: the item's own (its closing brace), its
+# keys', and the values' of a list under a key. An item is an element of the file's
+# "items" list, so its first line starts indented four spaces (json_text.Elements).
+_ITEM = "\n    "
+_KEY = _ITEM + "  "
+_VALUE = _KEY + "  "
 _ITEM_KEYS = frozenset(f.name for f in fields(PlanItem)) - {_STAGE, "policy"}
 # Each key with its name as the canonical and the indented form write it, sorted.
 _KEYS_WRITTEN = tuple((key, _string(key) + ":", _string(key) + ": ") for key in sorted(_ITEM_KEYS))
+# Each key's value is the decision's attribute of that name (flags a list for a tuple),
+# but for a basis fingerprint that is None: "".
+_item_values = attrgetter(*sorted(_ITEM_KEYS))
+_BASIS = "basis_fingerprint"
 _HEAD = sum(key < _STAGE for key in _ITEM_KEYS)
 assert 0 < _HEAD < len(_ITEM_KEYS)
 
@@ -145,13 +162,21 @@ def planned(d: Decision, exclude_large: bool = False) -> Planned:
     left_out = exclude_large and staging.goes_last_by(d.param_count_b, flags)
     if left_out:
         entry = excluded_entry(d)
-        texts: tuple[str, ...] = (canonical_json(entry), "", indented_json(entry), "")
+        indented = indented_json(entry).replace("\n", _ITEM)
+        texts: tuple[str, ...] = (canonical_json(entry), "", indented, "")
         floor = 0
     else:
         texts = item_text(d)
         floor = len(texts[2]) + len(texts[3])
     order = (d.endpoint_name, d.endpoint_id)
-    record = text_record.encode((*texts, *order))
+    try:
+        record = text_record.encode((*texts, *order), errors="strict")
+    except UnicodeEncodeError:
+        # Stored JSON may hold one ("\\ud800"); a plan file is UTF-8, which cannot.
+        raise PlanError(
+            f"endpoint {d.endpoint_name}: its plan item holds a lone surrogate (text from "
+            "stored JSON that is not valid Unicode), which a plan file cannot hold"
+        ) from None
     return Planned(d.action, d.model_name, d.param_count_b, flags, left_out, record, floor, order)
 
 
@@ -176,6 +201,7 @@ class Texts(Protocol):
 
     def append_record(self, record: bytes) -> int: ...
     def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]: ...
+    def read_utf8(self, place: int, start: int = 0, stop: int | None = None) -> list[Buffer]: ...
 
 
 @dataclass(frozen=True)
@@ -200,9 +226,29 @@ class StreamedPlan:
     def body(self) -> dict[str, Any]:
         """Plan.body() of the whole plan, its lists made on demand (see json_text.Elements)."""
         doc = self.header.body()
-        doc["items"] = Elements(self._canonical_items, self._indented_items)
-        doc["excluded"] = Elements(lambda: self._excluded(0), lambda: self._excluded(2))
+        doc["items"] = Elements(
+            self._canonical_items,
+            self._indented_items,
+            lambda: self._utf8_items(0),
+            lambda: self._utf8_items(2),
+        )
+        doc["excluded"] = Elements(
+            lambda: self._excluded(0),
+            lambda: self._excluded(2),
+            lambda: self._utf8_excluded(0),
+            lambda: self._utf8_excluded(2),
+        )
         return doc
+
+    def _utf8_items(self, start: int) -> Iterator[tuple[Buffer, ...]]:
+        read = self.texts.read_utf8
+        for stage, place in self.keys.items():
+            prefix, suffix = read(place, start, start + 2)
+            yield prefix, b"%d" % stage, suffix
+
+    def _utf8_excluded(self, part: int) -> Iterator[list[Buffer]]:
+        for place in self.keys.excluded():
+            yield self.texts.read_utf8(place, part, part + 1)
 
     def _excluded(self, part: int) -> Iterator[str]:
         for place in self.keys.excluded():
@@ -231,6 +277,10 @@ class StreamedPlan:
     def pieces(self) -> Iterator[str]:
         """The file's text in pieces: to_json(build_plan(...)) of the same decisions."""
         return file_pieces(self.body(), self.header.digest, self.header.signature)
+
+    def utf8_pieces(self) -> Iterator[Buffer]:
+        """The file's UTF-8 bytes in pieces, the items' as the spill holds them."""
+        return file_utf8_pieces(self.body(), self.header.digest, self.header.signature)
 
 
 def seal(plan: StreamedPlan) -> StreamedPlan:

@@ -21,8 +21,9 @@ def header(width: int) -> struct.Struct:
     return struct.Struct(f"<{width}I")
 
 
-def encode(parts: Sequence[str]) -> bytes:
-    blobs = [part.encode("utf-8", "surrogatepass") for part in parts]
+def encode(parts: Sequence[str], errors: str = "surrogatepass") -> bytes:
+    """The record of `parts`; ``errors="strict"`` refuses a lone surrogate (UnicodeEncodeError)."""
+    blobs = [part.encode("utf-8", errors) for part in parts]
     return header(len(blobs)).pack(*map(len, blobs)) + b"".join(blobs)
 
 

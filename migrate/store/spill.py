@@ -79,6 +79,21 @@ class Spill:
 
     def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]:
         """Parts start..stop (all by default) of the record at `place`."""
+        data, first, lengths = self._find(place, start, stop)
+        return text_record.strings(data, first, lengths)
+
+    def read_utf8(self, place: int, start: int = 0, stop: int | None = None) -> list[memoryview]:
+        """The same parts as stored: their UTF-8 bytes (surrogatepass), not copied."""
+        data, at, lengths = self._find(place, start, stop)
+        view = memoryview(data)
+        parts = []
+        for length in lengths:
+            parts.append(view[at : at + length])
+            at += length
+        return parts
+
+    def _find(self, place: int, start: int, stop: int | None) -> tuple[bytes, int, Sequence[int]]:
+        """(bytes holding them, where the first starts, their lengths) of parts start..stop."""
         stop = self._width if stop is None else stop
         header = self._header
         try:
@@ -96,7 +111,7 @@ class Spill:
                 first, end = first - at, end - at
         except OSError as exc:
             raise self._error(exc) from None
-        return text_record.strings(data, first, lengths[start:stop])
+        return data, first, lengths[start:stop]
 
     def _load(self, place: int, needed: int) -> bytes:
         """The block from `place` on, at least `needed` bytes of it (less at the end)."""

@@ -116,7 +116,7 @@ def test_a_fault_leaves_no_plan_and_no_temporary_file(
             raise KeyboardInterrupt
         raise FileError("cannot use a temporary file: No space left on device")
 
-    appended, read = spill.Spill.append_record, spill.Spill.read
+    appended, read, read_utf8 = spill.Spill.append_record, spill.Spill.read, spill.Spill.read_utf8
     calls = {"append": 0, "read": 0}
 
     def append(self: spill.Spill, record: bytes) -> int:
@@ -125,15 +125,19 @@ def test_a_fault_leaves_no_plan_and_no_temporary_file(
             fail()
         return appended(self, record)
 
-    def read_back(self: spill.Spill, place: int, start: int = 0, stop: int | None = None) -> Any:
-        calls["read"] += 1
-        # The digest reads the canonical text (parts 0-1), the file the indented (parts 2-3).
-        if (when, start) in (("digesting", 0), ("writing", 2)) and calls["read"] % 7 == 0:
-            fail()
-        return read(self, place, start, stop)
+    def reading(how: Any) -> Any:
+        def read_back(self: spill.Spill, place: int, start: int = 0, stop: Any = None) -> Any:
+            calls["read"] += 1
+            # The digest reads the canonical text (parts 0-1), the file the indented (2-3).
+            if (when, start) in (("digesting", 0), ("writing", 2)) and calls["read"] % 7 == 0:
+                fail()
+            return how(self, place, start, stop)
+
+        return read_back
 
     monkeypatch.setattr(spill.Spill, "append_record", append)
-    monkeypatch.setattr(spill.Spill, "read", read_back)
+    monkeypatch.setattr(spill.Spill, "read", reading(read))
+    monkeypatch.setattr(spill.Spill, "read_utf8", reading(read_utf8))
     result = invoke(
         "plan", "--out", str(out / "plan.json"), env={"BUNDLE_MIGRATE_DATABASE_URL": me_db.url}
     )

@@ -49,12 +49,18 @@ class Memory:
     def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]:
         return self.records[place][start:stop]
 
+    def read_utf8(self, place: int, start: int = 0, stop: int | None = None) -> list[bytes]:
+        return [part.encode("utf-8") for part in self.read(place, start, stop)]
+
 
 def streamed_text(decisions: list[Decision], texts: Any, key: bytes | None, **kw: Any) -> str:
     plan = stream_plan(iter(decisions), texts, **HEADER, **kw)
     if key is not None:
         plan = sign_streamed(plan, key)
-    return "".join(plan.pieces())
+    text = "".join(plan.pieces())
+    # What is written: the same text as UTF-8, the items' bytes as stored.
+    assert b"".join(plan.utf8_pieces()) == text.encode("utf-8")
+    return text
 
 
 def whole_text(decisions: list[Decision], key: bytes | None, **kw: Any) -> str:
@@ -241,8 +247,9 @@ def test_every_item_text_is_json_dumps_of_its_dict(d: Decision, streaming: str) 
     data = build_plan([d], **HEADER).items[0].to_dict()
     stage = str(data["stage"])
     assert text.canonical_prefix + stage + text.canonical_suffix == canonical_json(data)
+    # As it stands in the file's list of items: its lines after the first four spaces in.
     indented = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
-    assert text.indented_prefix + stage + text.indented_suffix == indented
+    assert text.indented_prefix + stage + text.indented_suffix == indented.replace("\n", "\n    ")
 
 
 def test_bad_stages_and_policies_are_refused_before_the_scan() -> None:
@@ -274,3 +281,15 @@ def test_the_size_floor_is_never_above_the_file(fleet: list[Decision], exclude_l
         if d.changes and not (exclude_large and goes_last_by(d.param_count_b, d.flags))
     ]
     assert plan.size_floor == sum(len(t.indented_prefix) + len(t.indented_suffix) for t in items)
+
+
+def test_a_lone_surrogate_in_an_item_is_refused_naming_the_endpoint() -> None:
+    """Stored JSON may hold one ("\\ud800"): a plan file, UTF-8, cannot."""
+    bad = decision("odd-one", args_after={"note": "half \ud800 a pair"})
+    with pytest.raises(PlanError, match="endpoint odd-one: .*lone surrogate"):
+        planned(bad)
+    with pytest.raises(PlanError, match="endpoint odd-one"):
+        stream_plan(iter([decision("a"), bad]), Memory(), **HEADER)
+    # Its model name too (also from stored JSON).
+    with pytest.raises(PlanError, match="endpoint m: "):
+        planned(decision("m", "llama-\udc00-8b"))
