@@ -85,6 +85,8 @@ def _arguments(
     ``texts``: the words' texts, when the caller knows them all (no expansion in any);
     otherwise each word is read here first.
     """
+    if texts and to_outer is None:
+        return _plain_arguments(text, spans, texts)
     words: Sequence[str | None] = texts
     expansions: dict[tuple[int, int], shellwords.WordInfo] = {}
     if not texts:
@@ -143,6 +145,34 @@ def _arguments(
         else:
             positionals.append(text[a:b])
     return tuple(positionals), _args(built)
+
+
+def _plain_arguments(
+    text: str, spans: Sequence[tuple[int, int]], words: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[Arg, ...]]:
+    """_arguments of words whose texts are all known, in the stored script itself.
+
+    The same groups, cut at each flag at once rather than word by word: most
+    servers' words are read here (see command_locate._split_words).
+    """
+    raws = [text[a:b] for a, b in spans]
+    cuts = [i for i, word in enumerate(words) if word[:2] == "--"]
+    positionals = tuple(raws[: cuts[0]] if cuts else raws)
+    args = []
+    cuts.append(len(words))
+    for k in range(len(cuts) - 1):
+        at, upto = cuts[k], cuts[k + 1]
+        flag = words[at]
+        values = raws[at + 1 : upto]
+        inline = "=" in flag
+        if inline:
+            flag, value = flag.split("=", 1)
+            # The "=" came from an escape: a re-quoted value keeps texts() exact.
+            values.insert(0, _split_inline(raws[at], flag) or shellwords.requote(value))
+        args.append(
+            _tuple_new(Arg, (flag, tuple(values), spans[at][0], spans[upto - 1][1], inline))
+        )
+    return positionals, tuple(args)
 
 
 _tuple_new = tuple.__new__

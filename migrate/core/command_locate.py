@@ -54,12 +54,6 @@ _LOOSE_MENTION = re.compile(
 _LOOSE_VLLM_S = re.compile(_loosely("vllm_s"))
 
 
-# In a plain command (parse read it as ordinary words, blanks between), what may
-# put a blank inside a word or make a word more than its characters: escapes,
-# expansions, redirection-like and brace characters, tabs, double blanks.
-_NOT_SPLIT_BY_SPACES = re.compile(r"""[\\$`<>{\t]|  """)
-
-
 def _split_words(text: str, command: shell.Command) -> tuple[list[tuple[int, int]], list[str]]:
     """The spans and texts of a plain command's words, found by splitting at spaces;
     ([], []) when that would not be bash's reading (then the word reader reads them).
@@ -71,23 +65,43 @@ def _split_words(text: str, command: shell.Command) -> tuple[list[tuple[int, int
     anywhere), so a word's text is its characters without the quotes.
     """
     chunk = text[command.start : command.end]
-    if not command.plain or _NOT_SPLIT_BY_SPACES.search(chunk):
+    if not command.plain or _splits_otherwise(chunk):
         return [], []
+    raws = chunk.split(" ")
+    texts = raws
+    if '"' in chunk or "'" in chunk:
+        texts = []
+        for raw in raws:
+            quote = '"' if '"' in raw else "'" if "'" in raw else ""
+            if quote:
+                if raw.count(quote) % 2 or (quote == '"' and "'" in raw):
+                    return [], []  # a quoted blank ("a b"), or one quote inside the other
+                texts.append(raw.replace(quote, ""))
+            else:
+                texts.append(raw)
     spans: list[tuple[int, int]] = []
-    texts: list[str] = []
     at = command.start
-    for raw in chunk.split(" "):
-        quote = '"' if '"' in raw else "'" if "'" in raw else ""
-        if quote:
-            if raw.count(quote) % 2 or (quote == '"' and "'" in raw):
-                return [], []  # a quoted blank ("a b"), or one quote inside the other
-            texts.append(raw.replace(quote, ""))
-        else:
-            texts.append(raw)
+    for raw in raws:
         end = at + len(raw)
         spans.append((at, end))
         at = end + 1
     return spans, texts
+
+
+def _splits_otherwise(chunk: str) -> bool:
+    """Whether a blank may stand inside a word of the chunk, or a word be more than its
+    characters: an escape, an expansion, a redirection-like or brace character, a tab,
+    two blanks in a row. (Plain tests: a regex with these alternatives took 2 us.)"""
+    return (
+        "$" in chunk
+        or "\\" in chunk
+        or "`" in chunk
+        or "<" in chunk
+        or ">" in chunk
+        or "{" in chunk
+        or "\t" in chunk
+        or "  " in chunk
+    )
 
 
 class _Located(NamedTuple):
