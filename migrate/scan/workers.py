@@ -233,7 +233,7 @@ def _decide(
             chunk = list(islice(stream, min(here, IN_PROCESS_FIRST - done)))
             if not chunk:
                 return
-            if pool is None and done >= IN_PROCESS_FIRST // 2:
+            if pool is None and done + len(chunk) >= IN_PROCESS_FIRST // 2:
                 # The fleet is not small: start the workers while this process goes on.
                 pool = _pool(jobs, params, overrides, render_chunk, fingerprint)
                 for _ in range(jobs):
