@@ -23,7 +23,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from migrate.core import staging
-from migrate.core.json_text import Buffer, hashed, indented_pieces, indented_utf8_pieces
+from migrate.core.json_text import (
+    Buffer,
+    canonical_json,
+    hashed,
+    indented_pieces,
+    indented_utf8_pieces,
+)
 from migrate.core.policy import RECORDED_DROP, RECORDED_KEEP, PolicyParams
 from migrate.core.records import Decision
 from migrate.core.staging import DEFAULT_STAGES, StageSpec
@@ -293,7 +299,24 @@ def build_plan(
         items=tuple(items),
         excluded=tuple(excluded),
     )
-    return seal(plan)
+    try:
+        return seal(plan)
+    except UnicodeEncodeError:
+        for item in plan.items:  # which one: the digest only says that one could not be hashed
+            try:
+                canonical_json(item.to_dict()).encode("utf-8")
+            except UnicodeEncodeError:
+                raise lone_surrogate(item.endpoint_name) from None
+        raise
+
+
+def lone_surrogate(endpoint_name: str) -> PlanError:
+    """A change whose item holds a lone surrogate: stored JSON may hold one ("\\ud800"),
+    and a plan file, UTF-8, cannot."""
+    return PlanError(
+        f"endpoint {endpoint_name}: its plan item holds a lone surrogate (text that is not "
+        "valid Unicode, as stored JSON may hold), which a plan file cannot hold"
+    )
 
 
 def seal(plan: Plan) -> Plan:

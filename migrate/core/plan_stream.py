@@ -44,6 +44,7 @@ from migrate.core.plan import (
     file_pieces,
     file_utf8_pieces,
     item_from_dict,
+    lone_surrogate,
     plan_summary,
     read_policy,
     signature_of,
@@ -172,11 +173,7 @@ def planned(d: Decision, exclude_large: bool = False) -> Planned:
     try:
         record = text_record.encode((*texts, *order), errors="strict")
     except UnicodeEncodeError:
-        # Stored JSON may hold one ("\\ud800"); a plan file is UTF-8, which cannot.
-        raise PlanError(
-            f"endpoint {d.endpoint_name}: its plan item holds a lone surrogate (text from "
-            "stored JSON that is not valid Unicode), which a plan file cannot hold"
-        ) from None
+        raise lone_surrogate(d.endpoint_name) from None
     return Planned(d.action, d.model_name, d.param_count_b, flags, left_out, record, floor, order)
 
 

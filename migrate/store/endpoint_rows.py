@@ -132,7 +132,9 @@ def record_from_json(keys: tuple[str, ...], text: str) -> EndpointRecord:
     layout = _layout(keys)
     at = layout.streaming
     if at is not None and values[at] == SAME_AS_COMMAND:
-        values[at] = None if layout.command is None else values[layout.command]
+        if layout.command is None:
+            raise KeyError(COMMAND_KEY)  # the server sends the marker only beside the command
+        values[at] = values[layout.command]
     for i in layout.times:
         value = values[i]
         if value is not None:

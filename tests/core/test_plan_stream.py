@@ -293,3 +293,6 @@ def test_a_lone_surrogate_in_an_item_is_refused_naming_the_endpoint() -> None:
     # Its model name too (also from stored JSON).
     with pytest.raises(PlanError, match="endpoint m: "):
         planned(decision("m", "llama-\udc00-8b"))
+    # A plan made in memory (reconcile's) says the same.
+    with pytest.raises(PlanError, match="endpoint odd-one: .*lone surrogate"):
+        build_plan([decision("a"), bad], **HEADER)
