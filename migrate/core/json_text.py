@@ -22,19 +22,15 @@ Buffer = bytes | memoryview
 class Elements:
     """A top-level list given as its elements' texts, made anew on every pass.
 
-    `canonical()` yields each element as canonical_json gives it; `indented()`
-    as it stands in the indented document: json.dumps(element, indent=2,
-    sort_keys=True, ensure_ascii=False), every line after the first indented
-    four more spaces. Both in the same order. `canonical_utf8` and
-    `indented_utf8`, when given, yield the same texts as UTF-8, each element in
-    parts, for the passes that digest or write bytes (canonical_utf8_pieces,
-    indented_utf8_pieces): text that is stored as bytes is then never decoded.
+    Each yields every element as UTF-8, in parts (bytes stored elsewhere are then
+    never decoded to be digested or written): `canonical()` as canonical_json
+    gives it; `indented()` as it stands in the indented document, json.dumps(
+    element, indent=2, sort_keys=True, ensure_ascii=False) with every line after
+    the first indented four more spaces. Both in the same order.
     """
 
-    canonical: Callable[[], Iterable[str]]
-    indented: Callable[[], Iterable[str]]
-    canonical_utf8: Callable[[], Iterable[Sequence[Buffer]]] | None = None
-    indented_utf8: Callable[[], Iterable[Sequence[Buffer]]] | None = None
+    canonical: Callable[[], Iterable[Sequence[Buffer]]]
+    indented: Callable[[], Iterable[Sequence[Buffer]]]
 
 
 def canonical_json(value: Any) -> str:
@@ -114,15 +110,15 @@ def scalar_text(value: Any) -> str | None:
 
 def canonical_pieces(doc: dict[str, Any]) -> Iterator[str]:
     """canonical_json(doc) in pieces, a top-level list's elements one at a time."""
-    return _canonical(doc, utf8=False)  # type: ignore[return-value]
+    return _decoded(_canonical(doc))
 
 
 def canonical_utf8_pieces(doc: dict[str, Any]) -> Iterator[Buffer]:
-    """canonical_json(doc) as UTF-8, in pieces (Elements' own bytes where they have them)."""
-    return _encoded(_canonical(doc, utf8=True))
+    """canonical_json(doc) as UTF-8, in pieces (Elements' bytes as they come)."""
+    return _encoded(_canonical(doc))
 
 
-def _canonical(doc: dict[str, Any], utf8: bool) -> Iterator[str | Buffer]:
+def _canonical(doc: dict[str, Any]) -> Iterator[str | Buffer]:
     yield "{"
     for n, key in enumerate(sorted(doc)):
         yield ("," if n else "") + canonical_json(key) + ":"
@@ -134,15 +130,11 @@ def _canonical(doc: dict[str, Any], utf8: bool) -> Iterator[str | Buffer]:
             yield "]"
         elif isinstance(value, Elements):
             yield "["
-            if utf8 and value.canonical_utf8 is not None:
-                separator = b""
-                for parts in value.canonical_utf8():
-                    yield separator
-                    yield from parts
-                    separator = b","
-            else:
-                for m, text in enumerate(value.canonical()):
-                    yield ("," if m else "") + text
+            separator = b""
+            for parts in value.canonical():
+                yield separator
+                yield from parts
+                separator = b","
             yield "]"
         else:
             yield canonical_json(value)
@@ -154,15 +146,15 @@ def indented_pieces(doc: dict[str, Any]) -> Iterator[str]:
 
     Re-indenting an element's text is safe: JSON writes no raw newline inside a string.
     """
-    return _indented_doc(doc, utf8=False)  # type: ignore[return-value]
+    return _decoded(_indented_doc(doc))
 
 
 def indented_utf8_pieces(doc: dict[str, Any]) -> Iterator[Buffer]:
-    """indented_pieces(doc) as UTF-8 (Elements' own bytes where they have them)."""
-    return _encoded(_indented_doc(doc, utf8=True))
+    """indented_pieces(doc) as UTF-8 (Elements' bytes as they come)."""
+    return _encoded(_indented_doc(doc))
 
 
-def _indented_doc(doc: dict[str, Any], utf8: bool) -> Iterator[str | Buffer]:
+def _indented_doc(doc: dict[str, Any]) -> Iterator[str | Buffer]:
     def dumps(value: Any, depth: int) -> str:
         return indented_json(value).replace("\n", "\n" + "  " * depth)
 
@@ -178,24 +170,28 @@ def _indented_doc(doc: dict[str, Any], utf8: bool) -> Iterator[str | Buffer]:
         elif isinstance(value, Elements):
             # An empty list is "[]" on one line, as json.dumps writes it: known only at its end.
             empty = True
-            if utf8 and value.indented_utf8 is not None:
-                for parts in value.indented_utf8():
-                    yield b"[\n    " if empty else b",\n    "
-                    yield from parts
-                    empty = False
-            else:
-                for text in value.indented():
-                    yield ("[" if empty else ",") + "\n    " + text
-                    empty = False
+            for parts in value.indented():
+                yield b"[\n    " if empty else b",\n    "
+                yield from parts
+                empty = False
             yield "[]" if empty else "\n  ]"
         else:
             yield dumps(value, 1)
     yield "\n}"
 
 
+# The layouts above write their own text as str and pass Elements' bytes through:
+# each form is made of those pieces by converting the other kind.
+
+
 def _encoded(pieces: Iterator[str | Buffer]) -> Iterator[Buffer]:
     for piece in pieces:
         yield piece.encode("utf-8") if type(piece) is str else piece  # type: ignore[union-attr,misc]
+
+
+def _decoded(pieces: Iterator[str | Buffer]) -> Iterator[str]:
+    for piece in pieces:
+        yield piece if type(piece) is str else str(piece, "utf-8")  # type: ignore[misc]
 
 
 def hashed(doc: dict[str, Any], digest: Any) -> Any:

@@ -223,53 +223,29 @@ class StreamedPlan:
     def body(self) -> dict[str, Any]:
         """Plan.body() of the whole plan, its lists made on demand (see json_text.Elements)."""
         doc = self.header.body()
-        doc["items"] = Elements(
-            self._canonical_items,
-            self._indented_items,
-            lambda: self._utf8_items(0),
-            lambda: self._utf8_items(2),
-        )
-        doc["excluded"] = Elements(
-            lambda: self._excluded(0),
-            lambda: self._excluded(2),
-            lambda: self._utf8_excluded(0),
-            lambda: self._utf8_excluded(2),
-        )
+        doc["items"] = Elements(lambda: self._items(0), lambda: self._items(2))
+        doc["excluded"] = Elements(lambda: self._excluded(0), lambda: self._excluded(2))
         return doc
 
-    def _utf8_items(self, start: int) -> Iterator[tuple[Buffer, ...]]:
+    def _items(self, start: int) -> Iterator[tuple[Buffer, ...]]:
+        """Each item in plan order: parts start..start+1 of its record, its stage between."""
         read = self.texts.read_utf8
         for stage, place in self.keys.items():
             prefix, suffix = read(place, start, start + 2)
             yield prefix, b"%d" % stage, suffix
 
-    def _utf8_excluded(self, part: int) -> Iterator[list[Buffer]]:
+    def _excluded(self, part: int) -> Iterator[list[Buffer]]:
         for place in self.keys.excluded():
             yield self.texts.read_utf8(place, part, part + 1)
-
-    def _excluded(self, part: int) -> Iterator[str]:
-        for place in self.keys.excluded():
-            yield self.texts.read(place, part, part + 1)[0]
-
-    def _texts(self, start: int) -> Iterator[str]:
-        for stage, place in self.keys.items():
-            prefix, suffix = self.texts.read(place, start, start + 2)
-            yield prefix + str(stage) + suffix
-
-    def _canonical_items(self) -> Iterator[str]:
-        return self._texts(0)
-
-    def _indented_items(self) -> Iterator[str]:
-        return self._texts(2)
 
     def read_items(self) -> Iterator[PlanItem]:
         """The items, in plan order, one at a time (for the ticket)."""
         policy = read_policy(self.header.policy, self.header.overrides)
-        for n, text in enumerate(self._canonical_items(), 1):
-            yield item_from_dict(json.loads(text), n, policy)
+        for n, parts in enumerate(self._items(0), 1):
+            yield item_from_dict(json.loads(b"".join(parts)), n, policy)
 
     def read_excluded(self) -> Iterator[dict[str, Any]]:
-        return map(json.loads, self._excluded(0))
+        return (json.loads(bytes(entry)) for (entry,) in self._excluded(0))
 
     def pieces(self) -> Iterator[str]:
         """The file's text in pieces: to_json(build_plan(...)) of the same decisions."""
