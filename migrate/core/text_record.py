@@ -35,8 +35,14 @@ def decode(record: bytes, width: int) -> list[str]:
 
 def strings(data: bytes, at: int, lengths: Sequence[int]) -> list[str]:
     """The strings whose encoded `lengths` follow one another in `data` from `at` on."""
+    return [str(part, "utf-8", "surrogatepass") for part in views(data, at, lengths)]
+
+
+def views(data: bytes, at: int, lengths: Sequence[int]) -> list[memoryview]:
+    """The same strings' bytes as they are stored: views into `data`, not copies."""
+    whole = memoryview(data)
     parts = []
     for length in lengths:
-        parts.append(data[at : at + length].decode("utf-8", "surrogatepass"))
+        parts.append(whole[at : at + length])
         at += length
     return parts

@@ -84,13 +84,8 @@ class Spill:
 
     def read_utf8(self, place: int, start: int = 0, stop: int | None = None) -> list[memoryview]:
         """The same parts as stored: their UTF-8 bytes (surrogatepass), not copied."""
-        data, at, lengths = self._find(place, start, stop)
-        view = memoryview(data)
-        parts = []
-        for length in lengths:
-            parts.append(view[at : at + length])
-            at += length
-        return parts
+        data, first, lengths = self._find(place, start, stop)
+        return text_record.views(data, first, lengths)
 
     def _find(self, place: int, start: int, stop: int | None) -> tuple[bytes, int, Sequence[int]]:
         """(bytes holding them, where the first starts, their lengths) of parts start..stop."""
