@@ -28,6 +28,21 @@ def _plain(value: Any) -> Any:
 # every endpoint twice. Keys are strings (the documents come from JSON columns).
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_plain)
 _STRING = json.encoder.encode_basestring_ascii  # what _ENCODER writes a string as
+# _ENCODER.encode builds a C encoder on every call (1.3 of the 13 us of a change's
+# fingerprints); this one is built once. No circular check: a document read from
+# JSON holds no cycle. Where there is no C encoder, _ENCODER.
+_C_ENCODE = (
+    json.encoder.c_make_encoder(None, _plain, _STRING, None, ":", ",", True, False, True)
+    if json.encoder.c_make_encoder is not None
+    else None
+)
+
+
+def _document(value: Any) -> str:
+    """``_ENCODER.encode(value)`` of a list or dict."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def _encoded(value: Any) -> str:
@@ -42,6 +57,8 @@ def _encoded(value: Any) -> str:
         return "[" + ",".join(map(_STRING, value)) + "]"
     if kind is datetime:
         return _STRING(_plain(value))
+    if kind is dict or kind is list:
+        return _document(value)
     return _ENCODER.encode(value)
 
 
