@@ -1,4 +1,4 @@
-from migrate.cli.app import main
+from migrate.cli.app import run
 
 if __name__ == "__main__":  # not when a worker process imports it (multiprocessing spawn)
-    main(prog_name="bundle-migrate")
+    run()

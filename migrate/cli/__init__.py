@@ -4,6 +4,6 @@
 used (see migrate.cli.app.COMMANDS), so `--help` and `--version` start fast.
 """
 
-from migrate.cli.app import main
+from migrate.cli.app import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

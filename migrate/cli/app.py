@@ -10,6 +10,7 @@ imports another.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import signal
 import sys
@@ -322,3 +323,18 @@ def main(log_format: str) -> None:
     The database URL comes from --database-url or $BUNDLE_MIGRATE_DATABASE_URL.
     """
     auditlog.start_command(log_format)
+
+
+def run() -> None:
+    """The program (``bundle-migrate``, ``python -m migrate``): main, as the process.
+
+    When it ends, the process ends: the collector's last pass at interpreter exit
+    would walk every object still alive (0.1 s after a scan of 100,000 endpoints)
+    to find cycles that the exit frees anyway. Frozen, they are left to it.
+    Every file and connection is closed by then (each command closes its own), so
+    no finalizer is owed. Tests call `main`, whose process goes on.
+    """
+    try:
+        main(prog_name="bundle-migrate")
+    finally:
+        gc.freeze()

@@ -139,3 +139,41 @@ def test_a_mistyped_command_is_still_told_the_nearest_one() -> None:
         "bundle-migrate: error: No such command 'sacn'. Did you mean 'scan'?",
         "Try 'bundle-migrate --help' for help.",
     ]
+
+
+# What `run` leaves behind: its exit status, and whether the collector's objects were
+# frozen (left to the exit, not walked by its last collection).
+RUN_PROBE = """
+import gc, sys
+from migrate.cli import run
+sys.argv = ["bundle-migrate", *sys.argv[1:]]
+try:
+    run()
+except SystemExit as exc:
+    print(exc.code, gc.get_freeze_count() > 0)
+"""
+
+
+@pytest.mark.parametrize(("args", "status"), [(["--version"], 0), (["sacn"], 1)])
+def test_the_program_exits_with_the_commands_status_and_the_collector_frozen(
+    args: list[str], status: int
+) -> None:
+    root = str(Path(migrate.__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_PROBE, *args],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.split()[-2:] == [str(status), "True"], done.stderr
+
+
+def test_the_console_script_and_python_m_run_the_program() -> None:
+    import importlib.metadata
+    import runpy
+
+    (script,) = importlib.metadata.entry_points(group="console_scripts", name="bundle-migrate")
+    assert script.load() is migrate.cli.run
+    main_module = runpy.run_path(str(Path(migrate.__file__).parent / "__main__.py"))
+    assert main_module["run"] is migrate.cli.run
