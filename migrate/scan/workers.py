@@ -17,6 +17,7 @@ connection into children that might close it on exit.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import gc
@@ -124,6 +125,9 @@ def _start(
     _die_with_parent()
     gc.freeze()
     gc.set_threshold(*RARE_COLLECTIONS)
+    # At exit the collector would walk the worker's kept readings once more, while
+    # the main process waits for the pool to shut down: leave them to the exit.
+    atexit.register(gc.freeze)
 
 
 def _die_with_parent() -> None:

@@ -240,3 +240,27 @@ def test_workers_collect_rarely(seeded, small_pool) -> None:
         threshold, frozen = pool.submit(_collector).result()
     assert threshold == workers.RARE_COLLECTIONS
     assert frozen > 0
+
+
+# A worker's start, then objects it keeps (its readings), then its exit: the handler
+# registered before the start runs after the worker's own, and tells whether the
+# objects made since the start were frozen by then.
+_EXIT_PROBE = """
+import atexit, gc
+from migrate.core.policy import PolicyParams
+from migrate.scan import workers
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() - at_start >= 500))
+workers._start(PolicyParams(), None, list, True)
+at_start = gc.get_freeze_count()
+kept = [[n] for n in range(1000)]
+"""
+
+
+def test_a_worker_leaves_what_it_kept_to_the_exit_not_to_the_collector() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "frozen at exit: True", done.stderr
