@@ -4,24 +4,30 @@
 found in it (:mod:`migrate.core.command_locate`), exactly one or a refusal, not in a
 function or a substitution, and reached (:mod:`migrate.core.command_reachability`).
 A long setup before the server that many scripts share (model engine's model-cache
-program, ~3 KB) is read once and its reading kept (:func:`_setup`). Readings of
-whole scripts are not kept here: :func:`migrate.core.command.parse_script` keeps
-the last ones.
+program, ~3 KB) is read once and its reading kept (:func:`_setup`). A script whose
+server command (all after the setup) was read before in another script takes that
+reading, moved, once its own setup is vouched for (:func:`_reused`): fleets repeat
+server commands twice as often as whole scripts, whose downloads name each
+endpoint's weights. Readings of whole scripts are kept by
+:func:`migrate.core.command.parse_script`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from migrate.core import shell
+from migrate.core.command_args import _tuple_new
 from migrate.core.command_locate import _MODULE_MENTION, _find, _mentions, _why_not_found
 from migrate.core.command_model import (
     MULTIPLE_VLLM_INVOCATIONS,
     NO_VLLM_INVOCATION,
     NOT_A_BASH_COMMAND,
     UNBALANCED_QUOTING,
+    Arg,
     CommandError,
     VllmInvocation,
 )
@@ -72,17 +78,21 @@ def _read_setup(setup: str) -> bool | None:
 
 
 def _setup(script: str, end: int) -> bool | None:
-    """Whether -e is on after ``script[:end]``, when its kept reading can be used; else None.
+    """Whether -e is on after ``script[:end]`` (``end`` > 0), when the rest may be read as
+    if the script began there; else None.
 
     ``end`` is just past the ``;`` or newline before the server's command, so the
     cut must be where bash ends a command: not an escaped one, not in a comment
-    or a here-document (the rest of the setup's checks are _read_setup's).
+    or a here-document; and bash must read the setup to its end and go on (the
+    rest of the checks: _read_setup for a long setup, _read_short_setup else).
     """
-    if end < _SETUP_MIN or script[end - 1] not in ";\n" or script[end - 2] == "\\":
+    if script[end - 1] not in ";\n" or script[end - 2 : end - 1] == "\\":
         return None
     setup = script[:end]
     if "<<" in setup or "#" in setup[setup.rfind("\n") + 1 :]:
         return None
+    if end < _SETUP_MIN:
+        return _read_short_setup(setup)
     key = _setup_key(setup)
     summary = _setups.get(key, _MISSING)
     if summary is _MISSING:
@@ -93,13 +103,90 @@ def _setup(script: str, end: int) -> bool | None:
     return summary
 
 
+@lru_cache(maxsize=256)
+def _read_short_setup(setup: str) -> bool | None:
+    """Whether -e is on after a setup too short to be kept by a looser key (its text is
+    the key), if bash reads all of it and goes on past it; else None."""
+    try:
+        parsed = shell.parse(setup)
+    except shell.ShellSyntaxError:
+        return None
+    stop, errexit = _stops(parsed.commands, setup, len(setup))
+    return errexit if stop is None else None
+
+
 def _parse(script: str) -> VllmInvocation:
     if not isinstance(script, str):
         raise CommandError(NOT_A_BASH_COMMAND, "The command script is not a string.")
-    # The setup before the server is read once for every script that shares it.
     mention = _MODULE_MENTION.search(script)
     at = mention.start() if mention is not None else 0
     setup_end = max(script.rfind(";", 0, at), script.rfind("\n", 0, at)) + 1
+    if not setup_end:
+        return _read(script, 0)
+    # The server's command read before, in another script: taken when this one's
+    # setup lets bash reach it as it reached it there.
+    tail = script[setup_end:]
+    kept = _tails.pop(tail, None)
+    if kept is not None:
+        _tails[tail] = kept  # the most recently used, last out
+        reused = _reused(kept, script, setup_end)
+        if reused is not None:
+            return reused
+    invocation = _read(script, setup_end)
+    if kept is None:
+        if len(_tails) >= _TAILS_KEPT:
+            _tails.pop(next(iter(_tails)), None)
+        _tails[tail] = [invocation, setup_end, None]
+    return invocation
+
+
+# Readings by the text after the setup: [the reading of the script they came in, where
+# that script's setup ends, whether bash reads that setup whole and goes on (None: not
+# looked at yet)]. Oldest first.
+_tails: dict[str, list[Any]] = {}
+_TAILS_KEPT = 2048
+
+
+def _reused(kept: list[Any], script: str, setup_end: int) -> VllmInvocation | None:
+    """The kept reading as this script's, or None when its setup may make a difference.
+
+    Bash reads what follows a setup it reads whole, and goes on from, as if the script
+    began there (_setup). When both scripts' setups are so (the kept one's looked at
+    once) and no second server hides in this one's, its reading is the kept one with
+    the offsets moved. Whether -e is on after the setup makes none: a command before
+    the server that is not cut from it by ";" or a newline is tested (&&, ||), in its
+    pipeline or run in the background, and so never ends the script (_stops).
+    """
+    invocation, kept_end, whole = kept
+    if whole is None:
+        whole = kept[2] = _setup(invocation.script, kept_end) is not None
+    if not whole or _setup(script, setup_end) is None or _mentions(script) > 1:
+        return None
+    return _moved(invocation, script, setup_end - kept_end)
+
+
+def _moved(invocation: VllmInvocation, script: str, by: int) -> VllmInvocation:
+    """The reading of another script whose same text stands ``by`` characters later."""
+    args, spans = invocation.args, invocation.word_spans
+    if by:
+        args = tuple([_tuple_new(Arg, (f, v, a + by, b + by, i)) for f, v, a, b, i in args])
+        spans = tuple([(a + by, b + by) for a, b in spans])
+    return VllmInvocation(
+        script=script,
+        module=invocation.module,
+        start=invocation.start + by,
+        end=invocation.end + by,
+        positionals=invocation.positionals,
+        args=args,
+        insert_at=invocation.insert_at + by,
+        word_spans=spans,
+        command_end=invocation.command_end + by,
+        nested=invocation.nested,
+    )
+
+
+def _read(script: str, setup_end: int) -> VllmInvocation:
+    """The reading of the script (a long setup's read once for every script that shares it)."""
     setup = None
     if setup_end >= _SETUP_MIN:
         # (The setup names no vLLM module: a first one would be cut before, and a

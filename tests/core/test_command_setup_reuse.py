@@ -112,6 +112,7 @@ def _reading(script: str) -> Any:
     """Everything a caller can learn from the reading: the invocation and its edits."""
     try:
         inv = reading._parse(script)
+        assert inv.script is script
     except cmd.CommandError as err:
         return ("refused", err.kind, err.reason)
     edits = []
@@ -127,6 +128,8 @@ def _reading(script: str) -> Any:
 def _from_scratch(script: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     with monkeypatch.context() as patch:
         patch.setattr(reading, "_SETUP_MIN", 10**9)  # no setup is ever reused
+        # ... nor a server's command read in another script.
+        patch.setattr(reading, "_parse", lambda script: reading._read(script, 0))
         return _reading(script)
 
 
@@ -155,6 +158,7 @@ def _variants(rng: random.Random, base: str) -> Iterator[str]:
 
 def test_model_cache_scripts_reuse_their_setup() -> None:
     reading._setups.clear()
+    reading._tails.clear()
     scripts = _model_cache_scripts()
     for script in scripts:
         reading._parse(script)
@@ -187,6 +191,7 @@ def test_reused_setups_read_as_the_whole_script(monkeypatch: pytest.MonkeyPatch)
     for script in _model_cache_scripts()[:100]:
         for base in _seeded(rng, script):
             reading._setups.clear()
+            reading._tails.clear()
             _reading(base)  # the setup's reading is now kept, when it can be
             for variant in [base, *_variants(rng, base)]:
                 assert _reading(variant) == _from_scratch(variant, monkeypatch), variant
@@ -208,7 +213,90 @@ def test_setups_that_read_differently_never_share_a_reading(
     }
     assert len(keys) == (2 if (kept, other) in _APART else 1)
     reading._setups.clear()
+    reading._tails.clear()
     assert not isinstance(_reading(first)[0], str)  # read, not refused
     assert len(reading._setups) == 1  # its setup was looked at (and kept if it may be reused)
     assert _reading(second) == _from_scratch(second, monkeypatch)
     assert _reading(second)[0] == "refused"
+
+
+# Setups put before a server command that another script has had read: after some
+# bash reaches the command as it did there (the kept reading is taken, moved), after
+# others not, or not alike (the script is read whole). Each ends where bash may end
+# a command, or seems to.
+_SHORT_SETUPS = [
+    "true;",
+    "set -e;",
+    "set -euo pipefail;",
+    "set -euo pipefail\r;",  # the option fails, -e already on: bash exits there
+    "set -e;false;",
+    "set +e;false;",
+    "set -e;2>&1x true;",  # a redirection bash cannot make, under -e
+    "exit 0;",
+    "exec true;",
+    "export AZCOPY_AUTO_LOGIN_TYPE=WORKLOAD;",
+    './s5cmd cp --include "*.json" s3://a/ft/0123abcd/m-ft-1a2b3c/* model_files;',
+    "gsutil -m cp -r gs://w/hf-llm/llama-3-8b/* model_files;",
+    "echo 'a;",  # the cut inside a string
+    'echo "a;',
+    "echo \\;",
+    "true\\\n",
+    "# note;",
+    "true # note;",
+    "cat <<EOF\na;\nEOF\n",
+    "if true; then\n",
+    "f() {\n",
+    "(true;",
+    "{ true;",
+    "true |\n",
+    "true &&\n",
+    "case a in a) true;;",
+    "bash -c 'python -m vllm_se\"\"rver --port 1';",  # a second server, spelled loosely
+    "python -m vllm_serv\\er --port 1;",
+    "true\n",
+    "set -e\n",
+    "\n",
+]
+
+
+def _servers() -> list[str]:
+    """Server commands (with what follows them) of the synthetic fleet's scripts."""
+    tails = set()
+    for spec in synth.random_fleet(400, seed=5):
+        for version in (*spec.superseded, spec):
+            if not version.is_vllm:
+                continue
+            script = synth.build_script(version)
+            mention = re.search(r"python3? -m vllm_", script)
+            if mention is not None:
+                tails.add(script[mention.start() :])
+    return sorted(tails)
+
+
+def test_a_server_command_read_in_another_script_reads_as_the_whole_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(13)
+    servers = _servers()
+    assert len(servers) > 40
+    taken: list[str] = []
+    real_moved = reading._moved
+
+    def moved(invocation: Any, script: str, by: int) -> Any:
+        taken.append(script)
+        return real_moved(invocation, script, by)
+
+    monkeypatch.setattr(reading, "_moved", moved)
+    compared = 0
+    for server in rng.sample(servers, 40):
+        for tail in (server, script_fuzz.mutate(rng, server)):
+            for first in rng.sample(_SHORT_SETUPS, 6):
+                reading._setups.clear()
+                reading._tails.clear()
+                _reading(first + tail)  # kept, when it reads
+                for second in rng.sample(_SHORT_SETUPS, 8):
+                    script = second + tail
+                    assert _reading(script) == _from_scratch(script, monkeypatch), script
+                    compared += 1
+    assert compared == 40 * 2 * 6 * 8
+    assert len(set(taken)) > 200  # the comparisons did take kept readings, moved or not

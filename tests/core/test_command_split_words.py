@@ -38,9 +38,11 @@ def read(script: str) -> object:
 
 def both_ways(script: str) -> tuple[object, object]:
     command_reading._setups.clear()
+    command_reading._tails.clear()
     fast = read(script)
     with word_reader_only():
         command_reading._setups.clear()
+        command_reading._tails.clear()
         slow = read(script)
     return fast, slow
 
