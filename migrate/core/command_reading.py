@@ -15,6 +15,7 @@ endpoint's weights. Readings of whole scripts are kept by
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -126,24 +127,25 @@ def _parse(script: str) -> VllmInvocation:
     # The server's command read before, in another script: taken when this one's
     # setup lets bash reach it as it reached it there.
     tail = script[setup_end:]
-    kept = _tails.pop(tail, None)
+    kept = _tails.get(tail)
     if kept is not None:
-        _tails[tail] = kept  # the most recently used, last out
+        _tails.move_to_end(tail)  # the most recently used, last out
         reused = _reused(kept, script, setup_end)
         if reused is not None:
             return reused
     invocation = _read(script, setup_end)
     if kept is None:
-        if len(_tails) >= _TAILS_KEPT:
-            _tails.pop(next(iter(_tails)), None)
         _tails[tail] = [invocation, setup_end, None]
+        if len(_tails) > _TAILS_KEPT:
+            _tails.popitem(last=False)
     return invocation
 
 
 # Readings by the text after the setup: [the reading of the script they came in, where
 # that script's setup ends, whether bash reads that setup whole and goes on (None: not
-# looked at yet)]. Oldest first.
-_tails: dict[str, list[Any]] = {}
+# looked at yet)]. Oldest first (an OrderedDict: a dict's first entry, once many have
+# been taken from its front, is found by a walk over their empty places).
+_tails: OrderedDict[str, list[Any]] = OrderedDict()
 _TAILS_KEPT = 2048
 
 
