@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -74,6 +75,22 @@ def _read_setup(setup: str) -> bool | None:
             # What the command is, or its words, could hide in a blanked string. Double
             # quotes hide nothing: the key keeps their text (a chat template's export).
             return None
+    return _after(setup, parsed)
+
+
+def _after(setup: str, parsed: shell.Script) -> bool | None:
+    """Whether -e is on after the setup, if bash goes on past it and starts no vLLM server
+    in it; else None.
+
+    A server is looked for among the setup's commands, not only counted by name: a
+    module written ``$'vllm_server'`` or ``$"vllm_server"`` is no mention to
+    _mentions, but bash runs it.
+    """
+    try:
+        if _find(setup, parsed, None):
+            return None
+    except CommandError:
+        return None  # a start the reader refuses to read is still one
     stop, errexit = _stops(parsed.commands, setup, len(setup))
     return errexit if stop is None else None
 
@@ -112,8 +129,7 @@ def _read_short_setup(setup: str) -> bool | None:
         parsed = shell.parse(setup)
     except shell.ShellSyntaxError:
         return None
-    stop, errexit = _stops(parsed.commands, setup, len(setup))
-    return errexit if stop is None else None
+    return _after(setup, parsed)
 
 
 def _parse(script: str) -> VllmInvocation:
@@ -129,15 +145,19 @@ def _parse(script: str) -> VllmInvocation:
     tail = script[setup_end:]
     kept = _tails.get(tail)
     if kept is not None:
-        _tails.move_to_end(tail)  # the most recently used, last out
+        with suppress(KeyError):  # (another thread may just have let it go)
+            _tails.move_to_end(tail)  # the most recently used, last out
         reused = _reused(kept, script, setup_end)
         if reused is not None:
             return reused
     invocation = _read(script, setup_end)
-    if kept is None:
+    # Kept only when the server is in that text: the first mention may be a decoy
+    # (an echo's argument) after a server the mention search cannot see.
+    if kept is None and invocation.start >= setup_end:
         _tails[tail] = [invocation, setup_end, None]
         if len(_tails) > _TAILS_KEPT:
-            _tails.popitem(last=False)
+            with suppress(KeyError):
+                _tails.popitem(last=False)
     return invocation
 
 

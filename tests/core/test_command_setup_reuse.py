@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from migrate.core import command as cmd
+from migrate.core import command_edit
 from migrate.core import command_reading as reading
 from migrate.sandbox import synth
 from tests.support import script_fuzz
@@ -66,6 +67,9 @@ _SEEDS = [
     '"exit" 4',
     'set "-e"; "false"',
     'echo "x=0123456789abcdef0123456789abcdef0123" "exec"',
+    # A second server that no mention count sees: bash decodes the name.
+    "python -m $'vllm_server' --port 1",
+    'python -m $"vllm_server" --port 1',
 ]
 # The vLLM start wrapped so that the cut before it is no place where bash ends a
 # command: the kept reading of the text before it must not be used.
@@ -128,8 +132,9 @@ def _reading(script: str) -> Any:
 def _from_scratch(script: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     with monkeypatch.context() as patch:
         patch.setattr(reading, "_SETUP_MIN", 10**9)  # no setup is ever reused
-        # ... nor a server's command read in another script.
+        # ... nor a server's command read in another script, in the edits' checks too.
         patch.setattr(reading, "_parse", lambda script: reading._read(script, 0))
+        patch.setattr(command_edit, "_parse", lambda script: reading._read(script, 0))
         return _reading(script)
 
 
@@ -256,6 +261,10 @@ _SHORT_SETUPS = [
     "true\n",
     "set -e\n",
     "\n",
+    # A second server that no mention count sees: bash decodes the name.
+    "python -m $'vllm_server';",
+    'python -m $"vllm_server";',
+    "bash -c $'python -m vllm_\\x73erver';",
 ]
 
 
@@ -300,3 +309,35 @@ def test_a_server_command_read_in_another_script_reads_as_the_whole_script(
                     compared += 1
     assert compared == 40 * 2 * 6 * 8
     assert len(set(taken)) > 200  # the comparisons did take kept readings, moved or not
+
+
+# (first script, second script): the first's reading must not become the second's. The
+# second's setup starts a server no mention count sees; or the first's server is in its
+# setup, written so, and the text after the cut only names the module (a decoy).
+_NOT_SHARED = [
+    ("true;python -m vllm_server --port 1", "python -m $'vllm_server';python -m vllm_server"),
+    ("true;python -m vllm_server --port 1", 'python -m $"vllm_server";python -m vllm_server'),
+    (
+        "true;python -m vllm_server --port 1",
+        "bash -c $'python -m vllm_\\x73erver';python -m vllm_server --port 1",
+    ),
+    ("python -m $'vllm_server' --port 1;echo -m vllm_server", "true;echo -m vllm_server"),
+    (
+        "python -m $'vllm_server' --port 1;echo -m vllm_server",
+        "python -m $'vllm_server' --enforce-eager;echo -m vllm_server",
+    ),
+    ("python -m $'vllm_server';: -m vllm_server", "xx;: -m vllm_server"),
+    ("python -m $'vllm_server';coproc python -m vllm_server", "x;coproc python -m vllm_server"),
+]
+
+
+@pytest.mark.parametrize(("first", "second"), _NOT_SHARED)
+def test_a_server_the_mention_search_cannot_see_is_never_shared(
+    first: str, second: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reading._setups.clear()
+    reading._tails.clear()
+    _reading(first)
+    # Kept only with its server after the cut: a decoy's reading could never be taken.
+    assert all(invocation.start >= cut for invocation, cut, _ in reading._tails.values())
+    assert _reading(second) == _from_scratch(second, monkeypatch)
