@@ -112,11 +112,16 @@ def fingerprints(record: EndpointRecord) -> tuple[str, str]:
     endpoint.update(tail)
     basis.update(metadata.encode("utf-8"))
     basis.update(tail)
-    return "sha256:" + endpoint.hexdigest(), "sha256:" + basis.hexdigest()
+    return _named(endpoint), _named(basis)
 
 
 def _hashed(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _named(hashlib.sha256(text.encode("utf-8")))
+
+
+def _named(sha: Any) -> str:
+    """A finished sha256 as the plan and apply write it."""
+    return "sha256:" + sha.hexdigest()
 
 
 def endpoint_fingerprint(record: EndpointRecord) -> str:
