@@ -10,27 +10,31 @@ document is digested or written, so that not even its values are held.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 # Bytes, or a view of some: what the UTF-8 forms below hand on without copying.
-Buffer = bytes | memoryview
+Buffer = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
 class Elements:
     """A top-level list given as its elements' texts, made anew on every pass.
 
-    Each yields every element as UTF-8, in parts (bytes stored elsewhere are then
-    never decoded to be digested or written): `canonical()` as canonical_json
-    gives it; `indented()` as it stands in the indented document, json.dumps(
+    Each yields the list's text between its brackets as UTF-8, in pieces of any
+    size (bytes stored elsewhere are then never decoded to be digested or
+    written): `canonical()` the elements as canonical_json gives them, joined by
+    ","; `indented()` as they stand in the indented document, each json.dumps(
     element, indent=2, sort_keys=True, ensure_ascii=False) with every line after
-    the first indented four more spaces. Both in the same order.
+    the first indented four more spaces, joined by ",\n    ". Both in the same
+    order. Pieces may be runs of many elements: a plan of 100,000 items digested
+    and written a piece an element at a time spent most of its last half second
+    handing pieces on.
     """
 
-    canonical: Callable[[], Iterable[Sequence[Buffer]]]
-    indented: Callable[[], Iterable[Sequence[Buffer]]]
+    canonical: Callable[[], Iterable[Buffer]]
+    indented: Callable[[], Iterable[Buffer]]
 
 
 def canonical_json(value: Any) -> str:
@@ -130,11 +134,7 @@ def _canonical(doc: dict[str, Any]) -> Iterator[str | Buffer]:
             yield "]"
         elif isinstance(value, Elements):
             yield "["
-            separator = b""
-            for parts in value.canonical():
-                yield separator
-                yield from parts
-                separator = b","
+            yield from value.canonical()
             yield "]"
         else:
             yield canonical_json(value)
@@ -170,10 +170,11 @@ def _indented_doc(doc: dict[str, Any]) -> Iterator[str | Buffer]:
         elif isinstance(value, Elements):
             # An empty list is "[]" on one line, as json.dumps writes it: known only at its end.
             empty = True
-            for parts in value.indented():
-                yield b"[\n    " if empty else b",\n    "
-                yield from parts
-                empty = False
+            for piece in value.indented():
+                if empty and piece:
+                    yield b"[\n    "
+                    empty = False
+                yield piece
             yield "[]" if empty else "\n  ]"
         else:
             yield dumps(value, 1)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from migrate.core import change_keys, text_record
+from migrate.core import change_keys, plan_stream, text_record
 from migrate.core.plan import (
     CHANGING_ACTIONS,
     PlanError,
@@ -134,6 +134,28 @@ def test_ranks_sorted_in_chunks_and_merged_come_out_as_one_sort(
     kw = {"stage_spec": spec, "exclude_large": exclude_large}
     with mock.patch.object(change_keys, "CHUNK", 3):
         assert streamed_text(fleet, Memory(), None, **kw) == whole_text(fleet, None, **kw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleets, stage_specs, st.booleans(), st.sampled_from([None, KEY]), st.integers(1, 4000))
+def test_items_passed_on_in_runs_of_any_size_make_the_same_file(
+    fleet: list[Decision], spec: str, exclude_large: bool, key: bytes | None, run: int
+) -> None:
+    """The passes hand items on in runs of about _RUN bytes: a run of one item or of
+    a few, cut anywhere, digests, signs and writes the same text."""
+    kw = {"stage_spec": spec, "exclude_large": exclude_large}
+    with mock.patch.object(plan_stream, "_RUN", run):
+        assert streamed_text(fleet, Memory(), key, **kw) == whole_text(fleet, key, **kw)
+
+
+def test_a_pass_hands_on_runs_not_items() -> None:
+    fleet = [decision(f"e-{n:03}") for n in range(60)]
+    plan = stream_plan(iter(fleet), Memory(), **HEADER)
+    pieces = list(plan.utf8_pieces())
+    # The head and tail of the document, and the items in one run (each is ~1 KB).
+    assert len(pieces) < 60
+    with mock.patch.object(plan_stream, "_RUN", 1):
+        assert len(list(plan.utf8_pieces())) > 60
 
 
 class CountingMemory(Memory):
