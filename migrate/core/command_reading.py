@@ -3,8 +3,11 @@
 :func:`_parse` strings the parts together: bash's reading of the script, the starts
 found in it (:mod:`migrate.core.command_locate`), exactly one or a refusal, not in a
 function or a substitution, and reached (:mod:`migrate.core.command_reachability`).
-A long setup before the server that many scripts share (model engine's model-cache
-program, ~3 KB) is read once and its reading kept (:func:`_setup`). A script whose
+The setup before the server is read once and its reading kept (:func:`_setup`): a
+long one that many scripts share (model engine's model-cache program, ~3 KB) by a
+looser key, a short one by its text (a download step often names a model's weights, so
+the endpoints of a model share it: two in five scripts of the synthetic fleet
+whose server command is new have a setup read just before). A script whose
 server command (all after the setup) was read before in another script takes that
 reading, moved, once its own setup is vouched for (:func:`_reused`): fleets repeat
 server commands twice as often as whole scripts, whose downloads name each
@@ -208,9 +211,10 @@ def _moved(invocation: VllmInvocation, script: str, by: int) -> VllmInvocation:
 
 
 def _read(script: str, setup_end: int) -> VllmInvocation:
-    """The reading of the script (a long setup's read once for every script that shares it)."""
+    """The reading of the script; past its setup, when the setup's kept reading vouches
+    that bash reads the rest as if the script began there (_setup)."""
     setup = None
-    if setup_end >= _SETUP_MIN:
+    if setup_end:
         # (The setup names no vLLM module: a first one would be cut before, and a
         # second anywhere makes the script refused below, read either way.)
         setup = _setup(script, setup_end)

@@ -341,3 +341,34 @@ def test_a_server_the_mention_search_cannot_see_is_never_shared(
     # Kept only with its server after the cut: a decoy's reading could never be taken.
     assert all(invocation.start >= cut for invocation, cut, _ in reading._tails.values())
     assert _reading(second) == _from_scratch(second, monkeypatch)
+
+
+def test_a_new_server_command_after_a_setup_read_before_reads_as_the_whole_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A short setup's reading is kept by its text: a script whose server command is new
+    but whose setup was read before is read from the cut, and reads as the whole script."""
+    rng = random.Random(17)
+    servers = _servers()
+    real_parse = reading.shell.parse
+    cut_reads: list[int] = []
+
+    def parse(script: str, start: int = 0) -> Any:
+        if start:
+            cut_reads.append(start)
+        return real_parse(script, start)
+
+    monkeypatch.setattr(reading.shell, "parse", parse)
+    compared = 0
+    for setup in _SHORT_SETUPS:
+        reading._read_short_setup.cache_clear()
+        first, *others = rng.sample(servers, 9)
+        _reading(setup + first)  # its setup is read (and kept, read or refused)
+        for server in others:
+            for tail in (server, script_fuzz.mutate(rng, server)):
+                reading._tails.clear()  # nor may the server's command be taken
+                script = setup + tail
+                assert _reading(script) == _from_scratch(script, monkeypatch), script
+                compared += 1
+    assert compared == len(_SHORT_SETUPS) * 8 * 2
+    assert len(cut_reads) > 100  # many were read from the cut, past the kept setup
