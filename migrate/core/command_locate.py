@@ -316,14 +316,16 @@ def _find(text: str, parsed: shell.Script, to_outer: _Map | None) -> list[_Locat
     return found
 
 
-def _mentions(text: str) -> int:
+def _mentions(text: str, strict: int | None = None) -> int:
     """How often the text names a vLLM module to python, however it is escaped or quoted.
 
     A count, not a reading: quotes and backslashes are dropped first, so that a
     module name spelled ``vllm_se\\rver`` or split by a line continuation counts too.
     Callers ask "none, one or more", so past two the count may fall short.
+    ``strict``: the count of _MODULE_MENTION matches (0, 1 or 2 for more), when the
+    caller has already searched for them.
     """
-    count = len(_MODULE_MENTION.findall(text))
+    count = len(_MODULE_MENTION.findall(text)) if strict is None else strict
     if count < 2 and ("\\" in text or "'" in text or '"' in text):
         # Each loose mention holds its own loose "vllm_s": with no more of those than
         # strict mentions, the slower search could find no more either.

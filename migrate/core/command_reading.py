@@ -138,11 +138,15 @@ def _read_short_setup(setup: str) -> bool | None:
 def _parse(script: str) -> VllmInvocation:
     if not isinstance(script, str):
         raise CommandError(NOT_A_BASH_COMMAND, "The command script is not a string.")
-    mention = _MODULE_MENTION.search(script)
-    at = mention.start() if mention is not None else 0
+    # The first mention, and whether there is another (one search for both: _mentions).
+    mentions = _MODULE_MENTION.finditer(script)
+    mention = next(mentions, None)
+    at = strict = 0
+    if mention is not None:
+        at, strict = mention.start(), 1 if next(mentions, None) is None else 2
     setup_end = max(script.rfind(";", 0, at), script.rfind("\n", 0, at)) + 1
     if not setup_end:
-        return _read(script, 0)
+        return _read(script, 0, strict)
     # The server's command read before, in another script: taken when this one's
     # setup lets bash reach it as it reached it there.
     tail = script[setup_end:]
@@ -150,10 +154,10 @@ def _parse(script: str) -> VllmInvocation:
     if kept is not None:
         with suppress(KeyError):  # (another thread may just have let it go)
             _tails.move_to_end(tail)  # the most recently used, last out
-        reused = _reused(kept, script, setup_end)
+        reused = _reused(kept, script, setup_end, strict)
         if reused is not None:
             return reused
-    invocation = _read(script, setup_end)
+    invocation = _read(script, setup_end, strict)
     # Kept only when the server is in that text: the first mention may be a decoy
     # (an echo's argument) after a server the mention search cannot see.
     if kept is None and invocation.start >= setup_end:
@@ -172,7 +176,7 @@ _tails: OrderedDict[str, list[Any]] = OrderedDict()
 _TAILS_KEPT = 2048
 
 
-def _reused(kept: list[Any], script: str, setup_end: int) -> VllmInvocation | None:
+def _reused(kept: list[Any], script: str, setup_end: int, strict: int) -> VllmInvocation | None:
     """The kept reading as this script's, or None when its setup may make a difference.
 
     Bash reads what follows a setup it reads whole, and goes on from, as if the script
@@ -185,7 +189,7 @@ def _reused(kept: list[Any], script: str, setup_end: int) -> VllmInvocation | No
     invocation, kept_end, whole = kept
     if whole is None:
         whole = kept[2] = _setup(invocation.script, kept_end) is not None
-    if not whole or _setup(script, setup_end) is None or _mentions(script) > 1:
+    if not whole or _setup(script, setup_end) is None or _mentions(script, strict) > 1:
         return None
     return _moved(invocation, script, setup_end - kept_end)
 
@@ -210,9 +214,10 @@ def _moved(invocation: VllmInvocation, script: str, by: int) -> VllmInvocation:
     )
 
 
-def _read(script: str, setup_end: int) -> VllmInvocation:
+def _read(script: str, setup_end: int, strict: int | None = None) -> VllmInvocation:
     """The reading of the script; past its setup, when the setup's kept reading vouches
-    that bash reads the rest as if the script began there (_setup)."""
+    that bash reads the rest as if the script began there (_setup). ``strict``: see
+    _mentions."""
     setup = None
     if setup_end:
         # (The setup names no vLLM module: a first one would be cut before, and a
@@ -223,7 +228,7 @@ def _read(script: str, setup_end: int) -> VllmInvocation:
     except shell.ShellSyntaxError as err:
         raise CommandError(UNBALANCED_QUOTING, f"The script is not valid bash: {err}") from err
     found = _find(script, parsed, None)
-    if len(found) > 1 or _mentions(script) > 1:
+    if len(found) > 1 or _mentions(script, strict) > 1:
         raise CommandError(
             MULTIPLE_VLLM_INVOCATIONS, "The script starts the vLLM server more than once."
         )
