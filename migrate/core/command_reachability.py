@@ -77,14 +77,14 @@ def _set_options(words: Sequence[str], errexit: bool) -> tuple[bool, str | None]
     i, n = 0, len(words)
     while i < n:  # the check
         word = words[i]
-        if word in ("-", "--") or word[:1] not in "-+":
-            break  # the rest are positional parameters
+        if word in ("-", "--") or not word or word[0] not in "-+":
+            break  # the rest are positional parameters ("" too: ``set ''`` sets $1)
         if any(flag not in _SET_FLAGS and flag != "o" for flag in word[1:]):
             return errexit, word
         i += 1
         for _ in range(word.count("o")):  # -o takes the next word unless it is an option
-            if i < n and words[i][:1] not in "-+":
-                i += 1
+            if i < n and words[i] and words[i][0] not in "-+":
+                i += 1  # (not "": ``set -o ''`` lists the options, as a bare -o does)
     end, i = i, 0
     while i < end:  # the options, applied in order
         word = words[i]
@@ -92,7 +92,7 @@ def _set_options(words: Sequence[str], errexit: bool) -> tuple[bool, str | None]
         on = word[0] == "-"
         for flag in word[1:]:
             if flag == "o":
-                if i >= end or words[i][:1] in "-+":
+                if i >= end or not words[i] or words[i][0] in "-+":
                     continue  # "set -o" without a name lists the options
                 name = words[i]
                 i += 1

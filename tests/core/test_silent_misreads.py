@@ -110,3 +110,27 @@ def test_crlf_strict_mode_line_ends_the_script_before_the_server() -> None:
         cmd.parse_script(script)
     assert err.value.kind == cmd.NO_VLLM_INVOCATION and "carriage return" in err.value.reason
     assert classify(endpoint(script)).action == "skip"
+
+
+@pytest.mark.parametrize(
+    "setup",
+    ["set ''", "set -e ''", "set -o ''", "set -eo ''", "set -e -o ''", "set -- ''", 'set -e ""'],
+)
+def test_an_empty_word_after_set_is_read_as_bash_reads_it(setup: str) -> None:
+    """``set ''`` sets $1; ``set -o ''`` lists the options: neither is an option that fails.
+    Whether -e is on decides whether the failing set before the server ends the script.
+    Real bash says which: it runs the script with the server stubbed."""
+    import subprocess
+
+    script = f"{setup}; set -Z; python -m vllm_server --port 5005"
+    stub = "python() { echo STARTED; }; "
+    ran = subprocess.run(["bash", "-c", stub + script], capture_output=True, text=True, check=False)
+    reached = "STARTED" in ran.stdout
+    try:
+        invocation = cmd.parse_script(script)
+    except cmd.CommandError as err:
+        assert not reached, (script, err.kind, err.reason)
+        assert err.kind == cmd.NO_VLLM_INVOCATION
+    else:
+        assert reached, script
+        assert invocation.get("--port") is not None
