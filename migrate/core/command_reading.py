@@ -158,9 +158,18 @@ def _parse(script: str) -> VllmInvocation:
         if reused is not None:
             return reused
     invocation = _read(script, setup_end, strict)
-    # Kept only when the server is in that text: the first mention may be a decoy
-    # (an echo's argument) after a server the mention search cannot see.
-    if kept is None and invocation.start >= setup_end:
+    # Kept only when the server is in that text (the first mention may be a decoy, an
+    # echo's argument, after a server the mention search cannot see), and no command
+    # stands between the cut and it but in its own and-or list: a decoy before the
+    # server (``set -o x -m vllm_server;python -m $'vllm_server'``) may fail and end
+    # the script where another setup has turned -e on (_reused).
+    between = script[setup_end : invocation.start]
+    if (
+        kept is None
+        and invocation.start >= setup_end
+        and ";" not in between
+        and "\n" not in between
+    ):
         _tails[tail] = [invocation, setup_end, None]
         if len(_tails) > _TAILS_KEPT:
             with suppress(KeyError):

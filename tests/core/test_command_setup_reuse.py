@@ -328,6 +328,12 @@ _NOT_SHARED = [
     ),
     ("python -m $'vllm_server';: -m vllm_server", "xx;: -m vllm_server"),
     ("python -m $'vllm_server';coproc python -m vllm_server", "x;coproc python -m vllm_server"),
+    # The decoy is an argument of a set that fails, before the server: under -e (the
+    # second setup) bash exits there.
+    (
+        "true;set -o bad -m vllm_server;python -m $'vllm_server' --port 1",
+        "set -e;set -o bad -m vllm_server;python -m $'vllm_server' --port 1",
+    ),
 ]
 
 
