@@ -235,6 +235,10 @@ def _read(script: str, setup_end: int, strict: int | None = None) -> VllmInvocat
     try:
         parsed = shell.parse(script, setup_end if setup is not None else 0)
     except shell.ShellSyntaxError as err:
+        if setup is not None:
+            # Said as of the whole script: read past the cut, "x;&y" fails at "&", but
+            # bash reads ";&" there (a case terminator out of place).
+            return _read(script, 0, strict)
         raise CommandError(UNBALANCED_QUOTING, f"The script is not valid bash: {err}") from err
     found = _find(script, parsed, None)
     if len(found) > 1 or _mentions(script, strict) > 1:

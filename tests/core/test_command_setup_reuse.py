@@ -378,3 +378,28 @@ def test_a_new_server_command_after_a_setup_read_before_reads_as_the_whole_scrip
                 compared += 1
     assert compared == len(_SHORT_SETUPS) * 8 * 2
     assert len(cut_reads) > 100  # many were read from the cut, past the kept setup
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "&python -m vllm_server --port 1",
+        "& python -m vllm_server --port 1",
+        "&& python -m vllm_server --port 1",
+        "&(( python -m vllm_server --port 1 ))",
+        "python -m vllm_server --port 1 )",
+    ],
+)
+@pytest.mark.parametrize("setup", ["true;", "set -e;", "export A=1;", "x" * 1000 + ";"])
+def test_a_script_bash_would_refuse_past_a_kept_setup_is_refused_as_a_whole(
+    setup: str, tail: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal names what bash reads in the whole script (";&", not "&")."""
+    reading._read_short_setup.cache_clear()
+    reading._setups.clear()
+    reading._tails.clear()
+    _reading(setup + "python -m vllm_server --port 2")  # the setup's reading is kept
+    script = setup + tail
+    refused = _reading(script)
+    assert refused[0] == "refused" and refused[1] == cmd.UNBALANCED_QUOTING
+    assert refused == _from_scratch(script, monkeypatch)
