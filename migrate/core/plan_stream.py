@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
@@ -228,52 +228,24 @@ class StreamedPlan:
         """Plan.body() of the whole plan, its lists made on demand (see json_text.Elements)."""
         doc = self.header.body()
         doc["items"] = Elements(
-            lambda: self._joined_items(0, b","), lambda: self._joined_items(2, _ITEM_JOIN)
+            lambda: _runs(self._items(0), b","), lambda: _runs(self._items(2), _ITEM_JOIN)
         )
         doc["excluded"] = Elements(
-            lambda: self._joined_excluded(0, b","), lambda: self._joined_excluded(2, _ITEM_JOIN)
+            lambda: _runs(self._excluded(0), b","), lambda: _runs(self._excluded(2), _ITEM_JOIN)
         )
         return doc
 
     def _items(self, start: int) -> Iterator[tuple[Buffer, ...]]:
         """Each item in plan order: parts start..start+1 of its record, its stage between."""
         read = self.texts.read_utf8
-        for stage, place in self.keys.items():
-            prefix, suffix = read(place, start, start + 2)
-            yield prefix, b"%d" % stage, suffix
-
-    def _joined_items(self, start: int, separator: bytes) -> Iterator[bytearray]:
-        """The items of _items(start) joined by ``separator``, in runs of about _RUN bytes."""
-        read = self.texts.read_utf8
         stages = [b"%d" % (n + 1) for n in range(len(self.header.stages))]
-        run = bytearray()
-        between = b""
         for stage, place in self.keys.items():
             prefix, suffix = read(place, start, start + 2)
-            run += between
-            run += prefix
-            run += stages[stage - 1]
-            run += suffix
-            between = separator
-            if len(run) >= _RUN:
-                yield run
-                run = bytearray()
-        if run:
-            yield run
+            yield prefix, stages[stage - 1], suffix
 
-    def _joined_excluded(self, part: int, separator: bytes) -> Iterator[bytearray]:
-        run = bytearray()
-        between = b""
+    def _excluded(self, part: int) -> Iterator[list[Buffer]]:
         for place in self.keys.excluded():
-            (entry,) = self.texts.read_utf8(place, part, part + 1)
-            run += between
-            run += entry
-            between = separator
-            if len(run) >= _RUN:
-                yield run
-                run = bytearray()
-        if run:
-            yield run
+            yield self.texts.read_utf8(place, part, part + 1)
 
     def read_items(self) -> Iterator[PlanItem]:
         """The items, in plan order, one at a time (for the ticket)."""
@@ -282,8 +254,7 @@ class StreamedPlan:
             yield item_from_dict(json.loads(b"".join(parts)), n, policy)
 
     def read_excluded(self) -> Iterator[dict[str, Any]]:
-        read = self.texts.read_utf8
-        return (json.loads(bytes(read(place, 0, 1)[0])) for place in self.keys.excluded())
+        return (json.loads(bytes(entry)) for (entry,) in self._excluded(0))
 
     def pieces(self) -> Iterator[str]:
         """The file's text in pieces: to_json(build_plan(...)) of the same decisions."""
@@ -292,6 +263,23 @@ class StreamedPlan:
     def utf8_pieces(self) -> Iterator[Buffer]:
         """The file's UTF-8 bytes in pieces, the items' as the spill holds them."""
         return file_utf8_pieces(self.body(), self.header.digest, self.header.signature)
+
+
+def _runs(elements: Iterable[Sequence[Buffer]], separator: bytes) -> Iterator[bytearray]:
+    """The elements' parts joined, the elements by ``separator``, in runs of about _RUN
+    bytes: what json_text.Elements yields."""
+    run = bytearray()
+    between = b""
+    for parts in elements:
+        run += between
+        for part in parts:
+            run += part
+        between = separator
+        if len(run) >= _RUN:
+            yield run
+            run = bytearray()
+    if run:
+        yield run
 
 
 def seal(plan: StreamedPlan) -> StreamedPlan:
