@@ -163,12 +163,12 @@ def _parse(script: str) -> VllmInvocation:
     # stands between the cut and it but in its own and-or list: a decoy before the
     # server (``set -o x -m vllm_server;python -m $'vllm_server'``) may fail and end
     # the script where another setup has turned -e on (_reused).
-    between = script[setup_end : invocation.start]
+    start = invocation.start
     if (
         kept is None
-        and invocation.start >= setup_end
-        and ";" not in between
-        and "\n" not in between
+        and start >= setup_end
+        and script.find(";", setup_end, start) < 0
+        and script.find("\n", setup_end, start) < 0
     ):
         _tails[tail] = [invocation, setup_end, None]
         if len(_tails) > _TAILS_KEPT:
