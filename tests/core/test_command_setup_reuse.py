@@ -131,8 +131,8 @@ def _reading(script: str) -> Any:
 
 def _from_scratch(script: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     with monkeypatch.context() as patch:
-        patch.setattr(reading, "_SETUP_MIN", 10**9)  # no setup is ever reused
-        # ... nor a server's command read in another script, in the edits' checks too.
+        # Read whole: no setup's kept reading, no server command read in another script,
+        # in the edits' checks too.
         patch.setattr(reading, "_parse", lambda script: reading._read(script, 0))
         patch.setattr(command_edit, "_parse", lambda script: reading._read(script, 0))
         return _reading(script)
