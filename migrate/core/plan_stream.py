@@ -15,7 +15,6 @@ back with parse_plan as any other.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,7 +28,6 @@ from migrate.core.json_text import (
     Buffer,
     Elements,
     canonical_json,
-    hashed,
     indented_json,
     scalar_text,
 )
@@ -40,6 +38,7 @@ from migrate.core.plan import (
     PlanItem,
     Stage,
     check_change,
+    compute_digest,
     excluded_entry,
     file_pieces,
     file_utf8_pieces,
@@ -284,8 +283,7 @@ def _runs(elements: Iterable[Sequence[Buffer]], separator: bytes) -> Iterator[by
 
 def seal(plan: StreamedPlan) -> StreamedPlan:
     """The plan with its digest computed (one pass over the items)."""
-    digest = "sha256:" + hashed(plan.body(), hashlib.sha256()).hexdigest()
-    return replace(plan, header=replace(plan.header, digest=digest))
+    return replace(plan, header=replace(plan.header, digest=compute_digest(plan.body())))
 
 
 def sign(plan: StreamedPlan, key: bytes) -> StreamedPlan:
