@@ -403,3 +403,116 @@ def test_a_script_bash_would_refuse_past_a_kept_setup_is_refused_as_a_whole(
     refused = _reading(script)
     assert refused[0] == "refused" and refused[1] == cmd.UNBALANCED_QUOTING
     assert refused == _from_scratch(script, monkeypatch)
+
+
+# Short setups with URLs: the reader keys them by their text with each URL's
+# directories blanked. "{}" stands for directories; the URL's last part stays.
+# Some name what the reader looks for through the URL: a python or a bash started by
+# path, exit, set's options, an assignment, a string of each kind, a case pattern.
+_URL_SETUPS = [
+    "gsutil -m cp -r gs://{}llama-3-8b/* model_files;",
+    'azcopy copy --recursive "https://{}m-ft-1a2b3c/*" model_files;',
+    "set -e;./s5cmd cp s3://{}* model_files;",
+    "s3://{}python -m $'vllm_server';",
+    's3://{}python3.11 -m $"vllm_server" --port 1;',
+    "env A=1 s3://{}python -m $'vllm_server';",
+    "https://{}bash -c $'python -m vllm_\\x73erver';",
+    "set -e;s3://{}exit;",
+    "s3://{}exit 1;",
+    "exit s3://{}x;",
+    "exec s3://{}x;",
+    "set -e;false s3://{}x;",
+    "set -o s3://{}errexit;",
+    "set -e;set -o s3://{}errexit;",
+    "set -e s3://{}x;",
+    "set -e;set -o/x s3://{}y;",  # an option with a "/", not a URL: bash refuses it
+    "set -e;2>&1x true s3://{}x;",
+    "x=s3://{}y;",
+    "echo 's3://{}';",
+    'echo "s3://{}";',
+    "echo $'s3://{}\\'';",
+    "case s3://{}a in s3://{}b) exit;; esac;",
+    "[[ s3://{}a == s3://{}b ]] && exit;",
+    "echo ${x:-s3://{}};",
+    "echo s3://{}{a,b} s3://{}*.json;",
+    "bash -c 'python -m vllm_server --port s3://{}x';",
+]
+# What stands between "://" and the URL's last "/": letters, digits and "_.-/", words
+# the reader knows among them.
+_DIRECTORIES = [
+    "",
+    "/",
+    "a/",
+    "bucket/hf-llm/",
+    "python/",
+    "exit/",
+    "-e/",
+    "errexit/",
+    "-mvllm_server/",
+    "vllm_server/",
+    "..//x.y-z_9/",
+    # Characters bash gives a meaning to: no key may hide them.
+    "$x/",
+    "a b/",
+    "a;exit;/",
+    "'/",
+    '"/',
+    "\\/",
+    "*/",
+    "{a,b}/",
+    "~/",
+    "=/",
+]
+
+
+def _directories(rng: random.Random) -> list[str]:
+    alphabet = "abz09_.-/" + "/" * 3
+    made = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) + "/"
+    return [*_DIRECTORIES, made, rng.choice(_DIRECTORIES) + made]
+
+
+def test_a_short_setup_reads_as_itself_with_its_urls_directories_blanked() -> None:
+    """Each setup's kept reading, made once for all its URLs, is what reading that very
+    setup gives; and the setups of one shape are read once."""
+    rng = random.Random(19)
+    read = reading._read_short_setup.__wrapped__  # the reading itself, nothing kept
+    server = "python -m vllm_server --port 1"
+    summaries = set()
+    setups = set()
+    reading._read_short_setup.cache_clear()
+    for shape in _URL_SETUPS:
+        for directories in _directories(rng):
+            setup = shape.replace("{}", directories)
+            summary = read(setup)
+            assert reading._setup(setup + server, len(setup)) == summary, setup
+            summaries.add(summary)
+            setups.add(setup)
+    assert summaries == {None, False, True}  # refused, -e off, -e on: all were exercised
+    # A few readings for each shape: its URLs with directories, with none, and with
+    # each of the meaningful characters.
+    assert reading._read_short_setup.cache_info().misses <= 13 * len(_URL_SETUPS)
+    assert len(setups) > 20 * len(_URL_SETUPS)
+
+
+def test_scripts_whose_setups_differ_in_urls_read_as_the_whole_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A script read past a setup kept for another URL reads as the whole script."""
+    rng = random.Random(23)
+    servers = _servers()
+    compared = taken = 0
+    for shape in _URL_SETUPS:
+        taken += reading._read_short_setup.cache_info().hits
+        reading._read_short_setup.cache_clear()
+        first, *others = _directories(rng)
+        _reading(shape.replace("{}", first) + rng.choice(servers))  # its setup is kept
+        for directories in others:
+            server = rng.choice(servers)
+            for tail in (server, script_fuzz.mutate(rng, server)):
+                reading._tails.clear()
+                script = shape.replace("{}", directories) + tail
+                assert _reading(script) == _from_scratch(script, monkeypatch), script
+                compared += 1
+    taken += reading._read_short_setup.cache_info().hits
+    assert compared == len(_URL_SETUPS) * 22 * 2
+    assert taken > 10 * len(_URL_SETUPS)  # setups kept for another URL were taken
