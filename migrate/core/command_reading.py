@@ -218,7 +218,7 @@ def _moved(invocation: VllmInvocation, script: str, by: int) -> VllmInvocation:
     if by:
         args = tuple([_tuple_new(Arg, (f, v, a + by, b + by, i)) for f, v, a, b, i in args])
         spans = tuple([(a + by, b + by) for a, b in spans])
-    return VllmInvocation(
+    moved = VllmInvocation(
         script=script,
         module=invocation.module,
         start=invocation.start + by,
@@ -230,6 +230,23 @@ def _moved(invocation: VllmInvocation, script: str, by: int) -> VllmInvocation:
         command_end=invocation.command_end + by,
         nested=invocation.nested,
     )
+    # What was worked out of the arguments holds for the same arguments.
+    known = invocation.__dict__
+    for name in _OF_ARGUMENTS:
+        if name in known:
+            moved.__dict__[name] = known[name]
+    # An edit made there is this one's: it falls in the text both scripts share, which
+    # bash reads alike in both (see _reused). A refusal is made again: its reason may
+    # name an offset.
+    cut = invocation.start
+    for on, edited in invocation._edits.items():
+        if type(edited) is str:
+            moved._edits[on] = script[: cut + by] + edited[cut:]
+    return moved
+
+
+# A reading's values (command_model._kept) that its arguments alone decide.
+_OF_ARGUMENTS = ("enforce_eager", "gpu_memory_utilization", "_items")
 
 
 def _read(script: str, setup_end: int, strict: int | None = None) -> VllmInvocation:

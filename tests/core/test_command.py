@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from migrate.core import command, command_edit
+from migrate.core import command, command_edit, command_reading
 from migrate.core.command import (
     Arg,
     CommandError,
@@ -640,6 +640,8 @@ def test_verification_catches_a_misreading(monkeypatch: pytest.MonkeyPatch) -> N
         return end, [(a, b - 1) for a, b in words]
 
     monkeypatch.setattr(command.shell, "read_words", misreading)
+    # Each edit is made here and checked: none is taken from a reading kept earlier.
+    command_reading._tails.clear()
     for script, on in ((GEN_B, False), (GEN_B_BASE, True), (GEN_E, False)):
         with pytest.raises(CommandError) as err:
             set_enforce_eager(script, on)
