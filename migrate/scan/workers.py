@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, TypeVar
 
 from migrate.core.classify import classify
@@ -45,8 +45,9 @@ from migrate.store.endpoint_rows import RowStream, record_from_json
 # 256 rows, 1.7-1.8 s at 1024). 2 * jobs chunks of 1024 in flight hold a few MB, and
 # the last one keeps a core busy for about 0.1 s.
 CHUNK = 1024
-# Below this many endpoints, starting interpreters costs more than it saves.
-IN_PROCESS_FIRST = 2048
+# Up to this many endpoints, starting interpreters costs more than it saves: they are
+# decided in this process.
+SMALL_FLEET = 2048
 MAX_AUTO_JOBS = 4
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 R = TypeVar("R")
@@ -171,10 +172,6 @@ def render_each(render: Callable[[Decision], R], decisions: list[Decision]) -> l
     return [render(decision) for decision in decisions]
 
 
-def _ready() -> None:
-    """Nothing: submitted once per worker so that spawning overlaps the first rows."""
-
-
 def decide(
     rows: RowStream,
     params: PolicyParams,
@@ -189,7 +186,8 @@ def decide(
     or a functools.partial of one. ``fingerprint``: see classify.
     """
     each = functools.partial(render_each, render)
-    # Rows read here are decided one at a time: the first decision comes at once.
+    # Rows decided here (one job, a small fleet) are decided one at a time: the first
+    # decision comes at once.
     with rare_collections():
         for rendered in _decide(rows, params, overrides, jobs, each, fingerprint, here=1):
             yield from rendered
@@ -225,34 +223,38 @@ def _decide(
 ) -> Iterator[B]:
     """The chunks rendered in order; ``here``: how many rows a chunk decided in this process has."""
     stream, keys = rows.values, rows.keys
-    if jobs <= 1:
-        while chunk := list(islice(stream, here)):
-            yield _rendered(keys, chunk, params, overrides, render_chunk, fingerprint)
-        return
-    pool: ProcessPoolExecutor | None = None
+    if jobs > 1:
+        # Whether the fleet is small is known before a worker starts: rows are read
+        # ahead. A big fleet's rows all go to the workers from the first: deciding
+        # the first ones here while the workers started left them waiting for rows.
+        ahead = list(islice(stream, SMALL_FLEET + 1))
+        if len(ahead) > SMALL_FLEET:
+            yield from _pooled(
+                chain(ahead, stream), keys, params, overrides, jobs, render_chunk, fingerprint
+            )
+            return
+        stream = iter(ahead)
+    while chunk := list(islice(stream, here)):
+        yield _rendered(keys, chunk, params, overrides, render_chunk, fingerprint)
+
+
+def _pooled(
+    stream: Iterator[str],
+    keys: tuple[str, ...],
+    params: PolicyParams,
+    overrides: Overrides | None,
+    jobs: int,
+    render_chunk: Callable[[list[Decision]], B],
+    fingerprint: bool,
+) -> Iterator[B]:
+    """The chunks rendered on ``jobs`` worker processes, in order."""
+    pool = _pool(jobs, params, overrides, render_chunk, fingerprint)
     pending: deque[Future[B]] = deque()
     try:
-        done = 0
-        while done < IN_PROCESS_FIRST:
-            chunk = list(islice(stream, min(here, IN_PROCESS_FIRST - done)))
-            if not chunk:
-                return
-            if pool is None and done + len(chunk) >= IN_PROCESS_FIRST // 2:
-                # The fleet is not small: start the workers while this process goes on.
-                pool = _pool(jobs, params, overrides, render_chunk, fingerprint)
-                for _ in range(jobs):
-                    _submit(pool, _ready)
-            done += len(chunk)
-            yield _rendered(keys, chunk, params, overrides, render_chunk, fingerprint)
-        chunk = list(islice(stream, CHUNK))
-        if chunk and pool is None:
-            pool = _pool(jobs, params, overrides, render_chunk, fingerprint)
-        while chunk:
-            assert pool is not None
+        while chunk := list(islice(stream, CHUNK)):
             pending.append(_submit(pool, _decide_chunk, keys, chunk))
             if len(pending) >= 2 * jobs:
                 yield pending.popleft().result()
-            chunk = list(islice(stream, CHUNK))
         while pending:
             yield pending.popleft().result()
     except BrokenProcessPool as err:
@@ -262,8 +264,7 @@ def _decide(
             "rerun, or use --jobs 1 to read in one process"
         ) from err
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _submit(pool: ProcessPoolExecutor, fn: Any, *args: Any) -> Future[Any]:

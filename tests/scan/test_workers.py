@@ -34,7 +34,7 @@ FLEET_SIZE = 300
 
 @pytest.fixture
 def small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "IN_PROCESS_FIRST", 20)
+    monkeypatch.setattr(workers, "SMALL_FLEET", 20)
     monkeypatch.setattr(workers, "CHUNK", 7)
 
 
@@ -69,7 +69,7 @@ def test_workers_decide_as_one_process_does_in_the_same_order(seeded, small_pool
             seeded.engine, schema=seeded.schema, params=params, overrides=overrides, jobs=1
         )
     ]
-    assert len(alone) > workers.IN_PROCESS_FIRST + 10 * workers.CHUNK
+    assert len(alone) > workers.SMALL_FLEET + 10 * workers.CHUNK
     assert pooled == with_overrides_alone
     # The overrides reached the workers: some decision differs from the run without them.
     assert pooled != alone
@@ -94,7 +94,7 @@ def test_a_killed_worker_is_one_clear_error(seeded, small_pool, chunks_in: int) 
 
     def killing() -> Iterator[str]:
         for i, values in enumerate(listed.values):
-            if i == workers.IN_PROCESS_FIRST + chunks_in * workers.CHUNK:
+            if i == workers.SMALL_FLEET + chunks_in * workers.CHUNK:
                 children = multiprocessing.active_children()
                 assert children, "the pool should be running by now"
                 os.kill(children[0].pid, signal.SIGKILL)
@@ -107,10 +107,10 @@ def test_a_killed_worker_is_one_clear_error(seeded, small_pool, chunks_in: int) 
 
 def test_stopping_early_leaves_no_worker_behind(seeded, small_pool) -> None:
     decisions = workers.decide(rows(seeded), PolicyParams(), None, jobs=2)
-    taken = [next(decisions) for _ in range(workers.IN_PROCESS_FIRST + 3 * workers.CHUNK)]
+    taken = [next(decisions) for _ in range(workers.SMALL_FLEET + 3 * workers.CHUNK)]
     assert multiprocessing.active_children()
     decisions.close()  # what `scan | head` does to the generator
-    assert len(taken) == workers.IN_PROCESS_FIRST + 3 * workers.CHUNK
+    assert len(taken) == workers.SMALL_FLEET + 3 * workers.CHUNK
     assert not multiprocessing.active_children()
 
 
@@ -180,15 +180,35 @@ def test_auto_jobs_is_between_one_and_the_cap() -> None:
     assert Jobs().convert("3", None, None) == 3
 
 
-def test_a_fleet_just_under_the_threshold_stays_in_process(seeded, monkeypatch) -> None:
+@pytest.mark.parametrize("over", [0, 1])
+def test_a_small_fleet_is_decided_in_process_and_a_bigger_one_all_on_workers(
+    seeded, monkeypatch, over: int
+) -> None:
+    """Rows are read ahead: a fleet of SMALL_FLEET starts no worker; one row more, and
+    every row is decided on the workers, none here while they start."""
     listed = list(rows(seeded).values)
     keys = rows(seeded).keys
-    # Past half the threshold the workers are started early; none may outlive the scan.
-    monkeypatch.setattr(workers, "IN_PROCESS_FIRST", len(listed) + 10)
+    monkeypatch.setattr(workers, "SMALL_FLEET", len(listed) - over)
+    here: list[int] = []
+    real = workers._rendered
+    started: list[int] = []
+    real_pool = workers._pool
+
+    def rendered(keys, chunk, *args):  # type: ignore[no-untyped-def]
+        here.append(len(chunk))
+        return real(keys, chunk, *args)
+
+    def pool(*args):  # type: ignore[no-untyped-def]
+        started.append(1)
+        return real_pool(*args)
+
+    monkeypatch.setattr(workers, "_rendered", rendered)
+    monkeypatch.setattr(workers, "_pool", pool)
     pooled = list(workers.decide(RowStream(keys, iter(listed)), PolicyParams(), None, jobs=2))
+    assert (sum(here), len(started)) == ((len(listed), 0) if not over else (0, 1))
+    monkeypatch.setattr(workers, "_rendered", real)
     alone = list(workers.decide(RowStream(keys, iter(listed)), PolicyParams(), None, jobs=1))
     assert [asdict(d) for d in pooled] == [asdict(d) for d in alone]
-    assert len(pooled) == len(listed) > workers.IN_PROCESS_FIRST // 2
     assert not multiprocessing.active_children()
 
 

@@ -10,7 +10,7 @@ import time
 
 from migrate.scan import workers
 
-workers.IN_PROCESS_FIRST = 20
+workers.SMALL_FLEET = 20
 workers.CHUNK = 7
 
 _slow = float(os.environ.get("BM_TEST_SLOW_CLASSIFY", "0"))
