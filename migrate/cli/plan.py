@@ -153,11 +153,12 @@ def plan_command(
             statement_timeout_s=opts.statement_timeout,
             jobs=opts.jobs,
             spill_dir=spill_directory(target),
+            sealed=key is not None,  # else sealed while it is written
         ) as plan:
             engine.dispose()  # what follows reads the plan's items back, not the database
             if key is not None:
                 plan = plan_stream.sign(plan, key)
-            write_plan_file(plan, target)
+            plan = write_plan_file(plan, target)
             header = plan.header
             stages = ", ".join(f"{s.number}:{s.name}={s.endpoints}" for s in header.stages)
             where = "stdout" if out == "-" else out

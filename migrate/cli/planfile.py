@@ -6,6 +6,7 @@ import functools
 import os
 import stat
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,7 +17,8 @@ from migrate.cli.app import Failure
 from migrate.cli.output import output_stream
 from migrate.core.json_text import Buffer
 from migrate.core.plan import Plan, PlanError, file_utf8_pieces, parse_plan, verify
-from migrate.core.plan_stream import StreamedPlan
+from migrate.core.plan_stream import StreamedPlan, seal
+from migrate.rollout.digest_aside import DigestAside
 from migrate.store import files, fleet
 
 
@@ -37,33 +39,85 @@ def plan_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 PLAN_LIMIT = 256 * files.MIB
 
 
-def write_plan_file(plan: Plan | StreamedPlan, out: str | None) -> None:
-    """Write the plan (None: stdout), refusing one larger than apply reads.
+def write_plan_file(plan: Plan | StreamedPlan, out: str | None) -> Plan | StreamedPlan:
+    """Write the plan (None: stdout), refusing one larger than apply reads; the plan written.
 
     A regular file is written whole or not at all, so an oversized plan is refused
     while it is written and leaves nothing behind. Stdout, a pipe or a device
     cannot take back what it was sent: there the size is counted first. A streamed
     plan whose items alone are over the limit is refused before either.
     The plan goes out as UTF-8 bytes: a streamed plan's items as its spill holds
-    them, never decoded and encoded again.
+    them, never decoded and encoded again. A streamed plan not sealed yet is sealed
+    here: for a regular file, by a child on the other core while the file is written
+    (migrate.rollout.digest_aside); anywhere else, first.
     """
     if isinstance(plan, StreamedPlan):
-        pieces: Callable[[], Iterator[Buffer]] = plan.utf8_pieces
         changes = plan.planned
         _check_size(plan.size_floor, changes)  # before a byte is written or counted
+        if not plan.header.digest and (out is None or not _regular_target(out)):
+            plan = seal(plan)
     else:
-        body = plan.body()
-        pieces = functools.partial(file_utf8_pieces, body, plan.digest, plan.signature)
         changes = len(plan.items)
     if out is None or not _regular_target(out):
-        _check_size(sum(map(len, pieces())), changes)
+        _check_size(sum(map(len, _pieces(plan))), changes)
     with output_stream(out) as handle:
-        write = _binary_writer(handle)
-        written = 0
-        for piece in pieces():
-            written += len(piece)
-            _check_size(written, changes)
-            write(piece)
+        aside = None
+        written_plan = plan
+        if isinstance(plan, StreamedPlan) and not plan.header.digest:
+            if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                aside = DigestAside(plan)
+                written_plan = aside.stand_in()
+            else:  # (it became something else since it was looked at)
+                plan = written_plan = seal(plan)
+        try:
+            write = _binary_writer(handle)
+            written = 0
+            found = _Found(aside.placeholder if aside else "")
+            for piece in _pieces(written_plan):
+                found.look(piece, written)
+                written += len(piece)
+                _check_size(written, changes)
+                write(piece)
+            if aside is not None:
+                plan = _sealed(plan, aside.result(), handle, found.at)  # type: ignore[arg-type]
+        finally:
+            if aside is not None:
+                aside.close()
+    return plan
+
+
+def _pieces(plan: Plan | StreamedPlan) -> Iterator[Buffer]:
+    if isinstance(plan, StreamedPlan):
+        return plan.utf8_pieces()
+    return file_utf8_pieces(plan.body(), plan.digest, plan.signature)
+
+
+class _Found:
+    """Where the placeholder starts in what is written (pieces may cut it in two)."""
+
+    def __init__(self, placeholder: str) -> None:
+        self.wanted = placeholder.encode("ascii")
+        self.at = -1
+        self._tail = b""
+
+    def look(self, piece: Buffer, offset: int) -> None:
+        if self.at >= 0 or not self.wanted:
+            return
+        seen = self._tail + bytes(piece)
+        at = seen.find(self.wanted)
+        if at >= 0:
+            self.at = offset - len(self._tail) + at
+        self._tail = seen[-(len(self.wanted) - 1) :]
+
+
+def _sealed(plan: StreamedPlan, digest: str, handle: IO[str], at: int) -> StreamedPlan:
+    """The plan with its digest, written over the placeholder at ``at`` in the file."""
+    if at < 0:
+        raise RuntimeError("the plan file was written without its digest's place")
+    handle.flush()
+    getattr(handle, "buffer", handle).flush()
+    os.pwrite(handle.fileno(), digest.encode("ascii"), at)
+    return replace(plan, header=replace(plan.header, digest=digest))
 
 
 def _binary_writer(handle: IO[str]) -> Callable[[Buffer], object]:

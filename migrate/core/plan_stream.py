@@ -202,6 +202,8 @@ class Texts(Protocol):
     def append_record(self, record: bytes) -> int: ...
     def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]: ...
     def read_utf8(self, place: int, start: int = 0, stop: int | None = None) -> list[Buffer]: ...
+    def flush(self) -> None:
+        """Every record stored where another process reading the storage finds it."""
 
 
 @dataclass(frozen=True)
@@ -306,12 +308,14 @@ def stream_plan(
     overrides: str | None,
     stage_spec: str = DEFAULT_STAGES,
     exclude_large: bool = False,
+    sealed: bool = True,
 ) -> StreamedPlan:
     """build_plan's plan, sealed, with every item's text in `texts` rather than in memory.
 
     The stages and the policy are checked before the first decision is read.
     ``decisions`` may come as :func:`planned` (or :func:`planned_chunk`) made them with
-    this ``exclude_large``.
+    this ``exclude_large``. ``sealed=False``: its digest is left to the caller (""), who
+    may make it while the file is written (migrate.rollout.digest_aside).
     """
     specs = stage_specs(stage_spec)
     read_policy(policy, overrides)
@@ -350,4 +354,5 @@ def stream_plan(
         stages=tuple(Stage(n, name, size) for n, (name, size) in enumerate(sizes, 1)),
         items=(),
     )
-    return seal(StreamedPlan(header, keys, texts, size_floor))
+    plan = StreamedPlan(header, keys, texts, size_floor)
+    return seal(plan) if sealed else plan

@@ -81,11 +81,13 @@ def streamed_plan(
     statement_timeout_s: int = 60,
     jobs: int = 1,
     spill_dir: str | None = None,
+    sealed: bool = True,
 ) -> Iterator[StreamedPlan]:
     """Scan the fleet and plan every change it finds; the plan is usable inside the block.
 
     Its items wait in a nameless temporary file in `spill_dir` (None: $TMPDIR),
-    gone when the block ends, however it ends (migrate.store.spill).
+    gone when the block ends, however it ends (migrate.store.spill). ``sealed=False``:
+    its digest is left to be made (see migrate.core.plan_stream.stream_plan).
     """
     with Spill(RECORD_PARTS, spill_dir, what="the plan's items") as spill:
         stamp = _stamp(engine, statement_timeout_s)
@@ -109,4 +111,5 @@ def streamed_plan(
             overrides=overrides_path,
             stage_spec=stage_spec,
             exclude_large=exclude_large,
+            sealed=sealed,
         )

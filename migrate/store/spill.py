@@ -77,6 +77,14 @@ class Spill:
         self._unflushed = True
         return place
 
+    def flush(self) -> None:
+        """Every record in the file itself (another process may read it: a forked child)."""
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise self._error(exc) from None
+        self._unflushed = False
+
     def read(self, place: int, start: int = 0, stop: int | None = None) -> list[str]:
         """Parts start..stop (all by default) of the record at `place`."""
         data, first, lengths = self._find(place, start, stop)

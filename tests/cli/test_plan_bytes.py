@@ -31,7 +31,7 @@ def _fleet() -> list:
 
 
 @pytest.mark.parametrize("exclude_large", [False, True])
-@pytest.mark.parametrize("made", ["whole", "streamed"])
+@pytest.mark.parametrize("made", ["whole", "streamed", "unsealed"])
 @pytest.mark.parametrize("target", ["file", "stdout"])
 def test_the_file_is_to_json_and_the_limit_counts_its_bytes(
     tmp_path: Path,
@@ -47,12 +47,19 @@ def test_the_file_is_to_json_and_the_limit_counts_its_bytes(
     assert len(expected) > len(to_json(whole))  # the limit below is in bytes, not characters
     with Spill(RECORD_PARTS) as spill:
         plan = whole
-        if made == "streamed":
-            plan = stream_plan(iter(_fleet()), spill, **header, exclude_large=exclude_large)
+        if made != "whole":
+            plan = stream_plan(
+                iter(_fleet()),
+                spill,
+                **header,
+                exclude_large=exclude_large,
+                sealed=made == "streamed",
+            )
 
         def write(name: str) -> bytes | None:
             path = tmp_path / name
-            planfile.write_plan_file(plan, str(path) if target == "file" else None)
+            written = planfile.write_plan_file(plan, str(path) if target == "file" else None)
+            assert written.header.digest == whole.digest if made != "whole" else written is whole
             if target == "file":
                 return path.read_bytes()
             return capsysbinary.readouterr().out

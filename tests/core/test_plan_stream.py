@@ -52,6 +52,9 @@ class Memory:
     def read_utf8(self, place: int, start: int = 0, stop: int | None = None) -> list[bytes]:
         return [part.encode("utf-8") for part in self.read(place, start, stop)]
 
+    def flush(self) -> None:
+        pass
+
 
 def streamed_text(decisions: list[Decision], texts: Any, key: bytes | None, **kw: Any) -> str:
     plan = stream_plan(iter(decisions), texts, **HEADER, **kw)
