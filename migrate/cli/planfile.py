@@ -79,7 +79,7 @@ def write_plan_file(plan: Plan | StreamedPlan, out: str | None) -> Plan | Stream
                 _check_size(written, changes)
                 write(piece)
             if aside is not None:
-                plan = _sealed(plan, aside.result(), handle, found.at)  # type: ignore[arg-type]
+                plan = _sealed(aside.plan, aside.result(), handle, found.at)
         finally:
             if aside is not None:
                 aside.close()
