@@ -57,14 +57,20 @@ _PLAIN_STRING = re.compile(r"'[^']*'")
 _ASSIGNED_HEX = re.compile(r"=[0-9a-f]{32,}(?=[;\s])")
 _MISSING: Any = object()
 # A short setup is read with each URL's directories (past "://", up to its last "/")
-# written "u/". A download step names a model's or an endpoint's weights there: the
-# synthetic fleet's 5,400 short setups in 40,000 scripts read as 89. It reads the
-# same: those characters mean nothing to bash in a word (no blank, quote, escape,
-# expansion, glob, brace, "=" or "~"), so the commands, their words and each word's
-# first character and text after its last "/" (what names a command to the reader:
-# exit, set, python, bash) stay, and no vLLM mention can stand there (none strict is
-# in a setup, and a loose one has no "/").
+# written "u/" ("c/" if they hold a "c"). A download step names a model's or an
+# endpoint's weights there: the synthetic fleet's 5,400 short setups in 40,000 scripts
+# read as 89. It reads the same: those characters mean nothing to bash in a word (no
+# blank, quote, escape, expansion, glob, brace, "=" or "~"), so the commands, their
+# words and each word's first character and text after its last "/" (what names a
+# command to the reader: exit, set, python, bash) stay, and so does whether a word
+# holds a "c" (the reader takes an option of bash's with one for -c: ``bash
+# -x://c/ SCRIPT`` may run SCRIPT); and no vLLM mention can stand there (none strict
+# is in a setup, and a loose one has no "/").
 _URL_DIRECTORIES = re.compile(r"://[A-Za-z0-9_./-]*/")
+
+
+def _blanked(url: re.Match[str]) -> str:
+    return "://c/" if "c" in url.group() else "://u/"
 
 
 def _setup_key(setup: str) -> str:
@@ -121,7 +127,7 @@ def _setup(script: str, end: int) -> bool | None:
     if "<<" in setup or "#" in setup[setup.rfind("\n") + 1 :]:
         return None
     if end < _SETUP_MIN:
-        return _read_short_setup(_URL_DIRECTORIES.sub("://u/", setup))
+        return _read_short_setup(_URL_DIRECTORIES.sub(_blanked, setup))
     key = _setup_key(setup)
     summary = _setups.get(key, _MISSING)
     if summary is _MISSING:
