@@ -6,7 +6,6 @@ import functools
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,7 +16,7 @@ from migrate.cli.app import Failure
 from migrate.cli.output import output_stream
 from migrate.core.json_text import Buffer
 from migrate.core.plan import Plan, PlanError, file_utf8_pieces, parse_plan, verify
-from migrate.core.plan_stream import StreamedPlan, seal
+from migrate.core.plan_stream import StreamedPlan, seal, with_digest
 from migrate.rollout.digest_aside import DigestAside
 from migrate.store import files, fleet
 
@@ -117,7 +116,7 @@ def _sealed(plan: StreamedPlan, digest: str, handle: IO[str], at: int) -> Stream
     handle.flush()
     getattr(handle, "buffer", handle).flush()
     os.pwrite(handle.fileno(), digest.encode("ascii"), at)
-    return replace(plan, header=replace(plan.header, digest=digest))
+    return with_digest(plan, digest)
 
 
 def _binary_writer(handle: IO[str]) -> Callable[[Buffer], object]:

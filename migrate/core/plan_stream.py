@@ -285,7 +285,12 @@ def _runs(elements: Iterable[Sequence[Buffer]], separator: bytes) -> Iterator[by
 
 def seal(plan: StreamedPlan) -> StreamedPlan:
     """The plan with its digest computed (one pass over the items)."""
-    return replace(plan, header=replace(plan.header, digest=compute_digest(plan.body())))
+    return with_digest(plan, compute_digest(plan.body()))
+
+
+def with_digest(plan: StreamedPlan, digest: str) -> StreamedPlan:
+    """The plan with this digest (made elsewhere: migrate.rollout.digest_aside)."""
+    return replace(plan, header=replace(plan.header, digest=digest))
 
 
 def sign(plan: StreamedPlan, key: bytes) -> StreamedPlan:

@@ -19,10 +19,9 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-from dataclasses import replace
 
 from migrate.core.plan import compute_digest
-from migrate.core.plan_stream import StreamedPlan
+from migrate.core.plan_stream import StreamedPlan, with_digest
 
 _PREFIX = "sha256:"
 _LENGTH = len(_PREFIX) + 64
@@ -56,7 +55,7 @@ class DigestAside:
 
     def stand_in(self) -> StreamedPlan:
         """The plan with the placeholder for its digest: the file's bytes, but for those."""
-        return replace(self.plan, header=replace(self.plan.header, digest=self.placeholder))
+        return with_digest(self.plan, self.placeholder)
 
     def result(self) -> str:
         """The digest: the child's answer, or one made here when there is none."""

@@ -99,10 +99,9 @@ class Spill:
         """(bytes holding them, where the first starts, their lengths) of parts start..stop."""
         stop = self._width if stop is None else stop
         header = self._header
+        if self._unflushed:
+            self.flush()
         try:
-            if self._unflushed:
-                self._file.flush()
-                self._unflushed = False
             data, at = self._block, place - self._block_at
             if at < 0 or at + header.size > len(data):
                 data, at = self._load(place, header.size), 0
