@@ -20,25 +20,11 @@ from migrate.core.plan_stream import RECORD_PARTS, stream_plan
 from migrate.rollout import digest_aside
 from migrate.store.spill import Spill
 from tests.support.plans import HEADER, decision
+from tests.support.processes import children
 
 
 def _fleet() -> list:
     return [decision(f"e-{n:03d}", reason="\u2713 " * n) for n in range(300)]
-
-
-def _children() -> list[int]:
-    """This process's child processes, zombies included (from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == os.getpid():
-                found.append(int(entry))
-    return found
 
 
 def _written(tmp_path: Path, name: str) -> tuple[bytes, str]:
@@ -93,7 +79,7 @@ def test_the_file_and_its_digest_are_the_serial_ones(
     # Made once: by the child, or here when the child could not.
     assert digests == ([os.getpid()] if fault else [d for d in digests if d != os.getpid()])
     assert len(digests) == 1
-    assert not _children()
+    assert not children(os.getpid())
 
 
 def test_a_plan_refused_as_too_large_leaves_no_file_and_no_child(
@@ -113,4 +99,4 @@ def test_a_plan_refused_as_too_large_leaves_no_file_and_no_child(
         _written(tmp_path, "plan.json")
     assert forks  # the child was running when the file was refused
     assert not (tmp_path / "plan.json").exists()
-    assert not _children()
+    assert not children(os.getpid())

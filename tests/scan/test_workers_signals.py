@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from migrate.sandbox import synth
 from migrate.sandbox.seed import seed_fleet
+from tests.support.processes import children
 
 pytestmark = pytest.mark.parametrize("schema_version", ["2026"])
 
@@ -43,19 +44,6 @@ def slow_fleet(me_db):
     return me_db
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -76,7 +64,7 @@ def _start_scan(me_db, *extra: str, slow: float = 0) -> tuple[subprocess.Popen[s
     workers: set[int] = set()
     while time.monotonic() < deadline and len(workers) < 2:
         # Spawned workers are the children running python (the resource tracker is one too).
-        workers = {p for p in _children(proc.pid) if "spawn_main" in _cmdline(p)}
+        workers = {p for p in children(proc.pid) if "spawn_main" in _cmdline(p)}
         time.sleep(0.1)
     assert len(workers) == 2, "the pool did not start"
     return proc, workers

@@ -1,11 +1,26 @@
-"""Watching a child process's output as it comes."""
+"""Watching a child process's output as it comes, and which children a process has."""
 
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import IO
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of ``pid``, zombies included (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
 
 
 class Lines:
