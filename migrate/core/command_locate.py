@@ -316,6 +316,27 @@ def _find(text: str, parsed: shell.Script, to_outer: _Map | None) -> list[_Locat
     return found
 
 
+def _find_plain(text: str, start: int) -> VllmInvocation | None:
+    """The server's start when all of ``text`` from ``start`` on is one command of
+    ordinary words that starts it, as _find reads it in ``shell.parse(text, start)``;
+    None when the text is anything else (then _find reads it).
+
+    Such a command is the script's only one there, at top level, not in a pipeline,
+    with no redirection: found without the general reader, it is what _find finds.
+    """
+    command = shell.lone_plain_command(text, start)
+    if command is None:
+        return None
+    split, texts = _split_words(text, command)
+    if not split:
+        return None
+    spans = tuple(split)
+    matched = _module_of(text, spans, texts)
+    if matched is None:
+        return None
+    return _invocation(text, command, spans, matched, None, texts)
+
+
 def _mentions(text: str, strict: int | None = None) -> int:
     """How often the text names a vLLM module to python, however it is escaped or quoted.
 

@@ -25,7 +25,13 @@ from typing import Any
 
 from migrate.core import shell
 from migrate.core.command_args import _tuple_new
-from migrate.core.command_locate import _MODULE_MENTION, _find, _mentions, _why_not_found
+from migrate.core.command_locate import (
+    _MODULE_MENTION,
+    _find,
+    _find_plain,
+    _mentions,
+    _why_not_found,
+)
 from migrate.core.command_model import (
     MULTIPLE_VLLM_INVOCATIONS,
     NO_VLLM_INVOCATION,
@@ -264,6 +270,15 @@ def _read(script: str, setup_end: int, strict: int | None = None) -> VllmInvocat
         # (The setup names no vLLM module: a first one would be cut before, and a
         # second anywhere makes the script refused below, read either way.)
         setup = _setup(script, setup_end)
+        if setup is not None:
+            # Most servers are one command of ordinary words after the setup: there
+            # is then no other command to run it in a function or a substitution,
+            # or to stop bash before it.
+            plain = _find_plain(script, setup_end)
+            if plain is not None:
+                if _mentions(script, strict) > 1:
+                    raise _more_than_one()
+                return plain
     try:
         parsed = shell.parse(script, setup_end if setup is not None else 0)
     except shell.ShellSyntaxError as err:
@@ -274,9 +289,7 @@ def _read(script: str, setup_end: int, strict: int | None = None) -> VllmInvocat
         raise CommandError(UNBALANCED_QUOTING, f"The script is not valid bash: {err}") from err
     found = _find(script, parsed, None)
     if len(found) > 1 or _mentions(script, strict) > 1:
-        raise CommandError(
-            MULTIPLE_VLLM_INVOCATIONS, "The script starts the vLLM server more than once."
-        )
+        raise _more_than_one()
     if not found:
         if setup is not None:
             parsed = shell.parse(script)  # the reason needs the whole reading
@@ -307,3 +320,9 @@ def _read(script: str, setup_end: int, strict: int | None = None) -> VllmInvocat
     if invocation.nested:
         invocation = replace(invocation, script=script)
     return invocation
+
+
+def _more_than_one() -> CommandError:
+    return CommandError(
+        MULTIPLE_VLLM_INVOCATIONS, "The script starts the vLLM server more than once."
+    )

@@ -49,7 +49,7 @@ from migrate.core.shell_model import (
     ShellSyntaxError,
     SimpleCommand,
 )
-from migrate.core.shell_parser import _Parser
+from migrate.core.shell_parser import _Parser, plain_command
 
 __all__ = [
     "AFTER_AND",
@@ -64,6 +64,7 @@ __all__ = [
     "Script",
     "ShellSyntaxError",
     "SimpleCommand",
+    "lone_plain_command",
     "parse",
     "parse_quoting",
     "command_words",
@@ -93,6 +94,22 @@ def parse(text: str, start: int = 0) -> Script:
         raise parser.unexpected(end)
     commands = tuple(Command(*record) for record in parser.records)
     return Script(text, commands, tuple(parser.pipelines))
+
+
+def lone_plain_command(text: str, start: int = 0) -> Command | None:
+    """The one command :func:`parse` ``(text, start)`` reports when all the text from
+    ``start`` on is a single command of ordinary words; None when it is anything else
+    (then parse reads it).
+
+    The same regular expression as parse's first step reads it, without the rest of
+    the reader: a server's command after a setup read before is mostly this.
+    """
+    if "\\\n" in text:
+        return None  # as parse's first step: a line continuation goes the long way
+    read = plain_command(text, start)
+    if read is None or read[1] != len(text):
+        return None
+    return Command(*read[0])
 
 
 def parse_quoting(text: str) -> tuple[Script, list[tuple[int, int]]]:

@@ -42,6 +42,23 @@ _PLAIN_COMMAND = re.compile(
 )
 
 
+def plain_command(s: str, i: int) -> tuple[list[int], int] | None:
+    """The record of the top-level command of ordinary words at ``i`` (as the general path
+    records it) and where the next one may start; None when it is not such a command.
+
+    The script must hold no line continuation (see _Parser.plain_commands).
+    """
+    m = _PLAIN_COMMAND.match(s, i)
+    if m is None:
+        return None
+    start, end = m.span("command")
+    name_end = m.end("name")
+    name = s[start:name_end]
+    if "=" in name or "[" in name:
+        return None  # an assignment, or a subscript bash reads across blanks
+    return [start, end, start, name_end, 0, start, end, 0, 1], m.end()
+
+
 class _Parser(_CompoundReader):
     """A recursive-descent reader of one script; see :func:`migrate.core.shell.parse`."""
 
@@ -57,20 +74,14 @@ class _Parser(_CompoundReader):
         s, n = self.s, self.n
         if "\\\n" in s or self.quotes is not None:
             return i  # a line continuation may join words, or hide a reserved word
-        match = _PLAIN_COMMAND.match
         records, pipelines = self.records, self.pipelines
         while i < n:
-            m = match(s, i)
-            if m is None:
+            read = plain_command(s, i)
+            if read is None:
                 return i
-            start, end = m.span("command")
-            name_end = m.end("name")
-            name = s[start:name_end]
-            if "=" in name or "[" in name:
-                return i  # an assignment, or a subscript bash reads across blanks
-            records.append([start, end, start, name_end, 0, start, end, 0, 1])
-            pipelines.append((start, end))
-            i = m.end()
+            record, i = read
+            records.append(record)
+            pipelines.append((record[0], record[1]))
         return i
 
     def compound_list(self, i: int, context: int, stop: frozenset[str]) -> tuple[int, int]:

@@ -364,7 +364,16 @@ def test_a_new_server_command_after_a_setup_read_before_reads_as_the_whole_scrip
             cut_reads.append(start)
         return real_parse(script, start)
 
+    real_find_plain = reading._find_plain
+
+    def find_plain(script: str, start: int) -> Any:
+        found = real_find_plain(script, start)
+        if found is not None:
+            cut_reads.append(start)  # read past the cut without the general reader
+        return found
+
     monkeypatch.setattr(reading.shell, "parse", parse)
+    monkeypatch.setattr(reading, "_find_plain", find_plain)
     compared = 0
     for setup in _SHORT_SETUPS:
         reading._read_short_setup.cache_clear()
@@ -522,3 +531,51 @@ def test_scripts_whose_setups_differ_in_urls_read_as_the_whole_script(
     taken += reading._read_short_setup.cache_info().hits
     assert compared == len(_URL_SETUPS) * 24 * 2
     assert taken > 10 * len(_URL_SETUPS)  # setups kept for another URL were taken
+
+
+def _located_past(script: str, cut: int) -> Any:
+    """What the general reader finds in the script read from the cut: (invocation, its
+    spans, its context, its redirection) of each start, or the error."""
+    from migrate.core.command_locate import _find
+
+    try:
+        found = _find(script, reading.shell.parse(script, cut), None)
+    except (cmd.CommandError, reading.shell.ShellSyntaxError) as err:
+        return type(err), str(err)
+    return [
+        (
+            f.invocation,
+            f.invocation.word_spans,
+            f.invocation.insert_at,
+            f.invocation.command_end,
+            f.context,
+            f.bad_redirect,
+        )
+        for f in found
+    ]
+
+
+def test_a_server_of_ordinary_words_read_without_the_general_reader_reads_as_with_it() -> None:
+    """_find_plain, the shortcut for a server of ordinary words alone after the setup,
+    finds what _find finds in the general reader's reading from the cut: the same
+    start, word for word, at top level and with no redirection; or it leaves the
+    script to it."""
+    rng = random.Random(43)
+    scripts = script_fuzz.fleet_scripts(2000, seed=41, vllm_only=True)
+    scripts += [script_fuzz.mutate(rng, s) for s in scripts]
+    scripts += [script_fuzz.script(rng) for _ in range(3000)]
+    taken = 0
+    for script in scripts:
+        for cut in [i + 1 for i, c in enumerate(script) if c in ";\n"]:
+            try:
+                plain = reading._find_plain(script, cut)
+            except cmd.CommandError as err:
+                assert _located_past(script, cut) == (type(err), str(err)), script
+                continue
+            if plain is None:
+                continue
+            taken += 1
+            assert _located_past(script, cut) == [
+                (plain, plain.word_spans, plain.insert_at, plain.command_end, 0, False)
+            ], script
+    assert taken > 1000

@@ -162,3 +162,59 @@ def test_how_far_the_fast_path_reads() -> None:
     parsed = shell.parse("a;b x")
     assert parsed.commands[1] == shell.Command(2, 5, 2, 3, 0, 2, 5, False, True)
     assert parsed.pipelines == ((0, 1), (2, 5))
+
+
+def _cuts(script: str) -> list[int]:
+    return [0] + [i + 1 for i, c in enumerate(script) if c in ";\n"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(scripts())
+@example("set -e;python -m vllm_server --x 1")
+@example("a;b;")
+@example("a;b\n")
+@example("a;b \t")
+@example("a;b\n\n")
+@example("a;b\\\nc")
+@example("a;A=1 b")
+@example("a;b | c")
+def test_a_lone_plain_command_is_what_the_grammar_reads_there(script: str) -> None:
+    for cut in _cuts(script):
+        lone = shell.lone_plain_command(script, cut)
+        if lone is None:
+            continue
+        # Taken only when the grammar reads that one command and nothing else after it.
+        with grammar_only():
+            parsed = shell.parse(script, cut)
+        assert parsed.commands == (lone,)
+        assert parsed.pipelines == ((lone.start, lone.end),)
+
+
+def test_the_fleets_server_commands_are_mostly_lone_plain_commands() -> None:
+    # What the reader's shortcut is for: the server after a download step. A
+    # regression here would not be wrong, only slow.
+    scripts = script_fuzz.fleet_scripts(1500, seed=29, vllm_only=True)
+    lone = 0
+    for script in scripts:
+        at = script.find("python")
+        cut = max(script.rfind(";", 0, at), script.rfind("\n", 0, at)) + 1
+        found = shell.lone_plain_command(script, cut)
+        if found is not None:
+            lone += 1
+            assert shell.parse(script, cut).commands == (found,)
+    assert lone > len(scripts) // 3
+
+
+def test_what_is_no_lone_plain_command() -> None:
+    assert shell.lone_plain_command("a;python x", 2) == shell.Command(
+        2, 10, 2, 8, 0, 2, 10, False, True
+    )
+    assert shell.lone_plain_command("a;python x;", 2) is not None
+    assert shell.lone_plain_command("a;python x;b", 2) is None  # another command follows
+    assert shell.lone_plain_command("a;python x | tee", 2) is None  # a pipeline
+    assert shell.lone_plain_command("a;python x >log", 2) is None  # a redirection
+    assert shell.lone_plain_command("a;python x &", 2) is None  # in the background
+    assert shell.lone_plain_command("a;A=1 python x", 2) is None  # an assignment first
+    assert shell.lone_plain_command("a\\\nb;python x", 5) is None  # a line continuation
+    assert shell.lone_plain_command("a;python \\\n x", 2) is None
+    assert shell.lone_plain_command("a;python x # c", 2) is None  # a comment
