@@ -21,12 +21,14 @@ from tests.support import script_fuzz
 
 @contextmanager
 def word_reader_only() -> Iterator[None]:
-    split = command_locate._split_words
+    split, ordinary = command_locate._split_words, command_locate._ordinary_words
     command_locate._split_words = lambda text, command: ([], [])
+    command_locate._ordinary_words = lambda text, start: None
     try:
         yield
     finally:
         command_locate._split_words = split
+        command_locate._ordinary_words = ordinary
 
 
 def read(script: str) -> object:
@@ -143,7 +145,7 @@ def test_split_words_read_as_the_word_reader_reads(script: str) -> None:
 
 def test_the_fleets_commands_read_alike_both_ways() -> None:
     taken = 0
-    split = command_locate._split_words
+    split, ordinary = command_locate._split_words, command_locate._ordinary_words
 
     def counting(text: str, command: shell.Command) -> tuple[list, list]:
         nonlocal taken
@@ -151,12 +153,20 @@ def test_the_fleets_commands_read_alike_both_ways() -> None:
         taken += bool(found[0])
         return found
 
+    def counting_ordinary(text: str, start: int) -> object:
+        nonlocal taken
+        found = ordinary(text, start)
+        taken += found is not None
+        return found
+
     scripts = script_fuzz.fleet_scripts(1500, seed=23, vllm_only=True)
     command_locate._split_words = counting
+    command_locate._ordinary_words = counting_ordinary
     try:
         fast = [read(s) for s in scripts]
     finally:
         command_locate._split_words = split
+        command_locate._ordinary_words = ordinary
     with word_reader_only():
         slow = [read(s) for s in scripts]
     assert fast == slow
@@ -183,3 +193,46 @@ def test_what_the_split_gives_for_a_plain_command() -> None:
     ):
         other = f"python -m vllm_server --m {unsplittable}"
         assert command_locate._split_words(other, shell.parse(other).commands[0]) == ([], [])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(commands())
+@example("cd /w;python -m vllm_server --host \"::\" --x='' --enforce-eager")
+@example("cd /w;A=1 python -m vllm_server")
+@example('cd /w;"A=1" python -m vllm_server')
+@example("cd /w;python -m vllm_server ''")
+@example("a\\\nb;python -m vllm_server --x 1")
+def test_ordinary_words_are_what_the_plain_command_reading_and_the_split_give(
+    script: str,
+) -> None:
+    """command_locate._ordinary_words, one simple match for the plainest servers, gives
+    what shell.lone_plain_command and _split_words give, or leaves the text to them."""
+    for cut in [0] + [i + 1 for i, c in enumerate(script) if c in ";\n"]:
+        read = command_locate._ordinary_words(script, cut)
+        if read is None:
+            continue
+        command = shell.lone_plain_command(script, cut)
+        assert command is not None, (script, cut)
+        spans, texts = command_locate._split_words(script, command)
+        assert read == (command, tuple(spans), texts), (script, cut)
+
+
+def test_the_plainest_fleet_servers_are_read_by_one_match() -> None:
+    scripts = script_fuzz.fleet_scripts(1500, seed=23, vllm_only=True)
+    taken = 0
+    for script in scripts:
+        at = script.find("python")
+        cut = max(script.rfind(";", 0, at), script.rfind("\n", 0, at)) + 1
+        read = command_locate._ordinary_words(script, cut)
+        if read is not None:
+            taken += 1
+            command, spans, texts = read
+            assert shell.parse(script, cut).commands == (command,)
+            assert texts == [t for t in shellwords_texts(script, spans)]
+    assert taken > len(scripts) / 4
+
+
+def shellwords_texts(script: str, spans: tuple[tuple[int, int], ...]) -> list[str | None]:
+    from migrate.core.shellwords import unquote
+
+    return [unquote(script[a:b]) for a, b in spans]
