@@ -190,21 +190,6 @@ def test_a_lone_plain_command_is_what_the_grammar_reads_there(script: str) -> No
         assert parsed.pipelines == ((lone.start, lone.end),)
 
 
-def test_the_fleets_server_commands_are_mostly_lone_plain_commands() -> None:
-    # What the reader's shortcut is for: the server after a download step. A
-    # regression here would not be wrong, only slow.
-    scripts = script_fuzz.fleet_scripts(1500, seed=29, vllm_only=True)
-    lone = 0
-    for script in scripts:
-        at = script.find("python")
-        cut = max(script.rfind(";", 0, at), script.rfind("\n", 0, at)) + 1
-        found = shell.lone_plain_command(script, cut)
-        if found is not None:
-            lone += 1
-            assert shell.parse(script, cut).commands == (found,)
-    assert lone > len(scripts) // 3
-
-
 def test_what_is_no_lone_plain_command() -> None:
     assert shell.lone_plain_command("a;python x", 2) == shell.Command(
         2, 10, 2, 8, 0, 2, 10, False, True

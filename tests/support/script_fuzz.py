@@ -292,3 +292,10 @@ def fleet_scripts(size: int, seed: int, *, vllm_only: bool) -> list[str]:
             if (version.is_vllm if vllm_only else version.is_llm)
         }
     )
+
+
+def server_cut(script: str) -> int:
+    """Where the setup before a fleet script's server ends: just past the last ";" or
+    newline before its first "python" (0 when none comes before it)."""
+    at = script.find("python")
+    return max(script.rfind(";", 0, at), script.rfind("\n", 0, at)) + 1
