@@ -79,13 +79,18 @@ def _split_words(text: str, command: shell.Command) -> tuple[list[tuple[int, int
                 texts.append(raw.replace(quote, ""))
             else:
                 texts.append(raw)
-    spans: list[tuple[int, int]] = []
-    at = command.start
+    return _spans(raws, command.start), texts
+
+
+def _spans(raws: list[str], start: int) -> list[tuple[int, int]]:
+    """Where each of these words stands, written from ``start`` on one blank apart."""
+    spans = []
+    at = start
     for raw in raws:
         end = at + len(raw)
         spans.append((at, end))
         at = end + 1
-    return spans, texts
+    return spans
 
 
 def _splits_otherwise(chunk: str) -> bool:
@@ -367,14 +372,9 @@ def _ordinary_words(
     texts = raws
     if '"' in words or "'" in words:
         texts = [raw[1:-1] if raw[:1] in "\"'" else raw for raw in raws]
-    spans = []
-    at = start
-    for raw in raws:
-        end = at + len(raw)
-        spans.append((at, end))
-        at = end + 1
+    spans = tuple(_spans(raws, start))
     end = len(text)
-    return shell.Command(start, end, start, spans[0][1], 0, start, end, 0, 1), tuple(spans), texts
+    return shell.Command(start, end, start, spans[0][1], 0, start, end, 0, 1), spans, texts
 
 
 def _mentions(text: str, strict: int | None = None) -> int:
