@@ -21,6 +21,7 @@ import pytest
 from migrate.core import command as cmd
 from migrate.core import command_edit
 from migrate.core import command_reading as reading
+from migrate.core.command_locate import _find
 from migrate.sandbox import synth
 from tests.support import script_fuzz
 
@@ -536,8 +537,6 @@ def test_scripts_whose_setups_differ_in_urls_read_as_the_whole_script(
 def _located_past(script: str, cut: int) -> Any:
     """What the general reader finds in the script read from the cut: (invocation, its
     spans, its context, its redirection) of each start, or the error."""
-    from migrate.core.command_locate import _find
-
     try:
         found = _find(script, reading.shell.parse(script, cut), None)
     except (cmd.CommandError, reading.shell.ShellSyntaxError) as err:
@@ -566,7 +565,7 @@ def test_a_server_of_ordinary_words_read_without_the_general_reader_reads_as_wit
     scripts += [script_fuzz.script(rng) for _ in range(3000)]
     taken = 0
     for script in scripts:
-        for cut in [i + 1 for i, c in enumerate(script) if c in ";\n"]:
+        for cut in script_fuzz.cuts(script)[1:]:
             try:
                 plain = reading._find_plain(script, cut)
             except cmd.CommandError as err:

@@ -208,7 +208,7 @@ def test_ordinary_words_are_what_the_plain_command_reading_and_the_split_give(
 ) -> None:
     """command_locate._ordinary_words, one simple match for the plainest servers, gives
     what shell.lone_plain_command and _split_words give, or leaves the text to them."""
-    for cut in [0] + [i + 1 for i, c in enumerate(script) if c in ";\n"]:
+    for cut in script_fuzz.cuts(script):
         read = command_locate._ordinary_words(script, cut)
         if read is None:
             continue

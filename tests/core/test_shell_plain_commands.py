@@ -164,10 +164,6 @@ def test_how_far_the_fast_path_reads() -> None:
     assert parsed.pipelines == ((0, 1), (2, 5))
 
 
-def _cuts(script: str) -> list[int]:
-    return [0] + [i + 1 for i, c in enumerate(script) if c in ";\n"]
-
-
 @settings(max_examples=3000, deadline=None)
 @given(scripts())
 @example("set -e;python -m vllm_server --x 1")
@@ -179,7 +175,7 @@ def _cuts(script: str) -> list[int]:
 @example("a;A=1 b")
 @example("a;b | c")
 def test_a_lone_plain_command_is_what_the_grammar_reads_there(script: str) -> None:
-    for cut in _cuts(script):
+    for cut in script_fuzz.cuts(script):
         lone = shell.lone_plain_command(script, cut)
         if lone is None:
             continue

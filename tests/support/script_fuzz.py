@@ -299,3 +299,9 @@ def server_cut(script: str) -> int:
     newline before its first "python" (0 when none comes before it)."""
     at = script.find("python")
     return max(script.rfind(";", 0, at), script.rfind("\n", 0, at)) + 1
+
+
+def cuts(script: str) -> list[int]:
+    """Every place a setup may end in the script: its start, and just past each ";" or
+    newline."""
+    return [0] + [i + 1 for i, c in enumerate(script) if c in ";\n"]
