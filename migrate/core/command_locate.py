@@ -337,9 +337,14 @@ def _find_plain(text: str, start: int) -> VllmInvocation | None:
         if lone is None:
             return None
         split, texts = _split_words(text, lone)
-        if not split:
-            return None
-        command, spans = lone, tuple(split)
+        if split:
+            spans = tuple(split)
+        else:
+            # An expansion or a quote inside a word (``"$CHAT_TEMPLATE"``, a dict
+            # repr): its words found and read as _find finds and reads them.
+            words = shell.command_words(text, lone)
+            spans = words.words[words.assignments :]
+        command = lone
     matched = _module_of(text, spans, texts)
     if matched is None:
         return None

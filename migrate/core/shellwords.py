@@ -240,10 +240,30 @@ def _is_substitution(expansion: str) -> bool:
     )
 
 
+# Words _segments reads without a decision: text and quoted strings bash reads nothing
+# in (``{'type':``, a dict repr's first word), or one parameter in double quotes
+# (``"$CHAT_TEMPLATE"``). One with both braces outside quotes may be brace-expanded.
+_QUOTED_TEXT = re.compile(r"""(?:[^\\'"$`<>]++|'[^']*+'|"[^"\\$`]*+")++""")
+_QUOTE_PAIR = re.compile(r"""'([^']*+)'|"([^"]*+)\"""")
+_QUOTED_PARAMETER = re.compile(r'"\$(?:[A-Za-z_][A-Za-z0-9_]*+|\{[A-Za-z_][A-Za-z0-9_]*+\})"')
+
+
 def info(raw: str) -> WordInfo:
     """What bash makes of ``raw``: its text if nothing is expanded, and whether it may split."""
     if _NEEDS_WORK.search(raw) is None:
         return WordInfo(raw, False, raw, False, False)
+    if _QUOTED_TEXT.fullmatch(raw):
+        bare = _QUOTE_PAIR.sub("", raw)
+        if "{" not in bare or "}" not in bare:
+            text = _QUOTE_PAIR.sub(r"\1\2", raw)
+            return WordInfo(text, False, text, False, False)
+    if _QUOTED_PARAMETER.fullmatch(raw):
+        return WordInfo(None, False, "", True, False)
+    return _read_info(raw)
+
+
+def _read_info(raw: str) -> WordInfo:
+    """info() of any word, read segment by segment."""
     segments = _segments(raw, positions=False)
     expanded = [kind for kind, _, _ in segments if kind >= _EXPANSION]
     splits = _EXPANSION in expanded or _brace_expansion(segments)

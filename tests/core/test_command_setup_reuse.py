@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from migrate.core import command as cmd
-from migrate.core import command_edit
+from migrate.core import command_edit, command_locate
 from migrate.core import command_reading as reading
 from migrate.core.command_locate import _find
 from migrate.sandbox import synth
@@ -563,7 +563,7 @@ def test_a_server_of_ordinary_words_read_without_the_general_reader_reads_as_wit
     scripts = script_fuzz.fleet_scripts(2000, seed=41, vllm_only=True)
     scripts += [script_fuzz.mutate(rng, s) for s in scripts]
     scripts += [script_fuzz.script(rng) for _ in range(3000)]
-    taken = 0
+    taken = by_the_word_reader = 0
     for script in scripts:
         for cut in script_fuzz.cuts(script)[1:]:
             try:
@@ -574,7 +574,12 @@ def test_a_server_of_ordinary_words_read_without_the_general_reader_reads_as_wit
             if plain is None:
                 continue
             taken += 1
+            lone = reading.shell.lone_plain_command(script, cut)
+            assert lone is not None
+            if command_locate._split_words(script, lone) == ([], []):
+                by_the_word_reader += 1  # (an expansion, a quote inside a word...)
             assert _located_past(script, cut) == [
                 (plain, plain.word_spans, plain.insert_at, plain.command_end, 0, False)
             ], script
     assert taken > 1000
+    assert by_the_word_reader > 300

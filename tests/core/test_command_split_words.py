@@ -22,14 +22,18 @@ from tests.support import script_fuzz
 
 @contextmanager
 def word_reader_only() -> Iterator[None]:
+    """Every script read by the general reader, and every word by the word reader."""
     split, ordinary = command_locate._split_words, command_locate._ordinary_words
+    plain = command_reading._find_plain
     command_locate._split_words = lambda text, command: ([], [])
     command_locate._ordinary_words = lambda text, start: None
+    command_reading._find_plain = lambda text, start: None
     try:
         yield
     finally:
         command_locate._split_words = split
         command_locate._ordinary_words = ordinary
+        command_reading._find_plain = plain
 
 
 def read(script: str) -> object:
