@@ -322,9 +322,11 @@ def _find(text: str, parsed: shell.Script, to_outer: _Map | None) -> list[_Locat
 
 
 def _find_plain(text: str, start: int) -> VllmInvocation | None:
-    """The server's start when all of ``text`` from ``start`` on is one command of
-    ordinary words that starts it, as _find reads it in ``shell.parse(text, start)``;
-    None when the text is anything else (then _find reads it).
+    """The server's start when all of ``text`` from ``start`` on is one plain command
+    that starts it (shell.lone_plain_command: words of text, quoted strings and plain
+    parameters, no operator, redirection or substitution), as _find reads it in
+    ``shell.parse(text, start)``; None when the text is anything else (then _find
+    reads it).
 
     Such a command is the script's only one there, at top level, not in a pipeline,
     with no redirection: found without the general reader, it is what _find finds.

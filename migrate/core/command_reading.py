@@ -271,7 +271,7 @@ def _read(script: str, setup_end: int, strict: int | None = None) -> VllmInvocat
         # second anywhere makes the script refused below, read either way.)
         setup = _setup(script, setup_end)
         if setup is not None:
-            # Most servers are one command of ordinary words after the setup: there
+            # Most servers are one plain command after the setup: there
             # is then no other command to run it in a function or a substitution,
             # or to stop bash before it.
             plain = _find_plain(script, setup_end)
