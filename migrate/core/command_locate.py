@@ -82,6 +82,17 @@ def _split_words(text: str, command: shell.Command) -> tuple[list[tuple[int, int
     return _spans(raws, command.start), texts
 
 
+def _words(text: str, command: shell.Command) -> tuple[tuple[tuple[int, int], ...], list[str]]:
+    """The spans of a command's words from its name on, and their texts when the split
+    knows them all (else [], and the word reader reads each: an expansion, a quote
+    inside a word, ``"$CHAT_TEMPLATE"``, a dict repr)."""
+    split, texts = _split_words(text, command)
+    if split:
+        return tuple(split), texts
+    read = shell.command_words(text, command)
+    return read.words[read.assignments :], texts
+
+
 def _spans(raws: list[str], start: int) -> list[tuple[int, int]]:
     """Where each of these words stands, written from ``start`` on one blank apart."""
     spans = []
@@ -280,12 +291,7 @@ def _find(text: str, parsed: shell.Script, to_outer: _Map | None) -> list[_Locat
         base = name.rsplit("/", 1)[-1]
         if base not in _WRAPPERS and base not in _SHELL_NAMES and not _PYTHON.fullmatch(base):
             continue
-        split, texts = _split_words(text, command)
-        if split:
-            spans: Sequence[tuple[int, int]] = tuple(split)
-        else:
-            read = shell.command_words(text, command)
-            spans = read.words[read.assignments :]
+        spans, texts = _words(text, command)
         matched = _module_of(text, spans, texts)
         if matched is not None:
             invocation = _invocation(text, command, spans, matched, to_outer, texts)
@@ -335,18 +341,10 @@ def _find_plain(text: str, start: int) -> VllmInvocation | None:
     if read is not None:
         command, spans, texts = read
     else:
-        lone = shell.lone_plain_command(text, start)
-        if lone is None:
+        command = shell.lone_plain_command(text, start)
+        if command is None:
             return None
-        split, texts = _split_words(text, lone)
-        if split:
-            spans = tuple(split)
-        else:
-            # An expansion or a quote inside a word (``"$CHAT_TEMPLATE"``, a dict
-            # repr): its words found and read as _find finds and reads them.
-            words = shell.command_words(text, lone)
-            spans = words.words[words.assignments :]
-        command = lone
+        spans, texts = _words(text, command)
     matched = _module_of(text, spans, texts)
     if matched is None:
         return None

@@ -252,14 +252,20 @@ def info(raw: str) -> WordInfo:
     """What bash makes of ``raw``: its text if nothing is expanded, and whether it may split."""
     if _NEEDS_WORK.search(raw) is None:
         return WordInfo(raw, False, raw, False, False)
-    if _QUOTED_TEXT.fullmatch(raw):
-        bare = _QUOTE_PAIR.sub("", raw)
-        if "{" not in bare or "}" not in bare:
-            text = _QUOTE_PAIR.sub(r"\1\2", raw)
-            return WordInfo(text, False, text, False, False)
+    if _QUOTED_TEXT.fullmatch(raw) and not _braces_outside_quotes(raw):
+        text = _QUOTE_PAIR.sub(r"\1\2", raw)
+        return WordInfo(text, False, text, False, False)
     if _QUOTED_PARAMETER.fullmatch(raw):
         return WordInfo(None, False, "", True, False)
     return _read_info(raw)
+
+
+def _braces_outside_quotes(raw: str) -> bool:
+    """Whether a word of _QUOTED_TEXT holds both "{" and "}" outside its quotes."""
+    if "{" not in raw or "}" not in raw:
+        return False  # (most words: no second pass over them)
+    bare = _QUOTE_PAIR.sub("", raw)
+    return "{" in bare and "}" in bare
 
 
 def _read_info(raw: str) -> WordInfo:
