@@ -105,23 +105,27 @@ class LineReporter(Reporter):
 class LiveReporter(LineReporter):
     """Outcome lines above a live view of the stage and the endpoints in flight."""
 
-    def __init__(self, execute: bool, verb: str = "apply") -> None:
+    def __init__(self, execute: bool, verb: str = "apply", console: Any = None) -> None:
         super().__init__(execute, verb)
         from rich.console import Console
 
-        self._console = Console(highlight=False)
+        self._console = console or Console(highlight=False)
         self._live: Any = None
         self._progress: Any = None
         self._task: Any = None
+        # Guards only the view's state, and is never held while calling rich: rich's
+        # refresh thread holds the Live's lock while it asks _render for the view, so
+        # printing under a lock _render needs would deadlock the two threads.
+        self._view_lock = threading.Lock()
         self._flight: dict[str, tuple[str, str, float]] = {}
         self._state = ""
 
     def _line(self, text: str) -> None:
-        with self._lock:
-            if self._live is not None:
-                self._live.console.print(text, markup=False, soft_wrap=True)
-            else:
-                click.echo(text)
+        live = self._live
+        if live is not None:
+            live.console.print(text, markup=False, soft_wrap=True)  # rich serialises prints
+        else:
+            super()._line(text)
 
     def stage_started(self, number: int, name: str, count: int) -> None:
         self.close()
@@ -169,7 +173,7 @@ class LiveReporter(LineReporter):
         table.add_column("for", justify="right", no_wrap=True)
         table.add_column("last seen", overflow="ellipsis", no_wrap=True)
         now = time.monotonic()
-        with self._lock:
+        with self._view_lock:
             flight = sorted(self._flight.items(), key=lambda kv: kv[1][2])
             state = self._state
         for name, (phase, detail, since) in flight:
@@ -181,12 +185,12 @@ class LiveReporter(LineReporter):
         return Group(*parts)
 
     def phase(self, endpoint: str, phase: str, detail: str) -> None:
-        with self._lock:
+        with self._view_lock:
             _, _, since = self._flight.get(endpoint, ("", "", time.monotonic()))
             self._flight[endpoint] = (phase, detail, since)
 
     def result(self, result: Result) -> None:
-        with self._lock:
+        with self._view_lock:
             self._flight.pop(result.endpoint_name, None)
         if self._progress is not None:
             done = self._progress.tasks[0].completed + 1
@@ -197,13 +201,13 @@ class LiveReporter(LineReporter):
         super().result(result)
 
     def paused(self, path: Path) -> None:
-        with self._lock:
+        with self._view_lock:
             self._state = f"PAUSED: {path} exists; remove it to go on"
         if self._live is None:
             super().paused(path)
 
     def resumed(self) -> None:
-        with self._lock:
+        with self._view_lock:
             self._state = ""
         if self._live is None:
             super().resumed()
