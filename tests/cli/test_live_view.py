@@ -92,11 +92,17 @@ def test_the_live_view_redraws_progress_and_the_endpoints_in_flight(
         os.close(follower)
         try:
             chunks = _read_all(leader, proc, timeout=120)
-            assert proc.wait(30) == 0
+            shown = ANSI.sub("", b"".join(c for _, c in chunks).decode("utf-8", "replace"))
+            try:
+                status = proc.wait(30)
+            except subprocess.TimeoutExpired:
+                status = None  # still running: hung, and what it drew says where
+            assert status == 0, shown[-3000:]
         finally:
             os.close(leader)
             if proc.poll() is None:
                 proc.kill()
+                proc.wait()  # reaped, so no later test finds a child of this process
     raw = b"".join(c for _, c in chunks).decode("utf-8", "replace")
     text = ANSI.sub("", raw)
     # The live region is drawn again and again (cursor moved up and the lines rewritten),

@@ -87,6 +87,7 @@ def _interrupt_demo(env: dict[str, str]) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     output = lines.rest(10)
     assert proc.returncode == 130, output
     assert "sandbox stopped" in output and "interrupted" in output

@@ -190,6 +190,7 @@ def test_foreground_sandbox_stops_cleanly_on_a_signal(
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     output = lines.rest(10)
     assert f"{sig.name} received, stopping" in output
     assert f"sandbox stopped (data kept in {data_dir})" in output

@@ -89,6 +89,7 @@ def fake_postgres(bin_dir: Path, *args: str) -> subprocess.Popen[bytes]:
             pass
         time.sleep(0.02)
     proc.kill()
+    proc.wait()
     raise AssertionError("the fake postgres did not start")
 
 
