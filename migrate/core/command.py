@@ -29,7 +29,6 @@ everything from here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 from migrate.core import shell
 from migrate.core.command_edit import set_enforce_eager
@@ -50,6 +49,7 @@ from migrate.core.command_model import (
     VllmInvocation,
 )
 from migrate.core.command_reading import _parse
+from migrate.core.recurring import RecurringCache
 
 __all__ = [
     "AMBIGUOUS_ENFORCE_EAGER",
@@ -93,23 +93,23 @@ def split_subcommands(script: str) -> list[tuple[int, int]]:
 
 
 # Fleets repeat scripts (one template, many endpoints of a model): a script read
-# once is not read again while it is among the last ones read. A reading is
-# immutable, so sharing it is safe; an error is kept as one and raised afresh.
+# more than once is not read again while it is among those kept
+# (migrate.core.recurring). A reading is immutable, so sharing it is safe; an
+# error is kept as one and raised afresh.
 _READINGS_KEPT = 2048
-
-
-@lru_cache(maxsize=_READINGS_KEPT)
-def _reading(script: str) -> VllmInvocation | CommandError:
-    try:
-        return _parse(script)
-    except CommandError as err:
-        return err
+_readings: RecurringCache[str, VllmInvocation | CommandError] = RecurringCache(_READINGS_KEPT)
 
 
 def parse_script(script: str) -> VllmInvocation:
     if not isinstance(script, str):
         raise CommandError(NOT_A_BASH_COMMAND, "The command script is not a string.")
-    read = _reading(script)
+    read = _readings.get(script)
+    if read is None:
+        try:
+            read = _parse(script)
+        except CommandError as err:
+            read = err
+        _readings.offer(script, read)
     if isinstance(read, CommandError):
         raise CommandError(read.kind, read.reason)
     return read

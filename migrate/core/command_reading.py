@@ -17,8 +17,6 @@ endpoint's weights. Readings of whole scripts are kept by
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
-from contextlib import suppress
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -42,6 +40,7 @@ from migrate.core.command_model import (
     VllmInvocation,
 )
 from migrate.core.command_reachability import _stops
+from migrate.core.recurring import RecurringCache
 
 # A long setup before the server (model engine's model-cache program: ~3 KB,
 # ~90 commands) reads the same in every script that has it, up to the text of
@@ -173,8 +172,6 @@ def _parse(script: str) -> VllmInvocation:
     tail = script[setup_end:]
     kept = _tails.get(tail)
     if kept is not None:
-        with suppress(KeyError):  # (another thread may just have let it go)
-            _tails.move_to_end(tail)  # the most recently used, last out
         reused = _reused(kept, script, setup_end, strict)
         if reused is not None:
             return reused
@@ -191,10 +188,7 @@ def _parse(script: str) -> VllmInvocation:
         and script.find(";", setup_end, start) < 0
         and script.find("\n", setup_end, start) < 0
     ):
-        _tails[tail] = [invocation, setup_end, None]
-        if len(_tails) > _TAILS_KEPT:
-            with suppress(KeyError):
-                _tails.popitem(last=False)
+        _tails.offer(tail, [invocation, setup_end, None])
     return invocation
 
 
@@ -202,8 +196,8 @@ def _parse(script: str) -> VllmInvocation:
 # that script's setup ends, whether bash reads that setup whole and goes on (None: not
 # looked at yet)]. Oldest first (an OrderedDict: a dict's first entry, once many have
 # been taken from its front, is found by a walk over their empty places).
-_tails: OrderedDict[str, list[Any]] = OrderedDict()
 _TAILS_KEPT = 2048
+_tails: RecurringCache[str, list[Any]] = RecurringCache(_TAILS_KEPT)
 
 
 def _reused(kept: list[Any], script: str, setup_end: int, strict: int) -> VllmInvocation | None:
