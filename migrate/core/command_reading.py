@@ -194,8 +194,7 @@ def _parse(script: str) -> VllmInvocation:
 
 # Readings by the text after the setup: [the reading of the script they came in, where
 # that script's setup ends, whether bash reads that setup whole and goes on (None: not
-# looked at yet)]. Oldest first (an OrderedDict: a dict's first entry, once many have
-# been taken from its front, is found by a walk over their empty places).
+# looked at yet)]. Kept from a server command's second sighting (migrate.core.recurring).
 _TAILS_KEPT = 2048
 _tails: RecurringCache[str, list[Any]] = RecurringCache(_TAILS_KEPT)
 
