@@ -33,7 +33,7 @@ def test_the_keys_noted_are_bounded() -> None:
     for key in range(1000):
         cache.offer(key, key)
     assert len(cache._seen) <= 100 and len(cache) == 0
-    cache.offer(999, 9)  # noted just now, before the last time the notes were emptied
+    cache.offer(999, 9)  # noted after the last time the notes were emptied
     assert cache.get(999) == 9
 
 

@@ -15,13 +15,17 @@ from hypothesis import strategies as st
 
 from migrate.store.endpoint_rows import decode_row
 
+# Lone surrogates (and halves of a pair), escaped (ensure_ascii) or as they are, which
+# msgspec cannot encode; st.text() never draws them.
+_SURROGATES = ["\ud800", "\udfff", "\ud83d", "\ude00", "\U0001f600"]
 _SCALARS = (
     st.none()
     | st.booleans()
     | st.integers()  # beyond 64 bits too: exact, never made floats
     | st.integers(-(2**200), 2**200)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()  # lone surrogates too (json.dumps writes them escaped)
+    | st.text()
+    | st.text(st.sampled_from(["a", "é", '"', "\\", "\n", *_SURROGATES]))
 )
 _VALUES = st.recursive(
     _SCALARS,
@@ -87,6 +91,8 @@ def test_what_msgspec_refuses_is_read_by_json_loads() -> None:
         "[NaN, Infinity, -Infinity]",
         '["\\ud800", "\\udc00x"]',
         "[1e999]",
+        '["\ud800", "\udfff"]',  # lone surrogates as they are, not escaped
+        '["\ud800',
         "[" * 600 + "]" * 600,
         "[" * deep + "]" * deep,
         '{"a": [1, 2,]}',
