@@ -31,6 +31,7 @@ SAME_AS_COMMAND = 0
 # timestamptz columns, which JSON writes as ISO 8601 text with the session's offset.
 TIME_KEYS = frozenset({"e_created_at", "e_last_updated_at", "b_created_at"})
 _parse_time = datetime.fromisoformat
+_decode = msgspec.json.Decoder().decode  # built once: decode_row
 
 # Each record field's column label (fleet.endpoint_query), in the field order of the
 # records' constructors; None: the bundle, made of the other table.
@@ -142,9 +143,6 @@ def record_from_json(keys: tuple[str, ...], text: str) -> EndpointRecord:
         if value is not None:
             values[i] = _parse_time(value)
     return _record(layout, values)
-
-
-_decode = msgspec.json.Decoder().decode
 
 
 def decode_row(text: str) -> Any:
